@@ -1,0 +1,148 @@
+"""Run-time plumbing every stage shares: device choice, seeding, atomic files, stage markers.
+
+Nothing here knows about fusion or segmentation. Files are written to a temporary name in the
+same folder and renamed into place, so an interrupted run never leaves a half-written result.
+A stage is finished when its folder holds ``done.json`` with the hash of the config that made
+it (see ``../shared/DESIGN.md``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from configs.schema import RuntimeConfig
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu. Chosen once per stage; library code moves
+    tensors with ``.to(device)`` only."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"runtime.device is '{name}' but no CUDA device is available")
+    return device
+
+
+def setup_runtime(runtime: RuntimeConfig) -> torch.device:
+    """Pick the device, set thread count and determinism flags."""
+    device = pick_device(runtime.device)
+    threads = runtime.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    if runtime.deterministic:
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    return _atomic_write(Path(path), lambda handle: handle.write(data))
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
+
+
+def write_json_atomic(path: str | Path, payload) -> Path:
+    return write_text_atomic(path, json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def save_torch_atomic(path: str | Path, payload) -> Path:
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dict:
+    """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # noqa: BLE001 - any unpickling problem is the file's
+        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+
+
+DONE = "done.json"
+
+
+def read_done(folder: str | Path) -> dict | None:
+    path = Path(folder) / DONE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def is_done(folder: str | Path, config_hash: str) -> bool:
+    done = read_done(folder)
+    return bool(done) and done.get("config_hash") == config_hash
+
+
+def mark_done(folder: str | Path, config_hash: str, **extra) -> Path:
+    payload = {"config_hash": config_hash, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
+    return write_json_atomic(Path(folder) / DONE, payload)
+
+
+class StageExistsError(RuntimeError):
+    """A finished stage would be overwritten; pass force to rerun it on purpose."""
+
+
+def guard_finished(folder: str | Path, config_hash: str, force: bool) -> bool:
+    """Decide what to do with a stage folder before running it.
+
+    Returns True when the stage is already done with this config (skip it). Raises
+    StageExistsError when it was finished with a *different* config and ``force`` is false,
+    so a finished result is never silently replaced. With ``force`` the old marker is removed
+    and the stage reruns.
+    """
+    done = read_done(folder)
+    if done is None:
+        return False
+    if done.get("config_hash") == config_hash and not force:
+        return True
+    if not force:
+        raise StageExistsError(
+            f"{folder}: finished with another config (hash {done.get('config_hash')}, now "
+            f"{config_hash}); rerun with --force to replace it, or choose another --out")
+    (Path(folder) / DONE).unlink()
+    return False

@@ -1,0 +1,255 @@
+"""The one typed configuration of an experiment.
+
+A YAML file maps onto :class:`ExperimentConfig`; every key must be a field (a misspelled key is
+an error that names it and lists the valid ones), every value must have the field's type.
+Any field can be overridden from the command line as ``section.field=value`` (the value is
+parsed as YAML, so ``segmentation.epochs=3`` or ``methods=[average,gtf]`` work).
+
+The numbers of the paper's recipe live in ``configs/paper.yaml`` with comments citing the
+paper; the defaults below are the paper's values where the paper gives one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the key and the problem."""
+
+
+@dataclass
+class SyntheticConfig:
+    """Built-in synthetic MSRS-like scenes (msrs/synthetic.py), generated when data.root is null."""
+
+    train: int = 200
+    test: int = 60
+    height: int = 96
+    width: int = 128
+    seed: int = 0
+    night_fraction: float = 0.5
+
+
+@dataclass
+class DataConfig:
+    """Where the (infrared, visible, label) triplets come from."""
+
+    root: str | None = None  # an MSRS root (train/, test/); null = the built-in synthetic scenes
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+
+@dataclass
+class FusionConfig:
+    """SSPFusion: architecture, loss weights and the two-stage training recipe (paper 3, 4.1)."""
+
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # one width per level, N = 3
+    rcab_per_level: int = 2  # RCAB blocks after each encoder level ("Fusion Details")
+    reduction: int = 16  # channel-attention reduction of RCAB (Zhang et al., 2018)
+    use_sfe: bool = True  # ablation "w/o F" (Table 4): drops L_str and L_rec
+    use_spf: bool = True  # ablation "w/o P" (Table 4): no unique-structure enhancement
+    alpha: float = 1.0  # weight of L_str, eq. 9
+    beta: float = 1.0  # weight of L_rec, eq. 9
+    charbonnier_eps: float = 1e-3  # epsilon of eq. 10
+    structure_epochs: int = 50  # stage 1: learn the structure maps
+    fusion_epochs: int = 300  # stage 2: learn the fusion
+    batch_size: int = 8
+    lr: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    crop_size: int = 256  # random square crops for training
+    max_pairs: int | None = None  # use only the first N training pairs (null = all)
+
+
+@dataclass
+class SegmentationConfig:
+    """DeepLabV3+ (smp) and the paper's two-phase recipe (section 4.1, segmentation paragraph)."""
+
+    encoder: str = "mobilenet_v2"
+    encoder_weights: str | None = None  # "imagenet" needs internet the first time
+    epochs: int = 340  # total, frozen phase included
+    freeze_epochs: int = 100  # first epochs with the encoder frozen
+    freeze_batch_size: int = 8
+    batch_size: int = 4  # after unfreezing
+    lr: float = 7e-3
+    min_lr_ratio: float = 0.01  # cosine decays to lr * min_lr_ratio
+    momentum: float = 0.9
+    nesterov: bool = False  # anchor code: true
+    weight_decay: float = 0.0  # anchor code: 1e-4
+    lr_batch_scaling: bool = False  # anchor code: lr * batch / 16 per phase
+    warmup_epochs: int = 0  # anchor code: 3 (quadratic warm-up)
+    frozen_bn_updates: bool = False  # anchor code: true (frozen encoder's BN stats keep moving)
+    dice_weight: float = 1.0
+    ce_weight: float = 1.0
+    crop: list[int] | None = None  # [h, w] of training crops; null = the image size
+    scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
+    num_workers: int = -1  # -1: chosen from the core count
+    eval_every: int = 1  # epochs between test-split mIoU in history.csv (0 = only at the end)
+    prediction_images: int = 4
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how tensors run; CUDA-only speed-ups default on for CUDA, off on CPU."""
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    threads: int = 0  # torch CPU threads; 0 = the core count
+    amp: str = "auto"  # auto | off | bf16 | fp16
+    channels_last: str = "auto"  # auto | on | off
+    deterministic: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything one experiment needs; one YAML file."""
+
+    name: str = "experiment"
+    seed: int = 0
+    seeds: int = 1  # segmentation trainings per input (seed, seed+1, ...)
+    inputs: list[str] = field(default_factory=lambda: ["infrared", "visible"])
+    methods: list[str] = field(default_factory=lambda: ["sspfusion"])
+    metrics_convention: str = "python"  # fusion metrics: python (CDDFuse) | matlab
+    data: DataConfig = field(default_factory=DataConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+
+
+def _check_type(value, annotation, key: str):
+    """Return ``value`` converted to ``annotation`` or raise a ConfigError naming ``key``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(errors[0] if errors else f"{key}: unexpected value {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        (item_type,) = typing.get_args(annotation)
+        return [_check_type(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of {annotation.__name__} fields")
+        return _from_dict(annotation, value, key)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is bool and not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if annotation is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    if not isinstance(value, annotation):
+        raise ConfigError(f"{key}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _from_dict(cls, raw: dict, prefix: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in raw.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in hints:
+            raise ConfigError(f"unknown config key '{full}' (valid: {', '.join(names)})")
+        kwargs[key] = _check_type(value, hints[key], full)
+    return cls(**kwargs)
+
+
+def config_from_dict(raw: dict) -> ExperimentConfig:
+    """Build a validated ExperimentConfig from a plain mapping (as read from YAML)."""
+    config = _from_dict(ExperimentConfig, raw or {})
+    validate(config)
+    return config
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Apply ``a.b=value`` overrides to a raw mapping; values are parsed as YAML."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' is not of the form section.field=value")
+        dotted, text = item.split("=", 1)
+        keys = dotted.strip().split(".")
+        node = raw
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override '{item}': '{key}' is not a section")
+        node[keys[-1]] = yaml.safe_load(text)
+    return raw
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML experiment (``yaml.safe_load``), apply overrides, validate."""
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of config keys")
+        raw.setdefault("name", path.stem)
+    raw = apply_overrides(raw, overrides or [])
+    try:
+        return config_from_dict(raw)
+    except ConfigError as error:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{error}") from None
+
+
+VALID_INPUTS = ("infrared", "visible")
+
+
+def validate(config: ExperimentConfig) -> None:
+    """Value checks that types alone cannot express."""
+    seg, fus = config.segmentation, config.fusion
+    if config.seeds < 1:
+        raise ConfigError(f"seeds: must be >= 1, got {config.seeds}")
+    for name in config.inputs:
+        if name not in VALID_INPUTS:
+            raise ConfigError(f"inputs: unknown input '{name}' (valid: {', '.join(VALID_INPUTS)};"
+                              " fused inputs come from 'methods')")
+    if config.metrics_convention not in ("python", "matlab"):
+        raise ConfigError("metrics_convention: must be 'python' or 'matlab'")
+    if not 0 <= seg.freeze_epochs <= seg.epochs:
+        raise ConfigError("segmentation.freeze_epochs: must be between 0 and segmentation.epochs")
+    if seg.crop is not None and len(seg.crop) != 2:
+        raise ConfigError("segmentation.crop: must be [height, width] or null")
+    if len(seg.scale_range) != 2 or not 0 < seg.scale_range[0] <= seg.scale_range[1]:
+        raise ConfigError("segmentation.scale_range: must be [low, high] with 0 < low <= high")
+    if len(fus.channels) < 1:
+        raise ConfigError("fusion.channels: needs one width per level (at least one)")
+    if len(fus.betas) != 2:
+        raise ConfigError("fusion.betas: must be [beta1, beta2]")
+    if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
+        raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
+    if config.runtime.channels_last not in ("auto", "on", "off"):
+        raise ConfigError("runtime.channels_last: must be auto, on or off")
+
+
+def config_hash(*sections) -> str:
+    """A short stable hash of config sections (dataclasses or plain values)."""
+    payload = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s for s in sections]
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Everything that makes a fused image: colour handling, methods, SSPFusion, quality metrics."""
