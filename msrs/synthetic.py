@@ -267,4 +267,31 @@ def modality_contrast(image: np.ndarray, label: np.ndarray, class_id: int) -> fl
     return float(abs(luminance[mask].mean() - luminance[ring].mean()))
 
 
-__all__ = ["CLASS_NAMES", "generate_scene", "modality_contrast", "write_synthetic"]
+
+
+
+def ensure_synthetic(folder: str | Path, synthetic) -> Path:
+    """Generate the synthetic set described by ``synthetic`` (a configs.schema.SyntheticConfig)
+    into ``folder`` unless it is already there with the same settings; returns ``folder``."""
+    from configs.runtime import guard_finished, mark_done
+    from configs.schema import config_hash
+
+    folder = Path(folder)
+    digest = config_hash(synthetic)
+    if folder.exists() and guard_finished(folder, digest, force=False):
+        return folder
+    write_synthetic(folder, train=synthetic.train, test=synthetic.test, height=synthetic.height,
+                    width=synthetic.width, seed=synthetic.seed,
+                    night_fraction=synthetic.night_fraction)
+    mark_done(folder, digest, kind="synthetic")
+    return folder
+
+
+def resolve_data_root(data, data_root: str | Path | None, workdir: str | Path) -> Path:
+    """The MSRS root a stage reads: ``data_root`` (command line) if given, else
+    ``data.root`` (config), else the synthetic scenes generated under ``<workdir>/data``."""
+    if data_root is not None:
+        return Path(data_root)
+    if data.root is not None:
+        return Path(data.root)
+    return ensure_synthetic(Path(workdir) / "data", data.synthetic)
