@@ -37,7 +37,6 @@ import numpy as np
 from PIL import Image
 
 from configs.runtime import write_bytes_atomic
-from msrs.classes import CLASS_NAMES
 from msrs.layout import IR_DIR, LABEL_DIR, VI_DIR
 
 NIGHT_VISIBLE_GAIN = 0.1

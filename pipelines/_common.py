@@ -1,0 +1,49 @@
+"""Shared command-line plumbing for the pipeline scripts (argument parsing and error exit only).
+
+Every script puts the repository on sys.path (so it runs without installing the package),
+turns the project's own errors into a one-line message and a non-zero exit, and never prints a
+traceback for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+from configs.runtime import StageExistsError  # noqa: E402
+from configs.schema import ConfigError, ExperimentConfig, load_config  # noqa: E402
+from msrs.layout import DataError  # noqa: E402
+
+USER_ERRORS = (ConfigError, DataError, StageExistsError, FileNotFoundError, ValueError)
+
+
+def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/quick.yaml") -> None:
+    parser.add_argument("--config", default=str(REPO / default),
+                        help="experiment YAML (default: %(default)s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config field, e.g. "
+                        "segmentation.epochs=3 (repeatable)")
+
+
+def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
+    return load_config(args.config, args.overrides)
+
+
+def run_main(main) -> None:
+    """Run ``main()``; the project's errors end the program with one line on stderr."""
+    try:
+        code = main()
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
