@@ -1,0 +1,308 @@
+"""An experiment as a plan of stages: data -> train fusion -> fuse -> quality -> segmentation -> report.
+
+``build_plan`` turns a config into an ordered list of :class:`Stage` objects and validates the
+whole plan before anything trains (data root, method names, external folders). ``run_plan``
+executes it with the project's caching rules (../shared/DESIGN.md):
+
+* a stage whose folder holds ``done.json`` with the same hash is **cached** and skipped;
+* a stage finished under another hash is **stale**: its folder is moved aside to
+  ``<folder>.superseded-<old hash>`` (never deleted) and the stage reruns;
+* a stage folder with a checkpoint but no ``done.json`` (a crashed or killed run) **resumes**;
+* ``force`` reruns matching stages on purpose, replacing their outputs in place.
+
+Each stage hash covers exactly the settings that change its output, plus the hashes of the
+stages it reads, so a changed setting reruns exactly the stages it affects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from configs.runtime import read_done, write_json_atomic
+from configs.schema import ConfigError, ExperimentConfig, config_hash, to_dict
+from msrs.layout import SPLITS, DataError, list_split, validate_root
+
+STAGE_KINDS = ("fusion", "fuse", "quality", "segmentation", "report")
+
+
+@dataclass
+class Stage:
+    """One unit of work with its own output folder and done marker."""
+
+    key: str  # unique, e.g. "segmentation:fused:gtf:seed0"
+    kind: str  # one of STAGE_KINDS
+    folder: Path
+    hash: str
+    run: Callable[[bool], object] = field(repr=False)  # called with resume=True/False
+    describe: str = ""
+    cache: bool = True  # the report is cheap and always rebuilt
+    status: str = ""  # filled by plan_status: cached | stale | resume | new | forced
+    input_name: str | None = None  # segmentation stages: the table row ...
+    seed: int | None = None  # ... and the seed
+
+    def matches(self, selector: str) -> bool:
+        """``fusion``, ``fuse``, ``segmentation`` ..., a stage key, or ``input=NAME`` for the
+        segmentation runs of one table row."""
+        if selector.startswith("input="):
+            return self.input_name == selector.removeprefix("input=")
+        return selector in (self.kind, self.key)
+
+
+def input_names(config: ExperimentConfig, methods: list[str]) -> list[str]:
+    return [*config.inputs, *(f"fused:{method}" for method in methods)]
+
+
+def method_slug(method: str) -> str:
+    """Folder name of a method: ``external:/data/DDFM`` -> ``external-DDFM``."""
+    if method.startswith("external:"):
+        return "external-" + Path(method.removeprefix("external:").rstrip("/")).name
+    return method
+
+
+def _data_identity(config: ExperimentConfig, root: Path) -> str:
+    done = read_done(root)
+    if done and done.get("kind") == "synthetic":
+        return f"synthetic:{done['config_hash']}"
+    return f"root:{root.resolve()}"
+
+
+def is_synthetic(root: Path) -> bool:
+    done = read_done(root)
+    return bool(done) and done.get("kind") == "synthetic"
+
+
+def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: list[str],
+               progress: bool = True) -> list[Stage]:
+    """Validate everything that can be validated without training, then list the stages."""
+    from fusion.methods import available_methods  # noqa: PLC0415 - heavy imports kept lazy
+
+    counts = validate_root(data_root)
+    for split in SPLITS:
+        if counts[split] == 0:
+            raise DataError(f"{data_root / split}: empty split")
+    known = available_methods()
+    for method in methods:
+        if not method.startswith("external:") and method not in known:
+            raise ConfigError(f"unknown fusion method '{method}' (valid: {', '.join(known)}, "
+                              "external:<folder>)")
+        if method.startswith("external:"):
+            _build_external(method).validate_all(data_root)
+    data_id = _data_identity(config, data_root)
+    runtime_free = lambda section: to_dict(section)  # noqa: E731 - device does not change results
+    stages: list[Stage] = []
+
+    fusion_hash = ""
+    if "sspfusion" in methods:
+        fusion_hash = config_hash(data_id, config.seed, runtime_free(config.fusion))
+        folder = out / "fusion" / "sspfusion"
+        stages.append(Stage("fusion:sspfusion", "fusion", folder, fusion_hash,
+                            _train_fusion(config, data_root, folder, progress),
+                            "train SSPFusion"))
+
+    fuse_hashes = {}
+    for method in methods:
+        slug = method_slug(method)
+        upstream = fusion_hash if method == "sspfusion" else ""
+        fuse_hashes[method] = config_hash(data_id, method, upstream)
+        folder = out / "fused" / slug
+        checkpoint = out / "fusion" / "sspfusion" / "model.pt"
+        stages.append(Stage(f"fuse:{method}", "fuse", folder, fuse_hashes[method],
+                            _fuse(method, data_root, folder, checkpoint, progress),
+                            f"fuse train + test with {method}"))
+        quality = out / "quality" / slug
+        stages.append(Stage(f"quality:{method}", "quality", quality,
+                            config_hash(fuse_hashes[method], config.metrics_convention),
+                            _quality(method, data_root, folder, quality,
+                                     config.metrics_convention, progress),
+                            f"fusion metrics of {method} on the test split"))
+
+    for name in input_names(config, methods):
+        method = name.removeprefix("fused:") if name.startswith("fused:") else None
+        upstream = fuse_hashes[method] if method else ""
+        slug = f"fused-{method_slug(method)}" if method else name
+        image_dirs = ({split: out / "fused" / method_slug(method) / split for split in SPLITS}
+                      if method else None)
+        for k in range(config.seeds):
+            seed = config.seed + k
+            folder = out / "segmentation" / slug / f"seed{seed}"
+            digest = config_hash(data_id, name, upstream, seed, runtime_free(config.segmentation))
+            stages.append(Stage(f"segmentation:{name}:seed{seed}", "segmentation", folder, digest,
+                                _train_segmentation(config, data_root, name, folder, seed,
+                                                    image_dirs, progress),
+                                f"DeepLabV3+ on {name}, seed {seed}", input_name=name,
+                                seed=seed))
+    return stages
+
+
+def _build_external(method: str):
+    from fusion.methods import build_method  # noqa: PLC0415
+
+    return build_method(method)
+
+
+def _train_fusion(config, data_root, folder, progress):
+    def run(resume: bool):
+        from fusion.sspfusion.train import train_fusion  # noqa: PLC0415
+
+        return train_fusion(config, data_root, folder, resume=resume, progress=progress)
+    return run
+
+
+def _fuse(method, data_root, folder, checkpoint, progress):
+    def run(resume: bool):
+        from fusion.fuse import fuse_split  # noqa: PLC0415
+
+        from fusion.methods import build_method  # noqa: PLC0415
+
+        options = {"checkpoint": checkpoint} if method == "sspfusion" else {}
+        fuser = build_method(method, **options)
+        return {split: fuse_split(fuser, list_split(data_root, split, labels=False),
+                                  folder / split, progress=progress) for split in SPLITS}
+    return run
+
+
+def _quality(method, data_root, fused, folder, convention, progress):
+    def run(resume: bool):
+        from fusion.quality import evaluate_split  # noqa: PLC0415
+
+        frame = evaluate_split(fused / "test", list_split(data_root, "test", labels=False),
+                               convention)
+        folder.mkdir(parents=True, exist_ok=True)
+        from configs.runtime import write_text_atomic  # noqa: PLC0415
+
+        write_text_atomic(folder / "per_image.csv", frame.to_csv(index=False))
+        return {"images": len(frame)}
+    return run
+
+
+def _train_segmentation(config, data_root, name, folder, seed, image_dirs, progress):
+    def run(resume: bool):
+        from segmentation.train import train_segmentation  # noqa: PLC0415
+
+        return train_segmentation(config, data_root, name, folder, seed, image_dirs=image_dirs,
+                                  resume=resume, progress=progress)
+    return run
+
+
+def plan_status(stages: list[Stage], force: list[str]) -> None:
+    """Fill ``stage.status`` from what is on disk."""
+    for stage in stages:
+        done = read_done(stage.folder)
+        forced = any(stage.matches(selector) for selector in force)
+        if forced:
+            stage.status = "forced"
+        elif not stage.cache:
+            stage.status = "new"
+        elif done and done.get("config_hash") == stage.hash:
+            stage.status = "cached"
+        elif done:
+            stage.status = "stale"
+        elif (stage.folder / "checkpoint.pt").exists():
+            stage.status = "resume"
+        else:
+            stage.status = "new"
+
+
+def _prepare(stage: Stage) -> bool:
+    """Make the folder ready for a run; returns the resume flag."""
+    if stage.status == "stale":
+        old = read_done(stage.folder) or {}
+        target = stage.folder.with_name(f"{stage.folder.name}.superseded-{old.get('config_hash')}")
+        if target.exists():
+            shutil.rmtree(target)
+        stage.folder.rename(target)
+        stage.describe += f" (previous result kept in {target.name})"
+        return False
+    if stage.status == "forced" and stage.folder.exists():
+        shutil.rmtree(stage.folder)
+        return False
+    return stage.status == "resume"
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def run_plan(stages: list[Stage], only: list[str], log: Callable[[str], None] = print) -> dict:
+    """Run the stages in order; returns {key: status}. ``only`` limits to matching stages."""
+    selected = [s for s in stages if not only or any(s.matches(sel) for sel in only)]
+    todo = [s for s in selected if s.status != "cached"]
+    start = time.perf_counter()
+    took: dict[str, list[float]] = {}
+    for number, stage in enumerate(selected, 1):
+        prefix = f"[{number}/{len(selected)}] {stage.key}"
+        if stage.status == "cached":
+            log(f"{prefix}: cached ({stage.folder})")
+            continue
+        reason = {"stale": "config changed", "resume": "resuming from its checkpoint",
+                  "forced": "--force", "new": "not run yet"}[stage.status]
+        resume = _prepare(stage)
+        elapsed = time.perf_counter() - start
+        left = [s for s in todo if s is not stage and todo.index(s) > todo.index(stage)]
+        estimate = _estimate(took, left)
+        eta = f", about {_duration(estimate)} left after it" if estimate is not None else ""
+        log(f"{prefix}: {stage.status} ({reason}) - {stage.describe}; elapsed "
+            f"{_duration(elapsed)}{eta}")
+        began = time.perf_counter()
+        result = stage.run(resume)
+        seconds = time.perf_counter() - began
+        took.setdefault(stage.kind, []).append(seconds)
+        if stage.cache:
+            stage.folder.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(stage.folder / "done.json", {
+                "config_hash": stage.hash, "stage": stage.key, "seconds": round(seconds, 1),
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                "result": result if isinstance(result, dict) else None})
+        stage.status = "done"
+    log(f"all {len(selected)} stages finished in {_duration(time.perf_counter() - start)} "
+        f"({len(selected) - len(todo)} cached)")
+    return {stage.key: stage.status for stage in selected}
+
+
+def _estimate(took: dict[str, list[float]], left: list[Stage]) -> float | None:
+    if not took or not left:
+        return None if left else 0.0
+    overall = sum(sum(v) for v in took.values()) / sum(len(v) for v in took.values())
+    return sum(sum(took[s.kind]) / len(took[s.kind]) if s.kind in took else overall for s in left)
+
+
+def finished_segmentation_runs(stages: list[Stage]) -> list[dict]:
+    """The metrics of every finished segmentation stage of the plan, for the report."""
+    import json  # noqa: PLC0415
+
+    runs = []
+    for stage in stages:
+        if stage.kind != "segmentation":
+            continue
+        metrics = stage.folder / "metrics.json"
+        if metrics.is_file() and _is_current(stage):
+            runs.append({"input": stage.input_name, "seed": stage.seed,
+                         "metrics": json.loads(metrics.read_text()), "folder": stage.folder})
+    return runs
+
+
+def finished_quality_tables(stages: list[Stage]) -> dict:
+    """Per-image fusion metrics of every finished quality stage: method -> DataFrame."""
+    import pandas as pd  # noqa: PLC0415
+
+    tables = {}
+    for stage in stages:
+        per_image = stage.folder / "per_image.csv"
+        if stage.kind == "quality" and per_image.is_file() and _is_current(stage):
+            tables[stage.key.removeprefix("quality:")] = pd.read_csv(per_image)
+    return tables
+
+
+def _is_current(stage: Stage) -> bool:
+    done = read_done(stage.folder)
+    return bool(done) and done.get("config_hash") == stage.hash
+
+
+__all__ = ["Stage", "STAGE_KINDS", "build_plan", "plan_status", "run_plan", "input_names",
+           "method_slug", "is_synthetic", "finished_segmentation_runs", "finished_quality_tables",
+           "ConfigError"]

@@ -1,0 +1,90 @@
+"""Figures of the report: mIoU bars with error bars, a per-class heat map, and a qualitative
+grid in the spirit of the paper's Figure 11 (infrared, visible, fused images, ground truth,
+predictions). Every function writes one PNG atomically and returns its path."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from configs.runtime import write_bytes_atomic  # noqa: E402
+from msrs.classes import CLASS_NAMES, PALETTE  # noqa: E402
+
+
+def _save(figure, path: Path) -> Path:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    plt.close(figure)
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def miou_bars(table: pd.DataFrame, path: str | Path) -> Path:
+    """One bar per input (mean mIoU), error bars = std over seeds when there are several."""
+    figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(table) + 2), 3.6))
+    errors = table["miou_std"].fillna(0).to_numpy() if "miou_std" in table else None
+    colours = ["#c44e52" if name == "SSPFusion" else "#4c72b0" if name in ("Infrared", "Visible")
+               else "#8c8c8c" for name in table["input"]]
+    axis.bar(table["input"], table["miou"], yerr=errors, capsize=4, color=colours)
+    low = max(0.0, float(np.nanmin(table["miou"])) - 10)
+    axis.set_ylim(low, min(100.0, float(np.nanmax(table["miou"])) + 5))
+    axis.set_ylabel("mIoU (%)")
+    axis.set_title("Segmentation mIoU per input (DeepLabV3+)")
+    axis.tick_params(axis="x", rotation=30)
+    return _save(figure, Path(path))
+
+
+def class_heatmap(table: pd.DataFrame, path: str | Path) -> Path:
+    """Inputs x classes heat map of IoU (%), values written in the cells."""
+    columns = [*CLASS_NAMES, "miou"]
+    values = table[columns].to_numpy(dtype=float)
+    figure, axis = plt.subplots(figsize=(9, 0.45 * len(table) + 1.5))
+    image = axis.imshow(values, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    axis.set_xticks(range(len(columns)), columns, rotation=35, ha="right")
+    axis.set_yticks(range(len(table)), table["input"])
+    for (row, column), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                      color="white" if value < 60 else "black")
+    figure.colorbar(image, ax=axis, label="IoU (%)")
+    axis.set_title("Per-class IoU")
+    return _save(figure, Path(path))
+
+
+def colourise(label: np.ndarray) -> np.ndarray:
+    """Class-index map -> RGB with the MSRS palette (ignore = white)."""
+    palette = np.full((256, 3), 255, np.uint8)
+    palette[: len(PALETTE)] = np.array(PALETTE, np.uint8)
+    return palette[label]
+
+
+def qualitative(rows: list[dict], path: str | Path) -> Path:
+    """``rows``: one dict per test image with ``name`` and ``panels``: an ordered list of
+    (title, image) where image is uint8 grey (H, W), RGB (H, W, 3) or a class map marked by a
+    title ending in "GT" or starting with "pred" (drawn with the palette)."""
+    if not rows:
+        raise ValueError("qualitative figure needs at least one image")
+    columns = max(len(row["panels"]) for row in rows)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 1.6 * len(rows)),
+                                squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.axis("off")
+            if c >= len(row["panels"]):
+                continue
+            title, image = row["panels"][c]
+            if image.ndim == 2 and (title.endswith("GT") or title.startswith("pred")):
+                image = colourise(image)
+            axis.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+            if r == 0:
+                axis.set_title(title, fontsize=7)
+        axes[r][0].text(-0.05, 0.5, row["name"], transform=axes[r][0].transAxes, rotation=90,
+                        ha="right", va="center", fontsize=7)
+    return _save(figure, Path(path))

@@ -1,0 +1,173 @@
+"""Table 2: per-class IoU and mIoU per input, mean and standard deviation over seeds.
+
+Rows follow the paper's Table 2 order (Infrared, Visible, the paper's baselines in its order,
+then methods the paper does not have, SSPFusion last); columns are the nine MSRS class names
+(../shared/DESIGN.md), ``miou`` and, when there is more than one seed, a ``*_std`` column for each.
+The paper's own numbers (configs/reference/table2_paper.csv) can be put side by side.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from msrs.classes import CLASS_NAMES
+
+PAPER_TABLE2 = Path(__file__).resolve().parents[1] / "configs" / "reference" / "table2_paper.csv"
+PAPER_ORDER = ("Infrared", "Visible", "GTF", "DIDFuse", "AUIF", "RFN-Nest", "U2Fusion", "DeFusion",
+               "UMF", "TarDAL", "DDFM", "ITFuse", "CMTFusion", "SSPFusion")
+# the paper's column names, in MSRS label order
+PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Guardrail",
+                 "ColorCone", "Bump")
+_DISPLAY = {"infrared": "Infrared", "visible": "Visible", "sspfusion": "SSPFusion", "gtf": "GTF",
+            "average": "Average", "max": "Max", "laplacian": "Laplacian", "dwt": "DWT",
+            "gff": "GFF", "tif": "TIF"}
+COLUMNS = [*CLASS_NAMES, "miou"]
+
+
+def display_name(input_name: str) -> str:
+    """``infrared`` -> Infrared, ``fused:gtf`` -> GTF, ``fused:external:/x/DDFM`` -> DDFM."""
+    name = input_name.removeprefix("fused:")
+    if name.startswith("external:"):
+        name = Path(name.removeprefix("external:").rstrip("/")).name
+        paper = {n.lower(): n for n in PAPER_ORDER}
+        return paper.get(name.lower(), name)
+    return _DISPLAY.get(name, name)
+
+
+def _order_key(label: str, position: int) -> tuple:
+    if label == "SSPFusion":
+        return (2, 0)
+    if label in PAPER_ORDER:
+        return (0, PAPER_ORDER.index(label))
+    return (1, position)
+
+
+def table2(runs: list[dict]) -> pd.DataFrame:
+    """``runs``: dicts with ``input`` (name), ``seed`` and ``metrics`` (a metrics.json payload:
+    ``per_class_iou`` class -> IoU %, ``miou`` %). Returns one row per input with the mean over
+    seeds, ``*_std`` columns (sample std, ddof=1) when any input has more than one seed, and
+    ``seeds`` (how many runs each row averages)."""
+    if not runs:
+        raise ValueError("no finished segmentation runs to report")
+    records = []
+    for run in runs:
+        iou = run["metrics"]["per_class_iou"]
+        row = {"input": display_name(run["input"]), "seed": run["seed"]}
+        row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan
+                    for name in CLASS_NAMES})
+        row["miou"] = float(run["metrics"]["miou"])
+        records.append(row)
+    frame = pd.DataFrame.from_records(records)
+    order = list(dict.fromkeys(frame["input"]))
+    grouped = frame.groupby("input", sort=False)[COLUMNS]
+    table = grouped.mean()
+    if frame.groupby("input").size().max() > 1:
+        std = grouped.std(ddof=1).add_suffix("_std")
+        table = table.join(std)
+    table["seeds"] = frame.groupby("input").size()
+    ranked = sorted(order, key=lambda label: _order_key(label, order.index(label)))
+    return table.loc[ranked].reset_index()
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
+    """Markdown with mean +- std per cell and the best value of each column in bold."""
+    has_std = any(column.endswith("_std") for column in table.columns)
+    header = ["Input", *CLASS_NAMES, "mIoU"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    best = {column: table[column].max(skipna=True) for column in COLUMNS}
+    for _, row in table.iterrows():
+        cells = [str(row["input"])]
+        for column in COLUMNS:
+            value = row[column]
+            if pd.isna(value):
+                cells.append("n/a")
+                continue
+            text = f"{value:.{digits}f}"
+            if has_std and not pd.isna(row.get(f"{column}_std")):
+                text += f" ± {row[f'{column}_std']:.{digits}f}"
+            if np.isclose(value, best[column]) and len(table) > 1:
+                text = f"**{text}**"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def seeds_note(table: pd.DataFrame) -> str:
+    seeds = int(table["seeds"].min())
+    if seeds == 1:
+        return ("One seed per input: differences of a few tenths of a point (the size of the gaps "
+                "in the paper's Table 2) cannot rank methods; rerun with --seeds 3 or more.")
+    return f"Mean ± sample standard deviation over {seeds} seeds per input."
+
+
+def load_paper_table2(path: str | Path = PAPER_TABLE2) -> pd.DataFrame:
+    """The paper's Table 2 with our column names (class names, ``miou``), indexed by method."""
+    paper = pd.read_csv(path)
+    paper = paper.rename(columns=dict(zip(PAPER_COLUMNS, CLASS_NAMES, strict=True)) | {"mIoU": "miou"})
+    return paper.set_index("method")
+
+
+def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Our mean IoUs, the paper's, and ours minus the paper's, for rows the paper also has."""
+    paper = load_paper_table2() if paper is None else paper
+    rows = []
+    for _, row in table.iterrows():
+        if row["input"] not in paper.index:
+            continue
+        reference = paper.loc[row["input"]]
+        for column in COLUMNS:
+            rows.append({"input": row["input"], "column": column, "ours": row[column],
+                         "paper": reference[column], "difference": row[column] - reference[column]})
+    return pd.DataFrame(rows, columns=["input", "column", "ours", "paper", "difference"])
+
+
+def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Fusion-quality means over the test split, one row per method (``quality``: method ->
+    per-image metrics frame)."""
+    rows = []
+    for method, frame in quality.items():
+        numeric = frame.select_dtypes("number")
+        rows.append({"method": display_name(method), **numeric.mean().to_dict(),
+                     "images": len(frame)})
+    return pd.DataFrame(rows)
+
+
+def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.DataFrame],
+                 real_msrs: bool, notes: list[str] | None = None) -> dict[str, Path]:
+    """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
+    the paper into ``folder``; returns the written paths by name."""
+    from configs.runtime import write_text_atomic  # noqa: PLC0415
+    from segmentation import figures  # noqa: PLC0415
+
+    folder = Path(folder)
+    written: dict[str, Path] = {}
+    table = table2(runs)
+    written["table2.csv"] = write_text_atomic(folder / "table2.csv",
+                                              table.to_csv(index=False, float_format="%.2f"))
+    text = ["# Table 2: segmentation IoU (%) per input", "", to_markdown(table), seeds_note(table)]
+    text += notes or []
+    if real_msrs:
+        comparison = compare_with_paper(table)
+        written["table2_vs_paper.csv"] = write_text_atomic(
+            folder / "table2_vs_paper.csv", comparison.to_csv(index=False, float_format="%.2f"))
+        miou = comparison[comparison["column"] == "miou"]
+        text += ["", "## mIoU against the paper's Table 2", "",
+                 miou.to_markdown(index=False, floatfmt=".1f") if len(miou) else
+                 "(no row of this run is in the paper's table)"]
+    else:
+        text += ["", "Data: the built-in synthetic scenes, so the paper's numbers (real MSRS) are "
+                 "not put beside these."]
+    written["table2.md"] = write_text_atomic(folder / "table2.md", "\n".join(text) + "\n")
+    if quality:
+        fusion_table = table1(quality)
+        written["table1.csv"] = write_text_atomic(
+            folder / "table1.csv", fusion_table.to_csv(index=False, float_format="%.4f"))
+        written["table1.md"] = write_text_atomic(
+            folder / "table1.md", "# Table 1: fusion quality, mean over the test split\n\n"
+            + fusion_table.to_markdown(index=False, floatfmt=".3f") + "\n")
+    written["miou.png"] = figures.miou_bars(table, folder / "miou.png")
+    written["per_class_iou.png"] = figures.class_heatmap(table, folder / "per_class_iou.png")
+    return written
