@@ -264,6 +264,67 @@ def run_plan(stages: list[Stage], only: list[str], log: Callable[[str], None] = 
     return {stage.key: stage.status for stage in selected}
 
 
+def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[str],
+                 log_dir: Path, log: Callable[[str], None] = print) -> None:
+    """Run the plan with independent segmentation runs side by side.
+
+    Everything before segmentation (fusion training, fusing, quality) runs here, in order; then
+    each pending segmentation stage runs as ``command + ["--only", key]`` in its own process,
+    ``jobs`` at a time (on CUDA, child i sees GPU ``i mod n`` only; on the CPU the cores are
+    shared out through ``runtime.threads``). A child's output goes to ``log_dir/<key>.log``.
+    """
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    selected = [s for s in stages if not only or any(s.matches(sel) for sel in only)]
+    run_plan([s for s in selected if s.kind != "segmentation"], [], log)
+    pending = [s for s in selected if s.kind == "segmentation" and s.status != "cached"]
+    gpus = torch.cuda.device_count()
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    running: list[tuple[Stage, subprocess.Popen, object]] = []
+    failed = []
+    for index, stage in enumerate(pending):
+        while len(running) >= jobs:
+            running, finished = _reap(running)
+            failed += finished
+        env = dict(os.environ)
+        if gpus:
+            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")  # noqa: SIM115
+        child = subprocess.Popen([*command, "--only", stage.key, "--set",
+                                  f"runtime.threads={threads}"], stdout=handle,
+                                 stderr=subprocess.STDOUT, env=env)
+        log(f"[{index + 1}/{len(pending)}] {stage.key}: started in process {child.pid} "
+            f"({stage.status})")
+        running.append((stage, child, handle))
+    while running:
+        running, finished = _reap(running)
+        failed += finished
+    if failed:
+        raise RuntimeError("segmentation runs failed: " + ", ".join(failed) +
+                           f" (logs in {log_dir}); rerun to resume them")
+
+
+def _reap(running):
+    import time as clock  # noqa: PLC0415
+
+    still, failed = [], []
+    for stage, child, handle in running:
+        code = child.poll()
+        if code is None:
+            still.append((stage, child, handle))
+            continue
+        handle.close()
+        if code:
+            failed.append(stage.key)
+    if len(still) == len(running):
+        clock.sleep(0.5)
+    return still, failed
+
+
 def _estimate(took: dict[str, list[float]], left: list[Stage]) -> float | None:
     if not took or not left:
         return None if left else 0.0
@@ -303,6 +364,6 @@ def _is_current(stage: Stage) -> bool:
     return bool(done) and done.get("config_hash") == stage.hash
 
 
-__all__ = ["Stage", "STAGE_KINDS", "build_plan", "plan_status", "run_plan", "input_names",
-           "method_slug", "is_synthetic", "finished_segmentation_runs", "finished_quality_tables",
-           "ConfigError"]
+__all__ = ["Stage", "STAGE_KINDS", "build_plan", "plan_status", "run_plan", "run_parallel",
+           "input_names", "method_slug", "is_synthetic", "finished_segmentation_runs",
+           "finished_quality_tables", "ConfigError"]

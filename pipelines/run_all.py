@@ -12,6 +12,7 @@ hash; a killed run continues where it stopped when started again.
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -23,10 +24,24 @@ from configs.experiment import (
     finished_segmentation_runs,
     is_synthetic,
     plan_status,
+    run_parallel,
     run_plan,
 )
 from configs.runtime import setup_runtime
 from msrs.synthetic import resolve_data_root
+
+
+def _without_option(argv: list[str], option: str) -> list[str]:
+    """argv less ``option VALUE`` / ``option=VALUE``."""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token == option:
+            skip = True
+        elif not token.startswith(option + "="):
+            kept.append(token)
+    return kept
 
 
 def main() -> int:
@@ -41,6 +56,8 @@ def main() -> int:
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan")
     parser.add_argument("--out", type=Path, help="default: runs/<config name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--jobs", type=int, default=1, help="segmentation runs side by side, "
+                        "each in its own process (one GPU each when there are several)")
     args = parser.parse_args()
     if args.seeds is not None:
         args.overrides.append(f"seeds={args.seeds}")
@@ -59,7 +76,12 @@ def main() -> int:
         for stage in stages:
             print(f"  {stage.status:7s} {stage.key:45s} {stage.folder}")
         return 0
-    run_plan(stages, args.only)
+    if args.jobs > 1:
+        command = [sys.executable, *_without_option(sys.argv, "--jobs")]
+        run_parallel(stages, args.only, args.jobs, command, out / "logs")
+        stages = build_plan(config, out, data_root, config.methods)
+    else:
+        run_plan(stages, args.only)
     if args.only and not any(sel == "report" for sel in args.only):
         return 0
     from segmentation.report import write_report  # noqa: PLC0415

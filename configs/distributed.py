@@ -1,0 +1,123 @@
+"""DistributedDataParallel and mixed precision, for both training stages.
+
+Without torchrun nothing changes: one process, rank 0, world size 1. Under
+``torchrun --nproc_per_node K pipelines/<stage>.py ...`` the process group is initialised from
+the environment torchrun sets (gloo on CPU, nccl on CUDA), each rank takes ``1/K`` of the
+config's global batch, and only rank 0 writes files.
+
+Data order is the same whatever K is: the training loops always draw batches through a
+``DistributedSampler`` seeded from the run's seed and ``set_epoch(epoch)``, so with one process
+the sampler yields the whole permutation and with K processes rank r takes every K-th index of
+the *same* permutation. Consecutive per-rank batches of size B/K then together hold exactly the
+global batch a single process would draw, and DDP's gradient averaging reproduces the
+single-process step (with SyncBatchNorm for the BatchNorm statistics).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from configs.schema import RuntimeConfig
+
+
+@dataclass(frozen=True)
+class Dist:
+    """Where this process stands in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> tuple[torch.device, Dist]:
+    """Join the process group torchrun describes (no-op without torchrun). On CUDA each rank
+    takes GPU ``local_rank``. Returns the device to use and this process's place."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return device, Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, Dist(rank, world, local)
+
+
+def per_rank_batch(global_batch: int, place: Dist) -> int:
+    """The per-process batch keeping the global batch equal to the config's."""
+    if global_batch % place.world_size:
+        raise ValueError(f"batch {global_batch} cannot be split evenly over {place.world_size} "
+                         "processes; choose a batch divisible by --nproc_per_node")
+    return global_batch // place.world_size
+
+
+def all_reduce_sum(tensor: torch.Tensor, place: Dist) -> torch.Tensor:
+    """Sum a tensor over ranks in place (a confusion matrix, a loss total)."""
+    if place.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def barrier(place: Dist) -> None:
+    if place.enabled:
+        dist.barrier()
+
+
+def wrap_model(model: torch.nn.Module, device: torch.device, place: Dist,
+               sync_batchnorm: bool = False) -> torch.nn.Module:
+    """DDP-wrap when distributed (SyncBatchNorm first when asked); the model itself otherwise."""
+    if not place.enabled:
+        return model
+    if sync_batchnorm:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                     find_unused_parameters=True)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Resolved speed switches: autocast dtype (None = off), GradScaler, channels_last."""
+
+    dtype: torch.dtype | None
+    scaler: bool
+    channels_last: bool
+    pin_memory: bool
+
+    def autocast(self, device: torch.device):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=self.dtype)
+
+    def make_scaler(self, device: torch.device) -> torch.amp.GradScaler:
+        return torch.amp.GradScaler(device.type, enabled=self.scaler)
+
+
+def resolve_precision(runtime: RuntimeConfig, device: torch.device) -> Precision:
+    """``auto`` means on for CUDA (bf16 where supported, else fp16 with a GradScaler) and off on
+    the CPU, where autocast is slower and changes results."""
+    cuda = device.type == "cuda"
+    amp = runtime.amp
+    if amp == "auto":
+        amp = ("bf16" if torch.cuda.is_bf16_supported() else "fp16") if cuda else "off"
+    dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    channels_last = runtime.channels_last == "on" or (runtime.channels_last == "auto" and cuda)
+    return Precision(dtype, dtype is torch.float16, channels_last, pin_memory=cuda)
