@@ -102,6 +102,10 @@ class Precision:
     channels_last: bool
     pin_memory: bool
 
+    @property
+    def amp_dtype_name(self) -> str:
+        return "off" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+
     def autocast(self, device: torch.device):
         if self.dtype is None:
             return contextlib.nullcontext()

@@ -70,6 +70,12 @@ def _data_identity(config: ExperimentConfig, root: Path) -> str:
     return f"root:{root.resolve()}"
 
 
+def fusion_stage_hash(config: ExperimentConfig, data_root: Path) -> str:
+    """What identifies a trained SSPFusion: data, seed and the fusion section (shared by run_all
+    and pipelines/train_fusion.py, so either can reuse the other's model)."""
+    return config_hash(_data_identity(config, data_root), config.seed, to_dict(config.fusion))
+
+
 def is_synthetic(root: Path) -> bool:
     done = read_done(root)
     return bool(done) and done.get("kind") == "synthetic"
@@ -97,7 +103,7 @@ def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: li
 
     fusion_hash = ""
     if "sspfusion" in methods:
-        fusion_hash = config_hash(data_id, config.seed, runtime_free(config.fusion))
+        fusion_hash = fusion_stage_hash(config, data_root)
         folder = out / "fusion" / "sspfusion"
         stages.append(Stage("fusion:sspfusion", "fusion", folder, fusion_hash,
                             _train_fusion(config, data_root, folder, progress),
@@ -155,7 +161,6 @@ def _train_fusion(config, data_root, folder, progress):
 def _fuse(method, data_root, folder, checkpoint, progress):
     def run(resume: bool):
         from fusion.fuse import fuse_split  # noqa: PLC0415
-
         from fusion.methods import build_method  # noqa: PLC0415
 
         options = {"checkpoint": checkpoint} if method == "sspfusion" else {}

@@ -90,8 +90,11 @@ def main() -> int:
     if not runs:
         print("report: no finished segmentation run yet")
         return 0
+    fused_dirs = {stage.key.removeprefix("fuse:"): stage.folder / "test" for stage in stages
+                  if stage.kind == "fuse" and stage.folder.joinpath("test").is_dir()}
     written = write_report(out / "report", runs, finished_quality_tables(stages),
-                           real_msrs=not is_synthetic(data_root))
+                           real_msrs=not is_synthetic(data_root), data_root=data_root,
+                           fused_dirs=fused_dirs)
     print((out / "report" / "table2.md").read_text())
     print("report: " + ", ".join(str(path) for path in written.values()))
     print(f"wall time {time.perf_counter() - start:.0f} s")

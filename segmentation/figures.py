@@ -71,7 +71,7 @@ def qualitative(rows: list[dict], path: str | Path) -> Path:
     if not rows:
         raise ValueError("qualitative figure needs at least one image")
     columns = max(len(row["panels"]) for row in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.9 * columns, 1.6 * len(rows)),
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.2 * len(rows)),
                                 squeeze=False)
     for r, row in enumerate(rows):
         for c in range(columns):

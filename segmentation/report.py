@@ -136,9 +136,11 @@ def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.DataFrame],
-                 real_msrs: bool, notes: list[str] | None = None) -> dict[str, Path]:
+                 real_msrs: bool, notes: list[str] | None = None, data_root: Path | None = None,
+                 fused_dirs: dict[str, Path] | None = None, examples: int = 3) -> dict[str, Path]:
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
-    the paper into ``folder``; returns the written paths by name."""
+    the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
+    test folders of the fused images, method -> folder) the qualitative figure is drawn too."""
     from configs.runtime import write_text_atomic  # noqa: PLC0415
     from segmentation import figures  # noqa: PLC0415
 
@@ -170,4 +172,60 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
             + fusion_table.to_markdown(index=False, floatfmt=".3f") + "\n")
     written["miou.png"] = figures.miou_bars(table, folder / "miou.png")
     written["per_class_iou.png"] = figures.class_heatmap(table, folder / "per_class_iou.png")
+    if data_root is not None and examples > 0:
+        written["qualitative.png"] = qualitative_figure(folder / "qualitative.png", data_root, runs,
+                                                        fused_dirs or {}, examples)
     return written
+
+
+def pick_examples(pairs: list, count: int) -> list:
+    """Test pairs for the qualitative figure: alternately the night and day scenes showing the
+    most classes (night first: that is where infrared matters)."""
+    from msrs.layout import read_label  # noqa: PLC0415
+
+    ranked = sorted(pairs, key=lambda p: (-len(np.unique(read_label(p.label))), p.name))
+    night = [p for p in ranked if p.name.endswith("N")]
+    day = [p for p in ranked if not p.name.endswith("N")]
+    chosen = []
+    while len(chosen) < count and (night or day):
+        for group in (night, day):
+            if group and len(chosen) < count:
+                chosen.append(group.pop(0))
+    return chosen
+
+
+def qualitative_figure(path: str | Path, data_root: Path, runs: list[dict],
+                       fused_dirs: dict[str, Path], count: int = 3) -> Path:
+    """The paper's Figure 11 for this run: per test image, infrared, visible, each method's fused
+    image, the ground truth and the prediction of every input's first-seed model."""
+    import torch  # noqa: PLC0415
+
+    from msrs.layout import list_split, read_ir, read_label, read_vi  # noqa: PLC0415
+    from segmentation import figures  # noqa: PLC0415
+    from segmentation.evaluate import predict  # noqa: PLC0415
+    from segmentation.train import load_trained  # noqa: PLC0415
+
+    examples = pick_examples(list_split(data_root, "test", labels=True), count)
+    first = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        first.setdefault(run["input"], run)
+    inputs: dict[str, np.ndarray] = {}
+    for pair in examples:
+        inputs.setdefault("infrared", []).append(np.repeat(read_ir(pair.ir)[..., None], 3, axis=2))
+        inputs.setdefault("visible", []).append(read_vi(pair.vi))
+        for method, folder in fused_dirs.items():
+            inputs.setdefault(f"fused:{method}", []).append(read_vi(folder / f"{pair.name}.png"))
+    inputs = {name: np.stack(images) for name, images in inputs.items()}
+    predictions = {}
+    for name, run in first.items():
+        if name in inputs and (run["folder"] / "model.pt").is_file():
+            model = load_trained(run["folder"] / "model.pt")
+            predictions[name] = predict(model, inputs[name], torch.device("cpu"))
+    rows = []
+    for index, pair in enumerate(examples):
+        panels = [("Infrared", inputs["infrared"][index][..., 0]), ("Visible", inputs["visible"][index])]
+        panels += [(display_name(f"fused:{m}"), inputs[f"fused:{m}"][index]) for m in fused_dirs]
+        panels.append(("GT", read_label(pair.label)))
+        panels += [(f"pred {display_name(name)}", maps[index]) for name, maps in predictions.items()]
+        rows.append({"name": pair.name, "panels": panels})
+    return figures.qualitative(rows, path)

@@ -1,0 +1,146 @@
+"""Fused images produced by another tool (DDFM, TarDAL ... run from their own repositories).
+
+``external:<folder>`` reads, for each source pair ``<name>``:
+
+* ``<folder>/<split>/<name>.<ext>`` when ``<folder>`` has split subfolders (``train/``,
+  ``test/``, or ``all/`` for a fusion-only pair folder), the layout of ``fused/<method>/``;
+* ``<folder>/<name>.<ext>`` (flat) when it has none of them: the same images serve every split.
+
+``<ext>`` is any of png, jpg/jpeg, bmp, tif/tiff. Images may be 8-bit grayscale (replicated to
+RGB, as the fused luminance) or 8-bit RGB, and must have the size of their sources.
+:meth:`ExternalMethod.validate` checks a whole split from the file headers (no decoding) and
+reports every problem in one :class:`~msrs.layout.DataError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from msrs.layout import IMAGE_SUFFIXES, SPLITS, DataError, Pair, list_pairs, list_split
+
+ACCEPTED_MODES = ("L", "RGB")
+_SPLIT_DIRS = (*SPLITS, "all")
+
+
+def _index(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") \
+                    and path.suffix.lower() in IMAGE_SUFFIXES:
+                files.setdefault(path.stem, path)
+    return files
+
+
+def _size(path: Path) -> tuple[tuple[int, int], str]:
+    try:
+        with Image.open(path) as image:
+            return image.size, image.mode
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise DataError(f"{path}: unreadable image ({error})") from None
+
+
+def _preview(items: list[str], limit: int = 5) -> str:
+    shown = "; ".join(items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class ExternalMethod:
+    """Fused images read from ``folder`` (see the module docstring for the layout)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.name = f"external:{folder}"
+        self._cache: dict[str, dict[str, Path]] = {}
+
+    @property
+    def has_splits(self) -> bool:
+        return any((self.folder / split).is_dir() for split in _SPLIT_DIRS)
+
+    def split_folder(self, split: str) -> Path:
+        return self.folder / split if self.has_splits else self.folder
+
+    def files(self, split: str) -> dict[str, Path]:
+        """name -> file of one split."""
+        if split not in self._cache:
+            if not self.folder.is_dir():
+                raise DataError(f"{self.folder}: external fused-image folder not found")
+            self._cache[split] = _index(self.split_folder(split))
+        return self._cache[split]
+
+    def validate(self, pairs: list[Pair], split: str) -> None:
+        """Every pair of ``split`` has a fused image of its size, 8-bit grayscale or RGB."""
+        files = self.files(split)
+        where = self.split_folder(split)
+        missing, wrong = [], []
+        for pair in pairs:
+            path = files.get(pair.name)
+            if path is None:
+                missing.append(pair.name)
+                continue
+            size, mode = _size(path)
+            source, _ = _size(pair.ir)
+            if size != source:
+                wrong.append(f"{path.name} is {size[0]}x{size[1]}, source is {source[0]}x{source[1]}")
+            elif mode not in ACCEPTED_MODES:
+                wrong.append(f"{path.name} has mode {mode} (need 8-bit grayscale L or RGB)")
+        if missing or wrong:
+            parts = []
+            if missing:
+                parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: "
+                             f"{_preview(sorted(missing))}")
+            if wrong:
+                parts.append(f"{len(wrong)} image(s) wrong: {_preview(wrong)}")
+            layout = f"{where}/<name>.png" if self.has_splits or split == "all" else \
+                f"{self.folder}/<name>.png (flat; or {self.folder}/{split}/<name>.png)"
+            raise DataError(f"external fused images in {where} for split '{split}': "
+                            + "; ".join(parts) + f" (expected {layout}, MSRS names)")
+
+    def validate_all(self, data_root: str | Path) -> dict[str, int]:
+        """Validate train and test of an MSRS root (or ``all`` of an ir/ vi/ pair folder)."""
+        root = Path(data_root)
+        counts = {}
+        if not any((root / split).is_dir() for split in SPLITS) and (root / "ir").is_dir():
+            pairs = list_pairs(root)
+            self.validate(pairs, "all")
+            return {"all": len(pairs)}
+        for split in SPLITS:
+            pairs = list_split(root, split, labels=False)
+            self.validate(pairs, split)
+            counts[split] = len(pairs)
+        return counts
+
+    def fingerprint(self) -> str:
+        """Folder path plus a digest of every image's name, size in bytes and mtime."""
+        digest = hashlib.sha1()
+        count = 0
+        if self.folder.is_dir():
+            for path in sorted(self.folder.rglob("*")):
+                if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                    stat = path.stat()
+                    digest.update(f"{path.relative_to(self.folder)}:{stat.st_size}:"
+                                  f"{stat.st_mtime_ns}\n".encode())
+                    count += 1
+        return f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}"
+
+    def fuse_pair(self, pair: Pair, split: str) -> np.ndarray:
+        path = self.files(split).get(pair.name)
+        if path is None:
+            raise DataError(f"{self.split_folder(split)}: no fused image named '{pair.name}'")
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ACCEPTED_MODES:
+                    raise DataError(f"{path}: mode {image.mode}, need 8-bit grayscale or RGB")
+                array = np.asarray(image)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise DataError(f"{path}: unreadable or truncated image ({error})") from None
+        if array.ndim == 2:
+            array = np.repeat(array[..., None], 3, axis=2)
+        return np.ascontiguousarray(array, dtype=np.uint8)
+
+
+__all__ = ["ExternalMethod", "ACCEPTED_MODES"]

@@ -1,0 +1,274 @@
+"""Two-stage SSPFusion training (paper 4.1) on the training pairs of an MSRS root, or on any
+folder holding ``ir/`` and ``vi/`` (RoadScene layout).
+
+Recipe, all values from ``FusionConfig``: Adam (betas 0.9, 0.999), lr 2e-4 with cosine decay,
+random ``crop_size`` square crops (plus horizontal flips), batch ``batch_size``.
+
+- Stage 1, ``structure_epochs``: the structure maps and an auto-encoder path learn
+  (``losses.total_loss(..., stage="structure")``).
+- Stage 2, ``fusion_epochs``: the full eq. 9.
+
+DECISION (the paper gives one lr and "cosine decay" without saying over what): each stage gets a
+fresh Adam and its own cosine from ``lr`` down to ``lr / 100``, as two separate trainings in the
+style of Li et al. (2021), which the paper cites for the two-stage scheme. With ``use_sfe`` off
+(ablation "w/o F") there are no structure maps to learn and stage 1 is skipped.
+
+Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
+pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
+so a resumed run sees the batches an uninterrupted one would, and so does a torchrun run with any
+number of processes (configs/distributed.py).
+
+A checkpoint is written atomically after every epoch; ``resume=True`` continues from it. Outputs:
+``model.pt`` (weights + the FusionConfig that built them), ``checkpoint.pt``, ``history.csv``
+(loss terms, lr, seconds per epoch) and ``preview.png`` (a few fused training images).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from configs.distributed import (
+    Dist,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    per_rank_batch,
+    resolve_precision,
+    unwrap,
+    wrap_model,
+)
+from configs.runtime import (
+    load_checkpoint,
+    pick_device,
+    save_torch_atomic,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from configs.schema import ExperimentConfig, FusionConfig, config_hash, to_dict
+from fusion.colour import luminance
+from fusion.sspfusion.losses import total_loss
+from fusion.sspfusion.model import SSPFusion, count_parameters
+from msrs.layout import DataError, list_pairs, list_split, read_ir, read_vi
+
+
+def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
+    """(names, infrared uint8 (H, W) list, visible luminance uint8 (H, W) list) of an MSRS root's
+    train split, or of an ``ir/`` + ``vi/`` folder. Sizes may differ between pairs."""
+    data_root = Path(data_root)
+    if (data_root / "train").is_dir():
+        pairs = list_split(data_root, "train", labels=False)
+    elif (data_root / "ir").is_dir():
+        pairs = list_pairs(data_root)
+    else:
+        raise DataError(f"{data_root}: neither an MSRS root (train/) nor an ir/ + vi/ folder")
+    pairs = pairs[:max_pairs] if max_pairs else pairs
+    if not pairs:
+        raise DataError(f"{data_root}: no training pairs")
+    irs, vis = [], []
+    for pair in pairs:
+        ir, vi = read_ir(pair.ir), luminance(read_vi(pair.vi))
+        if ir.shape != vi.shape:
+            raise DataError(f"{pair.ir}: infrared is {ir.shape[1]}x{ir.shape[0]} but {pair.vi} is "
+                            f"{vi.shape[1]}x{vi.shape[0]} (width x height)")
+        irs.append(ir)
+        vis.append(vi)
+    return [p.name for p in pairs], irs, vis
+
+
+class FusionCrops(Dataset):
+    """Random square crops (reflect-padded when an image is smaller) and horizontal flips of the
+    in-memory pairs, drawn from (seed, epoch, index). Items: two (1, c, c) float tensors in [0, 1]."""
+
+    def __init__(self, irs: list[np.ndarray], vis: list[np.ndarray], crop: int, seed: int):
+        self.irs, self.vis, self.crop, self.seed, self.epoch = irs, vis, crop, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.irs)
+
+    def __getitem__(self, index: int):
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        pair = np.stack([self.irs[index], self.vis[index]])
+        height, width = pair.shape[1:]
+        pad_h, pad_w = max(self.crop - height, 0), max(self.crop - width, 0)
+        if pad_h or pad_w:
+            pair = np.pad(pair, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
+        top = rng.integers(0, pair.shape[1] - self.crop + 1)
+        left = rng.integers(0, pair.shape[2] - self.crop + 1)
+        pair = pair[:, top:top + self.crop, left:left + self.crop]
+        if rng.random() < 0.5:
+            pair = pair[:, :, ::-1]
+        tensor = torch.from_numpy(np.ascontiguousarray(pair)).float().div_(255.0)
+        return tensor[0:1], tensor[1:2]
+
+
+def make_loader(dataset: FusionCrops, batch: int, place: Dist, seed: int, epoch: int,
+                pin_memory: bool = False) -> DataLoader:
+    sampler = DistributedSampler(dataset, num_replicas=place.world_size, rank=place.rank,
+                                 shuffle=True, seed=seed)
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    return DataLoader(dataset, batch_size=per_rank_batch(batch, place), sampler=sampler,
+                      drop_last=len(dataset) >= batch, num_workers=0, pin_memory=pin_memory)
+
+
+def fusion_loader(config: ExperimentConfig, data_root: Path, seed: int, place: Dist, epoch: int,
+                  pin_memory: bool = False) -> DataLoader:
+    """The training loader of one epoch, built from scratch (benchmarks; training reuses one
+    dataset)."""
+    _, irs, vis = training_pairs(data_root, config.fusion.max_pairs)
+    dataset = FusionCrops(irs, vis, config.fusion.crop_size, seed)
+    return make_loader(dataset, config.fusion.batch_size, place, seed, epoch, pin_memory)
+
+
+def stage_of(config: FusionConfig, epoch: int) -> str:
+    return "structure" if epoch < structure_epochs(config) else "fusion"
+
+
+def structure_epochs(config: FusionConfig) -> int:
+    return config.structure_epochs if config.use_sfe else 0
+
+
+def learning_rate(config: FusionConfig, epoch: int) -> float:
+    """Cosine from lr to lr / 100 within each stage (see the module docstring)."""
+    first = structure_epochs(config)
+    start, length = (0, first) if epoch < first else (first, config.fusion_epochs)
+    progress = (epoch - start) / max(length, 1)
+    low = config.lr / 100
+    return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
+
+
+def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, config: FusionConfig,
+                       stage: str) -> dict:
+    """One pass; returns summed loss terms of this rank and ``images`` seen."""
+    sums: dict[str, float] = {}
+    seen, tick = 0, time.perf_counter()
+    for ir, vi in batches:
+        ir = ir.to(device, non_blocking=precision.pin_memory)
+        vi = vi.to(device, non_blocking=precision.pin_memory)
+        with precision.autocast(device):
+            output = net(ir, vi, reconstruct=stage == "structure")
+            loss, terms = total_loss(output, ir.float(), vi.float(), config, stage=stage)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + float(value) * len(ir)
+        seen += len(ir)
+        if hasattr(batches, "set_postfix"):
+            batches.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()}
+                                | {"img_s": f"{seen / (time.perf_counter() - tick):.1f}"})
+    return {**sums, "images": seen}
+
+
+def _preview(model, irs, vis, device, count: int = 4) -> bytes:
+    """Infrared | visible Y | fused for the first ``count`` training pairs, as one PNG."""
+    rows = []
+    with torch.no_grad():
+        for ir, vi in list(zip(irs, vis, strict=True))[:count]:
+            to = lambda a: torch.from_numpy(a).float().div(255)[None, None].to(device)  # noqa: E731
+            fused = model(to(ir), to(vi)).fused.clamp(0, 1)[0, 0].cpu().numpy()
+            rows.append(np.concatenate([ir, vi, np.round(fused * 255).astype(np.uint8)], axis=1))
+    width = max(row.shape[1] for row in rows)
+    panel = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows], axis=0)
+    buffer = io.BytesIO()
+    Image.fromarray(panel).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resume: bool = False,
+                 progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train SSPFusion; write model.pt, checkpoint.pt, history.csv, summary.json and preview.png
+    into ``out_dir``. ``stop_after`` ends after that many epochs (the next call with
+    ``resume=True`` continues). Returns a summary."""
+    fus = config.fusion
+    out_dir = Path(out_dir)
+    device, place = init_distributed(pick_device(config.runtime.device))
+    precision = resolve_precision(config.runtime, device)
+    names, irs, vis = training_pairs(data_root, fus.max_pairs)
+    dataset = FusionCrops(irs, vis, fus.crop_size, config.seed)
+
+    torch.manual_seed(config.seed)
+    model = SSPFusion.from_config(fus).to(device)
+    total_epochs = structure_epochs(fus) + fus.fusion_epochs
+    start, history = 0, []
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        start, history = state["epoch"], state["history"]
+    net = wrap_model(model, device, place)
+    stage = stage_of(fus, start)
+    optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
+    if state is not None and state["stage"] == stage:
+        optimizer.load_state_dict(state["optimizer"])
+    scaler = precision.make_scaler(device)
+    last = total_epochs if stop_after is None else min(total_epochs, stop_after)
+    for epoch in range(start, last):
+        if stage_of(fus, epoch) != stage:  # stage 2 starts with a fresh optimizer
+            stage = stage_of(fus, epoch)
+            optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
+        lr = learning_rate(fus, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        loader = make_loader(dataset, fus.batch_size, place, config.seed, epoch,
+                             precision.pin_memory)
+        model.train()
+        tick = time.perf_counter()
+        bar = tqdm(loader, desc=f"SSPFusion {stage} epoch {epoch + 1}/{total_epochs}", leave=False,
+                   disable=not (progress and place.is_main))
+        sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, stage)
+        keys = sorted(k for k in sums if k != "images")
+        totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [sums["images"]],
+                                             dtype=torch.float64, device=device), place).tolist()
+        row = {"epoch": epoch + 1, "stage": stage, "lr": lr,
+               **{k: v / totals[-1] for k, v in zip(keys, totals[:-1], strict=True)},
+               "seconds": round(time.perf_counter() - tick, 2)}
+        history.append(row)
+        if place.is_main:
+            save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
+                                                "optimizer": optimizer.state_dict(),
+                                                "epoch": epoch + 1, "stage": stage,
+                                                "history": history})
+        barrier(place)
+    if last < total_epochs:
+        return {"stopped_after_epoch": last}
+
+    summary = {"parameters": count_parameters(model), "epochs": total_epochs,
+               "train_pairs": len(names), "config_hash": config_hash(fus), "seed": config.seed,
+               "wall_seconds": round(sum(row["seconds"] for row in history), 1),
+               "final_loss": history[-1]["total"] if history else None,
+               "processes": place.world_size}
+    if place.is_main:
+        model.eval()
+        write_bytes_atomic(out_dir / "preview.png", _preview(unwrap(net), irs, vis, device))
+        save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
+                                                 "fusion_config": to_dict(fus)})
+        write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_json_atomic(out_dir / "summary.json", summary)
+    barrier(place)
+    return summary
+
+
+def load_model(path: Path, device: torch.device | str = "cpu") -> SSPFusion:
+    """Rebuild a model saved by train_fusion (weights only; no code is loaded)."""
+    state = load_checkpoint(path, device)
+    config = FusionConfig(**state["fusion_config"])
+    model = SSPFusion.from_config(config)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()

@@ -1,0 +1,214 @@
+"""Throughput of the training and inference steps, bare and inside the real loops.
+
+    python pipelines/benchmark.py seg [--config configs/quick.yaml] [--size H W] [--json F]
+    python pipelines/benchmark.py fusion-train [--config ...] [--size H W] [--json F]
+    python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
+    python pipelines/benchmark.py all --json benchmark.json
+
+"bare" times the model step alone on tensors already in memory (forward, loss, backward,
+optimizer step); "loop" times the same number of steps through the project's own training loop
+(data loader, augmentation, host-to-device copies included). ``loop / bare`` close to 1 means
+data handling is not the bottleneck. Runs on whatever device the config's runtime picks (CUDA if
+present); ``--amp off|bf16|fp16`` compares mixed precision. Synthetic scenes of the requested size
+are generated in a temporary folder, so the benchmark needs no dataset. Prints the figures and
+writes them as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import _common
+import torch
+
+from configs.distributed import Dist, resolve_precision
+from configs.runtime import pick_device, setup_runtime, write_json_atomic
+from msrs.synthetic import write_synthetic
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds per call of ``step`` after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    tick = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    return (time.perf_counter() - tick) / steps
+
+
+def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int) -> dict:
+    from segmentation.data import AugmentedSplit, load_split, train_transform
+    from segmentation.losses import DiceCELoss
+    from segmentation.model import build_model
+    from segmentation.train import train_one_epoch
+
+    seg = config.segmentation
+    precision = resolve_precision(config.runtime, device)
+    images, labels, _ = load_split(data_root, "train", "visible")
+    crop = tuple(seg.crop) if seg.crop else images.shape[1:3]
+    dataset = AugmentedSplit(images, labels, train_transform(crop, seg.scale_range), config.seed)
+    batch = seg.batch_size
+    torch.manual_seed(config.seed)
+    model = build_model(seg.encoder, None).to(device).train()
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    scaler = precision.make_scaler(device)
+    x, y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch)))
+    x, y = x.to(device), y.to(device)
+    if precision.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def bare():
+        with precision.autocast(device):
+            loss = criterion(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    bare_s = _timed(bare, steps, warmup, device)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
+                                         num_workers=0, pin_memory=precision.pin_memory)
+    train_one_epoch(model, _take(loader, warmup), criterion, optimizer, scaler, precision, device)
+    _sync(device)
+    tick = time.perf_counter()
+    _, seen = train_one_epoch(model, _take(loader, steps), criterion, optimizer, scaler,
+                              precision, device)
+    _sync(device)
+    loop_s = (time.perf_counter() - tick) / (seen / batch)
+    return _figures("segmentation training", batch, crop, bare_s, loop_s, precision,
+                    encoder=seg.encoder)
+
+
+def _take(loader, steps: int):
+    """The first ``steps`` batches of a loader that is re-iterated as often as needed."""
+    count = 0
+    while True:
+        for batch in loader:
+            if count == steps:
+                return
+            count += 1
+            yield batch
+
+
+def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int) -> dict:
+    from fusion.sspfusion.losses import total_loss
+    from fusion.sspfusion.model import SSPFusion
+    from fusion.sspfusion.train import fusion_loader, train_fusion_epoch
+
+    fus = config.fusion
+    precision = resolve_precision(config.runtime, device)
+    torch.manual_seed(config.seed)
+    model = SSPFusion.from_config(fus).to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
+    scaler = precision.make_scaler(device)
+    loader = fusion_loader(config, data_root, config.seed, Dist(), epoch=0, pin_memory=False)
+    ir, vi = next(iter(loader))
+    ir, vi = ir.to(device), vi.to(device)
+
+    def bare():
+        with precision.autocast(device):
+            loss, _ = total_loss(model(ir, vi), ir, vi, fus, stage="fusion")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    bare_s = _timed(bare, steps, warmup, device)
+    train_fusion_epoch(model, _take(loader, warmup), optimizer, scaler, precision, device, fus,
+                       "fusion")
+    _sync(device)
+    tick = time.perf_counter()
+    seen = train_fusion_epoch(model, _take(loader, steps), optimizer, scaler, precision, device,
+                              fus, "fusion")["images"]
+    _sync(device)
+    loop_s = (time.perf_counter() - tick) / (seen / fus.batch_size)
+    return _figures("fusion training", fus.batch_size, (fus.crop_size, fus.crop_size), bare_s,
+                    loop_s, precision, channels=list(fus.channels))
+
+
+def bench_fusion_infer(config, size: tuple[int, int], device, steps: int, warmup: int) -> dict:
+    from fusion.sspfusion.model import SSPFusion
+
+    precision = resolve_precision(config.runtime, device)
+    torch.manual_seed(config.seed)
+    model = SSPFusion.from_config(config.fusion).to(device).eval()
+    ir = torch.rand(1, 1, *size, device=device)
+    vi = torch.rand(1, 1, *size, device=device)
+
+    def step():
+        with torch.inference_mode(), precision.autocast(device):
+            model(ir, vi)
+
+    seconds = _timed(step, steps, warmup, device)
+    return {"benchmark": "fusion inference", "size": list(size), "ms_per_image": seconds * 1000,
+            "images_per_second": 1 / seconds, "amp": precision.amp_dtype_name,
+            "paper_ms_per_image": 149.7, "channels": list(config.fusion.channels)}
+
+
+def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
+    return {"benchmark": name, "batch": batch, "size": list(size),
+            "bare_images_per_second": batch / bare_s, "loop_images_per_second": batch / loop_s,
+            "loop_over_bare": bare_s / loop_s, "amp": precision.amp_dtype_name, **extra}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "all"])
+    _common.add_config_args(parser)
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="image size of the generated scenes (default: the config's)")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"])
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    config = _common.config_from_args(args)
+    if args.amp:
+        config.runtime.amp = args.amp
+    setup_runtime(config.runtime)
+    device = pick_device(config.runtime.device)
+    synthetic = config.data.synthetic
+    size = tuple(args.size) if args.size else (synthetic.height, synthetic.width)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
+        data_root = write_synthetic(Path(tmp) / "data", train=count, test=2, height=size[0],
+                                    width=size[1], seed=config.seed)
+        if args.what in ("seg", "all"):
+            config.segmentation.crop = list(size)
+            results.append(bench_segmentation(config, data_root, device, args.steps, args.warmup))
+        if args.what in ("fusion-train", "all"):
+            results.append(bench_fusion_train(config, data_root, device, args.steps, args.warmup))
+        if args.what in ("fusion-infer", "all"):
+            infer_size = tuple(args.size) if args.size else (480, 640)
+            results.append(bench_fusion_infer(config, infer_size, device, max(args.steps // 2, 3),
+                                              args.warmup))
+    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "cpu_count": os.cpu_count(), "platform": platform.platform(),
+               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+               "config": Path(args.config).name}
+    for result in results:
+        print(json.dumps(result))
+    if args.json:
+        write_json_atomic(args.json, {"machine": machine, "results": results})
+    return 0
+
+
+if __name__ == "__main__":
+    _common.run_main(main)

@@ -1,0 +1,121 @@
+"""(image, label) data for one input, and the albumentations transforms.
+
+An *input* is ``infrared``, ``visible`` (read from the MSRS root) or a folder of fused images
+in MSRS naming (``image_dir``: one folder per split). The splits are small enough to hold in
+memory (MSRS train at 480x640 is 1 GB as uint8), so they are decoded once and augmented on the
+fly: on a 2-core machine this keeps data loading off the compute threads entirely (no worker
+processes) and the training loop within a few percent of the bare model step.
+
+Every sample's augmentation is seeded from (seed, epoch, index), so the stream is the same
+whatever the number of worker processes or DDP ranks, and a resumed run sees exactly the
+batches an uninterrupted run would.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from msrs.classes import IGNORE_INDEX
+from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_ir, read_label, read_vi
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+
+
+def _fused_files(image_dir: Path, names: list[str]) -> dict[str, Path]:
+    if not image_dir.is_dir():
+        raise DataError(f"{image_dir}: fused image folder not found")
+    files = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    missing = [n for n in names if n not in files]
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise DataError(f"{image_dir}: missing {len(missing)} of {len(names)} fused images: {shown}")
+    return files
+
+
+def load_split(data_root: Path, split: str, input_name: str,
+               image_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Decode one split: images uint8 (N, H, W, 3), labels uint8 (N, H, W), names."""
+    pairs = list_split(data_root, split, labels=True)
+    names = [p.name for p in pairs]
+    files = _fused_files(Path(image_dir), names) if image_dir is not None else None
+    images, labels = [], []
+    for pair in pairs:
+        label = read_label(pair.label)
+        if input_name == "infrared":
+            image = np.repeat(read_ir(pair.ir)[..., None], 3, axis=2)
+        elif input_name == "visible":
+            image = read_vi(pair.vi)
+        elif files is not None:
+            image = read_vi(files[pair.name])  # grey files become 3 equal channels
+        else:
+            raise ValueError(f"input '{input_name}' needs a folder of fused images")
+        if image.shape[:2] != label.shape:
+            where = files[pair.name] if files is not None else pair.ir
+            raise DataError(f"{where}: image is {image.shape[1]}x{image.shape[0]} but its label "
+                            f"{pair.label} is {label.shape[1]}x{label.shape[0]} (width x height)")
+        images.append(image)
+        labels.append(label)
+    sizes = {image.shape for image in images}
+    if len(sizes) > 1:
+        raise DataError(f"{data_root / split}: images of several sizes {sorted(sizes)}; "
+                        "one size per split is expected")
+    return np.stack(images), np.stack(labels), names
+
+
+def train_transform(crop: tuple[int, int], scale_range: tuple[float, float]) -> A.Compose:
+    """Random scale, pad (labels with ignore), random crop, horizontal flip: same geometry for
+    image and mask."""
+    height, width = crop
+    low, high = scale_range
+    return A.Compose([
+        A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),
+        A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=0,
+                      fill_mask=IGNORE_INDEX),
+        A.RandomCrop(height, width),
+        A.HorizontalFlip(p=0.5),
+    ])
+
+
+def loader_workers(configured: int, device: torch.device) -> int:
+    """Data-loader worker processes. ``-1`` chooses: none on the CPU, where augmenting a batch
+    costs about 1% of a training step on these in-memory splits (pipelines/benchmark.py seg) and
+    workers would only take cores from the model; on a GPU up to 4, leaving one core free."""
+    if configured >= 0:
+        return configured
+    if device.type != "cuda":
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet statistics."""
+    normalised = (images.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(normalised, -1, -3)))
+
+
+class AugmentedSplit(Dataset):
+    """In-memory training split; call ``set_epoch`` before each epoch."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose, seed: int):
+        self.images, self.labels, self.transform, self.seed = images, labels, transform, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        self.transform.set_random_seed(
+            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]))
+        out = self.transform(image=self.images[index], mask=self.labels[index])
+        return to_tensor(out["image"]), torch.from_numpy(out["mask"].astype(np.int64))

@@ -1,0 +1,88 @@
+"""Confusion matrix over a whole split at full label resolution -> per-class IoU, mIoU, accuracy.
+
+As the anchor code and torchvision's references: rows are ground truth, columns predictions,
+accumulated over the whole split (not a mean of per-image scores). IoU_c = TP / (TP + FP + FN).
+A class absent from both prediction and ground truth has no IoU: it is NaN and left out of the
+mean (the anchor code scores it 0 instead). mIoU averages all nine classes, background
+included, as the paper's Table 2.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from configs.runtime import write_bytes_atomic
+from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from segmentation.data import to_tensor
+from segmentation.figures import colourise
+
+
+def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
+                     num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """(C, C) int64 counts, rows = ground truth, columns = prediction; ignored pixels dropped."""
+    keep = target != ignore_index
+    index = target[keep].long() * num_classes + prediction[keep].long()
+    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def scores(matrix: torch.Tensor | np.ndarray) -> dict:
+    """Per-class IoU (%), mIoU (%), pixel accuracy (%) from a confusion matrix."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    true_positive = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - true_positive
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, true_positive / union, np.nan) * 100
+    total = matrix.sum()
+    return {
+        "per_class_iou": {name: (None if np.isnan(v) else float(v))
+                          for name, v in zip(CLASS_NAMES, iou, strict=True)},
+        "miou": float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else float("nan"),
+        "pixel_accuracy": float(true_positive.sum() / total * 100) if total else float("nan"),
+        "absent_classes": [name for name, v in zip(CLASS_NAMES, iou, strict=True) if np.isnan(v)],
+        "note": "IoU in percent; a class absent from both prediction and ground truth is NaN "
+                "(null) and excluded from the mean; mIoU averages the 9 classes, background included",
+    }
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device,
+            batch_size: int = 8) -> np.ndarray:
+    """Class maps (N, H, W) uint8 at full resolution: each batch is zero-padded to a multiple of
+    16 (DeepLabV3+'s output stride) and the logits cropped back."""
+    model.eval()
+    height, width = images.shape[1:3]
+    pad_h, pad_w = (-height) % 16, (-width) % 16
+    out = np.empty(images.shape[:3], np.uint8)
+    for start in range(0, len(images), batch_size):
+        batch = to_tensor(images[start:start + batch_size]).to(device)
+        batch = F.pad(batch, (0, pad_w, 0, pad_h))
+        logits = model(batch)[..., :height, :width]
+        out[start:start + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
+    return out
+
+
+def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
+             device: torch.device, batch_size: int = 8) -> tuple[dict, np.ndarray]:
+    """Scores on a whole split, and the predictions."""
+    predictions = predict(model, images, device, batch_size)
+    matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels))
+    return scores(matrix), predictions
+
+
+def save_prediction_images(folder: Path, names: list[str], images: np.ndarray, labels: np.ndarray,
+                           predictions: np.ndarray, count: int) -> list[Path]:
+    """``count`` PNGs side by side: input | ground truth | prediction (MSRS palette)."""
+    written = []
+    for index in np.linspace(0, len(names) - 1, num=min(count, len(names))).astype(int):
+        panel = np.concatenate([images[index], colourise(labels[index]),
+                                colourise(predictions[index])], axis=1)
+        buffer = io.BytesIO()
+        Image.fromarray(panel).save(buffer, format="PNG")
+        written.append(write_bytes_atomic(folder / f"{names[index]}.png", buffer.getvalue()))
+    return written

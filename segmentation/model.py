@@ -1,0 +1,53 @@
+"""DeepLabV3+ from segmentation-models-pytorch, and the frozen-encoder phase of the recipe.
+
+Every input enters with three channels: infrared (one channel) is replicated to RGB by the data
+layer. That keeps one architecture for every Table 2 row (the only difference between rows is
+the images), lets ImageNet weights apply unchanged, and matches the anchor code, which converts
+grey images to RGB (../shared/notes/anchors.md section 2.5).
+"""
+
+from __future__ import annotations
+
+import segmentation_models_pytorch as smp
+import torch
+
+from msrs.classes import NUM_CLASSES
+
+
+def valid_encoders() -> list[str]:
+    return sorted(smp.encoders.get_encoder_names())
+
+
+def check_encoder(encoder: str) -> None:
+    """An unknown encoder is an error listing the valid names."""
+    names = valid_encoders()
+    if encoder not in names:
+        raise ValueError(f"unknown encoder '{encoder}' (valid: {', '.join(names)})")
+
+
+def build_model(encoder: str, encoder_weights: str | None = None,
+                classes: int = NUM_CLASSES) -> smp.DeepLabV3Plus:
+    """smp.DeepLabV3Plus with 3 input channels. ``encoder_weights="imagenet"`` downloads the
+    weights the first time (needs internet)."""
+    check_encoder(encoder)
+    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=encoder_weights,
+                             in_channels=3, classes=classes)
+
+
+def set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:
+    """Freeze or release the encoder's parameters (requires_grad)."""
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(not frozen)
+
+
+def set_train_mode(model: torch.nn.Module, frozen: bool, frozen_bn_updates: bool = False) -> None:
+    """``model.train()``, except that a frozen encoder stays in eval mode so that its BatchNorm
+    running statistics do not move (a real freeze). ``frozen_bn_updates=True`` reproduces the
+    anchor code, whose "frozen" backbone keeps updating them."""
+    model.train()
+    if frozen and not frozen_bn_updates:
+        model.encoder.eval()
+
+
+def trainable_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]

@@ -1,0 +1,221 @@
+"""Train DeepLabV3+ on one input with the paper's two-phase recipe, then score the test split.
+
+Recipe (paper 4.1, all values from ``SegmentationConfig``): SGD with momentum, cosine lr over all
+epochs; the first ``freeze_epochs`` train with the encoder frozen at ``freeze_batch_size``, the
+rest train everything at ``batch_size``. The optimizer is built per phase over the trainable
+parameters only, so a frozen encoder has no gradient and no optimizer state; its BatchNorm
+statistics stay fixed too (see ``segmentation.model.set_train_mode``). At the unfreeze boundary
+a new optimizer starts (the decoder's momentum is not carried over).
+
+The reported model is the last epoch's: no checkpoint is chosen by its test-split score.
+
+A checkpoint is written atomically after every epoch; ``resume=True`` continues from it. Each
+epoch seeds its own shuffling, augmentation and dropout from (seed, epoch), so an interrupted and
+resumed run ends with the same weights and metrics as an uninterrupted one on the CPU.
+
+Under torchrun every rank takes 1/K of each global batch through a DistributedSampler over the
+same permutation, BatchNorm is synchronised, the test split is sharded and the confusion
+matrices summed; only rank 0 writes (configs/distributed.py).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from configs.distributed import (
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    per_rank_batch,
+    resolve_precision,
+    unwrap,
+    wrap_model,
+)
+from configs.runtime import (
+    load_checkpoint,
+    pick_device,
+    save_torch_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from configs.schema import ExperimentConfig, config_hash
+from segmentation.data import AugmentedSplit, load_split, loader_workers, train_transform
+from segmentation.evaluate import (
+    confusion_matrix,
+    predict,
+    save_prediction_images,
+    scores,
+)
+from segmentation.losses import DiceCELoss
+from segmentation.model import (
+    build_model,
+    check_encoder,
+    set_encoder_frozen,
+    set_train_mode,
+    trainable_parameters,
+)
+from segmentation.schedule import learning_rate, phase_batch
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
+
+
+def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
+    set_encoder_frozen(model, frozen)
+    return torch.optim.SGD(trainable_parameters(model), lr=config.lr, momentum=config.momentum,
+                           nesterov=config.nesterov and config.momentum > 0,
+                           weight_decay=config.weight_decay)
+
+
+def _sharded_scores(model, images, labels, device, place) -> tuple[dict, np.ndarray]:
+    """Evaluate this rank's shard of the test split; confusion matrices summed over ranks."""
+    shard = np.arange(place.rank, len(images), place.world_size)
+    predictions = predict(unwrap(model), images[shard], device)
+    matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels[shard]))
+    matrix = all_reduce_sum(matrix.to(device), place).cpu()
+    return scores(matrix), predictions
+
+
+def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, device,
+                    world_size: int = 1) -> tuple[float, int]:
+    """One pass over ``batches`` (a DataLoader, or a tqdm around one whose postfix shows the
+    running loss and images/second). Returns (summed loss, images seen) of this rank."""
+    total, seen, tick = 0.0, 0, time.perf_counter()
+    for images, labels in batches:
+        images = images.to(device, non_blocking=precision.pin_memory)
+        labels = labels.to(device, non_blocking=precision.pin_memory)
+        if precision.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with precision.autocast(device):
+            loss = criterion(net(images), labels)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.item() * len(images)
+        seen += len(images)
+        if hasattr(batches, "set_postfix"):
+            batches.set_postfix(loss=f"{total / seen:.3f}",
+                                img_s=f"{seen * world_size / (time.perf_counter() - tick):.1f}")
+    return total, seen
+
+
+def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: str, out_dir: Path,
+                       seed: int, image_dirs: dict[str, Path] | None = None, resume: bool = False,
+                       progress: bool = True, stop_after: int | None = None) -> dict:
+    """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
+    folder) and write model.pt, checkpoint.pt, metrics.json, history.csv and predictions/ into
+    ``out_dir``. ``stop_after`` ends after that many epochs without the final evaluation (a
+    time-boxed job; the next call with ``resume=True`` continues). Returns the metrics."""
+    seg = config.segmentation
+    out_dir = Path(out_dir)
+    device, place = init_distributed(pick_device(config.runtime.device))
+    precision = resolve_precision(config.runtime, device)
+    check_encoder(seg.encoder)  # before any data is read
+    dirs = image_dirs or {}
+    train_images, train_labels, _ = load_split(data_root, "train", input_name, dirs.get("train"))
+    test_images, test_labels, test_names = load_split(data_root, "test", input_name,
+                                                      dirs.get("test"))
+    crop = tuple(seg.crop) if seg.crop else train_images.shape[1:3]
+    dataset = AugmentedSplit(train_images, train_labels, train_transform(crop, seg.scale_range), seed)
+    for batch in {seg.freeze_batch_size, seg.batch_size}:
+        if len(dataset) < batch:
+            raise ValueError(f"{data_root / 'train'}: {len(dataset)} training images, fewer than "
+                             f"one batch of {batch}")
+
+    torch.manual_seed(seed)
+    model = build_model(seg.encoder, seg.encoder_weights).to(device)
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)
+    start_epoch, history = 0, []
+    checkpoint_path = out_dir / "checkpoint.pt"
+    state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        start_epoch, history = state["epoch"], state["history"]
+    net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
+    frozen = start_epoch < seg.freeze_epochs
+    optimizer = _optimizer(model, seg, frozen)
+    if state is not None and state["frozen"] == frozen:
+        optimizer.load_state_dict(state["optimizer"])
+    scaler = precision.make_scaler(device)
+    sampler = DistributedSampler(dataset, num_replicas=place.world_size, rank=place.rank,
+                                 shuffle=True, seed=seed)
+    last = seg.epochs if stop_after is None else min(seg.epochs, stop_after)
+    for epoch in range(start_epoch, last):
+        if (epoch < seg.freeze_epochs) != frozen:  # the unfreeze boundary
+            frozen = epoch < seg.freeze_epochs
+            optimizer = _optimizer(model, seg, frozen)
+            net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
+        lr = learning_rate(seg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        torch.manual_seed(_epoch_seed(seed, epoch))  # dropout
+        sampler.set_epoch(epoch)
+        dataset.set_epoch(epoch)
+        loader = DataLoader(dataset, batch_size=per_rank_batch(phase_batch(seg, epoch), place),
+                            sampler=sampler, drop_last=True,
+                            num_workers=loader_workers(seg.num_workers, device),
+                            pin_memory=precision.pin_memory)
+        set_train_mode(model, frozen, seg.frozen_bn_updates)
+        tick = time.perf_counter()
+        bar = tqdm(loader, desc=f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}"
+                   f"{' (encoder frozen)' if frozen else ''}", leave=False,
+                   disable=not (progress and place.is_main))
+        total, seen = train_one_epoch(net, bar, criterion, optimizer, scaler, precision, device,
+                                      place.world_size)
+        loss_sum = all_reduce_sum(torch.tensor([total, seen], dtype=torch.float64, device=device),
+                                  place)
+        row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr,
+               "loss": float(loss_sum[0] / loss_sum[1]), "val_miou": float("nan"),
+               "seconds": round(time.perf_counter() - tick, 2)}
+        if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
+            row["val_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
+        history.append(row)
+        if place.is_main:
+            save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
+                                                "optimizer": optimizer.state_dict(),
+                                                "epoch": epoch + 1, "frozen": frozen,
+                                                "history": history})
+        barrier(place)
+    if last < seg.epochs:
+        return {"stopped_after_epoch": last}
+
+    evaluated = time.perf_counter()
+    metrics, _ = _sharded_scores(net, test_images, test_labels, device, place)
+    if history:
+        history[-1]["val_miou"] = metrics["miou"]
+    metrics.update({"input": input_name, "seed": seed, "epochs": seg.epochs,
+                    "config_hash": config_hash(config.segmentation),
+                    # epochs of earlier (interrupted) sessions included
+                    "wall_seconds": round(sum(row["seconds"] for row in history)
+                                          + time.perf_counter() - evaluated, 1),
+                    "train_images": len(dataset), "test_images": len(test_images),
+                    "processes": place.world_size})
+    if place.is_main:
+        predictions = predict(model, test_images, device)
+        save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
+                               predictions, seg.prediction_images)
+        save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
+                                                 "encoder": seg.encoder, "input": input_name})
+        write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_json_atomic(out_dir / "metrics.json", metrics)
+    barrier(place)
+    return metrics
+
+
+def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Rebuild a model saved by train_segmentation (weights only, no pretrained download)."""
+    state = load_checkpoint(path, device)
+    model = build_model(state["encoder"], None)
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()

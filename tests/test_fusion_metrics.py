@@ -1,0 +1,199 @@
+"""Fusion-quality metrics: hand-checkable cases, input checks, and one real RoadScene pair."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fusion.metrics import CONVENTIONS, METRIC_NAMES, entropy, evaluate, mutual_information, qabf
+
+DATA = Path("/work/shared/data/roadscene-50")
+
+
+def _ramp(h: int = 64, w: int = 80) -> np.ndarray:
+    """Deterministic textured image with values 0..253 (no 254/255)."""
+    y, x = np.mgrid[0:h, 0:w]
+    return ((x * 3 + y * 5 + (x * y) % 17) % 254).astype(np.uint8)
+
+
+def _noise(seed: int, h: int = 64, w: int = 80) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def _luma(path: Path) -> np.ndarray:
+    rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float64)
+    y = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- keys, conventions, input checks
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_keys_and_order(convention):
+    out = evaluate(_ramp(), _noise(1), _noise(2), convention=convention)
+    assert tuple(out) == METRIC_NAMES == ("EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM")
+    assert all(isinstance(v, float) for v in out.values())
+
+
+def test_default_convention_is_python():
+    f, a, b = _ramp(), _noise(1), _noise(2)
+    assert evaluate(f, a, b) == evaluate(f, a, b, convention="python")
+    assert CONVENTIONS == ("python", "matlab")
+
+
+def test_unknown_convention_raises_listing_valid_ones():
+    with pytest.raises(ValueError, match="python.*matlab"):
+        evaluate(_ramp(), _ramp(), _ramp(), convention="octave")
+
+
+def test_wrong_dtype_raises():
+    img = _ramp()
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate(img.astype(np.float32), img, img)
+    with pytest.raises(ValueError, match="uint8"):
+        evaluate(img, img.astype(np.int64), img)
+
+
+def test_wrong_ndim_and_type_raise():
+    img = _ramp()
+    with pytest.raises(ValueError, match="2-D"):
+        evaluate(np.stack([img] * 3, axis=-1), img, img)
+    with pytest.raises(ValueError, match="numpy array"):
+        evaluate(img.tolist(), img, img)
+
+
+def test_too_small_raises():
+    with pytest.raises(ValueError, match="7x7"):
+        evaluate(*(np.zeros((6, 20), dtype=np.uint8),) * 3)
+
+
+def test_size_mismatch_raises():
+    img = _ramp()
+    with pytest.raises(ValueError, match="same size"):
+        evaluate(img, img[:-1], img)
+    with pytest.raises(ValueError, match="same size"):
+        evaluate(img, img, img[:, :-1])
+
+
+# ---------------------------------------------------------------- hand-checkable single-image values
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_constant_image_has_zero_en_sd_sf_ag(convention):
+    const = np.full((32, 48), 117, dtype=np.uint8)
+    out = evaluate(const, _noise(1, 32, 48), _noise(2, 32, 48), convention=convention)
+    assert out["EN"] == 0.0
+    assert out["SD"] == 0.0
+    assert out["SF"] == 0.0
+    assert out["AG"] == 0.0
+
+
+def test_entropy_two_equally_frequent_values_is_one_bit():
+    img = np.zeros((16, 16), dtype=np.uint8)
+    img[:, 8:] = 200
+    assert entropy(img) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sd_sf_ag_hand_values():
+    # columns alternate 0, 10 -> population SD 5; horizontal diffs all 10, vertical 0 -> SF 10.
+    img = np.tile(np.array([0, 10], dtype=np.uint8), (8, 5))
+    out = evaluate(img, img, img)
+    assert out["SD"] == pytest.approx(5.0)
+    assert out["SF"] == pytest.approx(10.0)
+    # np.gradient: interior central differences are 0, the two border columns are +-10 -> sqrt(100/2).
+    h, w = img.shape
+    border_sum = 2 * h * math.sqrt(50.0)
+    assert out["AG"] == pytest.approx(border_sum / (h * w))
+    assert evaluate(img, img, img, "matlab")["AG"] == pytest.approx(border_sum / ((h - 1) * (w - 1)))
+
+
+# ---------------------------------------------------------------- mutual information
+def test_mi_of_image_with_itself_is_twice_its_entropy_bits_and_nats():
+    img = _ramp()
+    h_bits = entropy(img)
+    assert mutual_information(img, img, base="2") == pytest.approx(h_bits, rel=1e-12)
+    out_m = evaluate(img, img, img, "matlab")
+    assert out_m["MI"] == pytest.approx(2 * h_bits, rel=1e-12)
+    out_p = evaluate(img, img, img, "python")
+    assert out_p["MI"] == pytest.approx(2 * h_bits * math.log(2), rel=1e-12)  # nats
+
+
+def test_mi_python_is_matlab_times_ln2():
+    f, a, b = _ramp(), _noise(3), _noise(4)
+    mp = evaluate(f, a, b, "python")["MI"]
+    mm = evaluate(f, a, b, "matlab")["MI"]
+    assert mp == pytest.approx(mm * math.log(2), rel=1e-12)
+
+
+def test_mi_of_independent_constant_is_zero():
+    const = np.full((20, 20), 3, dtype=np.uint8)
+    assert mutual_information(const, _noise(5, 20, 20)) == 0.0
+
+
+# ---------------------------------------------------------------- SSIM, SCD, VIF, Qabf
+def test_ssim_of_identical_images():
+    img = _ramp()
+    assert evaluate(img, img, img, "matlab")["SSIM"] == pytest.approx(1.0, abs=1e-12)
+    assert evaluate(img, img, img, "python")["SSIM"] == pytest.approx(2.0, abs=1e-6)
+
+
+def test_vif_of_identical_images_is_two():
+    img = _ramp()
+    for convention in CONVENTIONS:
+        assert evaluate(img, img, img, convention)["VIF"] == pytest.approx(2.0, rel=1e-9)
+
+
+def test_scd_undefined_when_fused_equals_source_is_nan():
+    img, other = _ramp(), _noise(6)
+    assert math.isnan(evaluate(img, img, other)["SCD"])
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_qabf_fused_equal_to_one_source_is_well_defined(convention):
+    a, b = _ramp(), _noise(7)
+    q = qabf(a, a, b, convention)
+    assert math.isfinite(q)
+    assert 0.0 <= q <= 1.0
+    assert evaluate(a, a, b, convention)["Qabf"] == q
+
+
+def test_qabf_equal_gradient_quirk():
+    # fused == ir: every ir pixel is a tie (gA == gF). In the python convention (0-255) the tie gives
+    # G = gF >= 1 on edges -> Q_g ~ 0.9994 (vi's zero-padded border still costs a little); in the
+    # matlab convention (0-1 images) G = gF/255, so weak tied edges score near 0 and Qabf is lower.
+    a, b = _ramp(), np.full((64, 80), 50, dtype=np.uint8)
+    assert qabf(a, a, b, "python") > 0.85
+    assert qabf(a, a, b, "matlab") < qabf(a, a, b, "python")
+
+
+# ---------------------------------------------------------------- real pair
+def test_real_roadscene_pair_average_fusion():
+    stems = sorted(p.name for p in (DATA / "ir").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+    assert stems, f"no JPEG images in {DATA / 'ir'}"
+    stem = stems[0]
+    ir = _luma(DATA / "ir" / stem)
+    vi = _luma(DATA / "vi" / stem)
+    assert ir.shape == vi.shape
+    fused = ((ir.astype(np.uint16) + vi.astype(np.uint16) + 1) // 2).astype(np.uint8)
+
+    py = evaluate(fused, ir, vi, "python")
+    ml = evaluate(fused, ir, vi, "matlab")
+    for out in (py, ml):
+        assert all(math.isfinite(v) for v in out.values()), out
+        assert 0 < out["EN"] <= 8
+        assert out["SD"] > 0 and out["SF"] > 0 and out["AG"] > 0
+        assert out["MI"] > 0
+        assert 0 < out["Qabf"] < 1
+        assert 0 < out["VIF"] < 2
+        assert 0 < out["SCD"] < 2
+    assert 0 < ml["SSIM"] < 1
+    assert 0 < py["SSIM"] < 2
+    # shared definitions agree; the convention-specific ones differ as documented
+    for k in ("EN", "SD", "SF", "SCD", "VIF"):
+        assert py[k] == pytest.approx(ml[k], rel=1e-12)
+    assert ml["AG"] > py["AG"]
+    assert py["MI"] == pytest.approx(ml["MI"] * math.log(2), rel=1e-12)
+    # average fusion keeps a lot of both sources: MI above that of an unrelated image
+    unrelated = np.roll(fused, (fused.shape[0] // 2, fused.shape[1] // 2), axis=(0, 1))
+    assert py["MI"] > evaluate(unrelated, ir, vi)["MI"]

@@ -1,0 +1,82 @@
+"""run_all end to end on configs/tiny.yaml: report files, caching, kill + resume = uninterrupted."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from .conftest import REPO
+
+RUN_ALL = str(REPO / "pipelines" / "run_all.py")
+TINY = str(REPO / "configs" / "tiny.yaml")
+
+
+def _run_all(out, *extra, timeout=600):
+    return subprocess.run([sys.executable, RUN_ALL, "--config", TINY, "--out", str(out),
+                           "--no-progress", *extra], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)
+
+
+def test_full_run_then_everything_cached(tmp_path):
+    out = tmp_path / "run"
+    first = _run_all(out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = out / "report"
+    for name in ("table2.csv", "table2.md", "table1.csv", "table1.md", "miou.png",
+                 "per_class_iou.png", "qualitative.png"):
+        assert (report / name).is_file(), name
+    table = pd.read_csv(report / "table2.csv")
+    assert list(table["input"]) == ["Infrared", "Visible", "Average", "SSPFusion"]
+    assert table["miou"].between(0, 100).all()
+    second = _run_all(out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    ran = [line for line in second.stdout.splitlines() if line.startswith("[")]
+    assert ran and all(": cached" in line for line in ran), second.stdout
+    assert pd.read_csv(report / "table2.csv").equals(table)
+    changed = _run_all(out, "--set", "segmentation.epochs=2", "--only", "segmentation")
+    assert changed.returncode == 0, changed.stderr[-3000:]
+    assert (out / "segmentation" / "visible" / "seed0" / "done.json").is_file()
+    assert list((out / "segmentation" / "visible").glob("seed0.superseded-*"))
+
+
+def test_bad_plan_fails_before_training(tmp_path):
+    unknown = _run_all(tmp_path / "a", "--methods", "nosuchfusion", "average")
+    assert unknown.returncode == 2
+    assert "unknown fusion method 'nosuchfusion'" in unknown.stderr and "average" in unknown.stderr
+    missing = _run_all(tmp_path / "b", "--data-root", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "data root not found" in missing.stderr
+    typo = _run_all(tmp_path / "c", "--set", "segmentation.epoch=2")
+    assert typo.returncode == 2 and "segmentation.epoch" in typo.stderr
+    assert not (tmp_path / "a" / "segmentation").exists()
+
+
+def test_killed_during_segmentation_resumes_to_the_same_table(tmp_path):
+    reference = _run_all(tmp_path / "reference", "--methods", "average")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    command = [sys.executable, RUN_ALL, "--config", TINY, "--out", str(out), "--no-progress",
+               "--methods", "average"]
+    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    checkpoint = out / "segmentation" / "visible" / "seed0" / "checkpoint.pt"
+    deadline = time.time() + 300
+    while not checkpoint.exists() and time.time() < deadline and child.poll() is None:
+        time.sleep(0.05)
+    assert checkpoint.exists(), "segmentation never wrote a checkpoint"
+    os.killpg(child.pid, signal.SIGKILL)
+    child.wait()
+    assert not (out / "segmentation" / "visible" / "seed0" / "done.json").exists()
+
+    resumed = _run_all(out, "--methods", "average")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "segmentation:visible:seed0: resume" in resumed.stdout
+    ours = pd.read_csv(out / "report" / "table2.csv")
+    theirs = pd.read_csv(tmp_path / "reference" / "report" / "table2.csv")
+    pd.testing.assert_frame_equal(ours, theirs)
+    metrics = json.loads((out / "segmentation" / "visible" / "seed0" / "metrics.json").read_text())
+    assert metrics["seed"] == 0
