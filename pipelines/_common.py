@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+sys.stdout.reconfigure(line_buffering=True)  # stage lines reach a log file as they happen
 
 from configs.runtime import StageExistsError  # noqa: E402
 from configs.schema import ConfigError, ExperimentConfig, load_config  # noqa: E402
@@ -34,6 +35,11 @@ def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/qui
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return load_config(args.config, args.overrides)
+
+
+def is_main_process() -> bool:
+    """False on the ranks other than 0 of a torchrun launch (they print and mark nothing)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def run_main(main) -> None:

@@ -62,6 +62,8 @@ def main() -> int:
         return 0
     result = train_fusion(config, data_root, folder, resume=args.resume,
                           progress=not args.no_progress)
+    if not _common.is_main_process():
+        return 0
     mark_done(folder, digest, kind="fusion")
     print(f"SSPFusion: {result['parameters']:,} parameters, {result['epochs']} epochs in "
           f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {folder}")

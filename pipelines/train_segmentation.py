@@ -42,6 +42,8 @@ def main() -> int:
     data_root = resolve_data_root(config.data, args.data_root, Path("runs") / config.name)
     metrics = train_segmentation(config, data_root, name, out, seed, image_dirs=image_dirs,
                                  resume=args.resume, progress=not args.no_progress)
+    if not _common.is_main_process():
+        return 0
     table = pd.Series(metrics["per_class_iou"], dtype=float).rename("IoU %").to_frame()
     print(table.to_string(float_format=lambda v: f"{v:6.1f}", na_rep="   n/a"))
     print(f"{name} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "

@@ -151,6 +151,14 @@ def learning_rate(config: FusionConfig, epoch: int) -> float:
     return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
 
 
+def set_stage_trainable(model: SSPFusion, stage: str) -> None:
+    """Stage "structure" trains the SFEs and the decoder (L_str, L_rec, L_ae); the fusion
+    convolutions take no part in its loss, so they are frozen then rather than left without a
+    gradient (which DistributedDataParallel rejects). Stage "fusion" trains everything."""
+    for parameter in model.fuse.parameters():
+        parameter.requires_grad_(stage != "structure")
+
+
 def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, config: FusionConfig,
                        stage: str) -> dict:
     """One pass; returns summed loss terms of this rank and ``images`` seen."""
@@ -211,8 +219,9 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     if state is not None:
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
-    net = wrap_model(model, device, place)
     stage = stage_of(fus, start)
+    set_stage_trainable(model, stage)
+    net = wrap_model(model, device, place)
     optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
     if state is not None and state["stage"] == stage:
         optimizer.load_state_dict(state["optimizer"])
@@ -221,6 +230,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     for epoch in range(start, last):
         if stage_of(fus, epoch) != stage:  # stage 2 starts with a fresh optimizer
             stage = stage_of(fus, epoch)
+            set_stage_trainable(model, stage)
+            net = wrap_model(model, device, place)  # DDP fixes its parameter set when built
             optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
         lr = learning_rate(fus, epoch)
         for group in optimizer.param_groups:
