@@ -10,10 +10,9 @@ Data order is the same whatever K is: the training loops always draw batches thr
 the sampler yields the whole permutation and with K processes rank r takes every K-th index of
 the *same* permutation. Consecutive per-rank batches of size B/K then together hold exactly the
 global batch a single process would draw, and DDP's gradient averaging reproduces the
-single-process step. On CUDA, SyncBatchNorm makes the BatchNorm statistics those of the global
-batch too; torch's SyncBatchNorm has no CPU kernel, so on CPU (gloo) each rank normalises over
-its own B/K samples and K-process numbers drift slightly from one process (the loss curves agree
-to about a percent; see tests/test_distributed.py).
+single-process step. BatchNorm statistics are those of the global batch too: on CUDA through
+``torch.nn.SyncBatchNorm``, on the CPU (which that class does not support) through
+:class:`GlooSyncBatchNorm` below.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_autograd
 
 from configs.schema import RuntimeConfig
 
@@ -80,14 +80,64 @@ def barrier(place: Dist) -> None:
         dist.barrier()
 
 
+class GlooSyncBatchNorm(torch.nn.BatchNorm2d):
+    """BatchNorm2d whose training-mode statistics are taken over the whole global batch, for CPU
+    process groups (``torch.nn.SyncBatchNorm`` runs on CUDA only). The per-channel sums go
+    through the autograd-aware ``all_reduce`` of ``torch.distributed.nn``, so the gradient also
+    flows through the shared statistics, exactly as in one process with the whole batch. Eval
+    mode uses the running statistics and communicates nothing. Same parameters, buffers and
+    state-dict keys as BatchNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or not dist.is_initialized():
+            return super().forward(x)
+        dims = [0, 2, 3]
+        count = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
+        totals = dist_autograd.all_reduce(torch.cat([x.sum(dims), count]))
+        n = totals[-1]
+        mean = totals[:-1] / n
+        centred = x - mean[None, :, None, None]
+        var = dist_autograd.all_reduce(centred.pow(2).sum(dims)) / n  # two passes: stable
+        out = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                            else self.momentum)
+                self.running_mean.lerp_(mean.detach(), momentum)
+                self.running_var.lerp_(var.detach() * n / (n - 1), momentum)
+        return out
+
+
+def convert_gloo_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Swap every BatchNorm2d of ``module`` (in place) for a :class:`GlooSyncBatchNorm` holding
+    the same parameters and buffers; returns the module."""
+    for name, child in module.named_children():
+        if type(child) is torch.nn.BatchNorm2d:
+            synced = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum,
+                                       child.affine, child.track_running_stats)
+            synced.load_state_dict(child.state_dict())
+            synced.train(child.training)
+            for parameter, original in zip(synced.parameters(), child.parameters(), strict=True):
+                parameter.requires_grad_(original.requires_grad)
+            setattr(module, name, synced.to(next(child.buffers(), torch.empty(0)).device))
+        else:
+            convert_gloo_sync_batchnorm(child)
+    return module
+
+
 def wrap_model(model: torch.nn.Module, device: torch.device, place: Dist,
                sync_batchnorm: bool = False) -> torch.nn.Module:
-    """DDP-wrap when distributed (SyncBatchNorm first when asked and on CUDA, the only device
-    torch implements it for); the model itself otherwise."""
+    """DDP-wrap when distributed (BatchNorm synchronised first when asked); the model itself
+    otherwise."""
     if not place.enabled:
         return model
     if sync_batchnorm and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    elif sync_batchnorm:
+        model = convert_gloo_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
                                                      find_unused_parameters=True)

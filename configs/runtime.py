@@ -34,16 +34,22 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def setup_runtime(runtime: RuntimeConfig) -> torch.device:
-    """Pick the device, set thread count and determinism flags."""
+    """Pick the device, set thread count, determinism and cudnn autotuning.
+
+    ``cudnn_benchmark`` (auto = on for CUDA) lets cudnn time its kernels and keep the fastest,
+    which can differ from run to run: CUDA results then repeat only to rounding. CPU runs are
+    unaffected and repeat exactly; set ``runtime.cudnn_benchmark: off`` for repeatable GPU runs.
+    """
     device = pick_device(runtime.device)
     threads = runtime.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     if runtime.deterministic:
-        torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    elif device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    benchmark = runtime.cudnn_benchmark == "on" or (runtime.cudnn_benchmark == "auto"
+                                                    and device.type == "cuda")
+    torch.backends.cudnn.benchmark = benchmark
+    torch.backends.cudnn.deterministic = runtime.deterministic and not benchmark
     return device
 
 

@@ -102,7 +102,8 @@ class RuntimeConfig:
     threads: int = 0  # torch CPU threads; 0 = the core count
     amp: str = "auto"  # auto | off | bf16 | fp16
     channels_last: str = "auto"  # auto | on | off
-    deterministic: bool = True
+    cudnn_benchmark: str = "auto"  # auto (on for CUDA) | on | off; on trades bitwise repeatability
+    deterministic: bool = True  # deterministic algorithms (CPU runs repeat exactly)
 
 
 @dataclass
@@ -244,8 +245,9 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("fusion.betas: must be [beta1, beta2]")
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
         raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
-    if config.runtime.channels_last not in ("auto", "on", "off"):
-        raise ConfigError("runtime.channels_last: must be auto, on or off")
+    for switch in ("channels_last", "cudnn_benchmark"):
+        if getattr(config.runtime, switch) not in ("auto", "on", "off"):
+            raise ConfigError(f"runtime.{switch}: must be auto, on or off")
 
 
 def config_hash(*sections) -> str:

@@ -73,7 +73,8 @@ def table2(runs: list[dict]) -> pd.DataFrame:
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    """Markdown with mean +- std per cell and the best value of each column in bold."""
+    """Markdown with mean +- std per cell and the best value of each column in bold (none in a
+    column where every input scores 0: nothing was learned there, so nothing is best)."""
     has_std = any(column.endswith("_std") for column in table.columns)
     header = ["Input", *CLASS_NAMES, "mIoU"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -88,7 +89,7 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
             text = f"{value:.{digits}f}"
             if has_std and not pd.isna(row.get(f"{column}_std")):
                 text += f" ± {row[f'{column}_std']:.{digits}f}"
-            if np.isclose(value, best[column]) and len(table) > 1:
+            if np.isclose(value, best[column]) and best[column] > 0 and len(table) > 1:
                 text = f"**{text}**"
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")

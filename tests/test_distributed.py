@@ -10,6 +10,7 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 
 from tests.conftest import REPO
 
@@ -61,3 +62,63 @@ def test_fusion_two_processes_match_one(synthetic_root, tmp_path):
     histories = [pd.read_csv(f / "history.csv") for f in folders]
     assert histories[0]["total"].to_numpy() == pytest.approx(histories[1]["total"].to_numpy(),
                                                              rel=1e-3)
+
+
+def _sync_bn_rank(rank: int, world: int, init_file: str, x, grad_out, queue) -> None:
+    import torch.distributed as dist
+
+    from configs.distributed import GlooSyncBatchNorm
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    bn = GlooSyncBatchNorm(3)
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+    part = x.chunk(world)[rank].clone().requires_grad_(True)
+    out = bn(part)
+    (out * grad_out.chunk(world)[rank]).sum().backward()
+    grads = torch.stack([bn.weight.grad, bn.bias.grad])
+    dist.all_reduce(grads)  # what DDP's gradient sum gives before its averaging
+    queue.put((rank, out.detach(), part.grad, grads, bn.running_mean, bn.running_var))
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_gloo_sync_batchnorm_equals_whole_batch_batchnorm(tmp_path):
+    """Two ranks with half a batch each give the outputs, input gradients, parameter gradients
+    and running statistics of one BatchNorm2d over the whole batch."""
+    import torch.multiprocessing as mp
+
+    torch.manual_seed(1)
+    x, grad_out = torch.randn(4, 3, 5, 6) * 3 + 1, torch.randn(4, 3, 5, 6)
+    torch.manual_seed(0)
+    reference = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        reference.weight.uniform_(0.5, 1.5)
+        reference.bias.uniform_(-0.5, 0.5)
+    whole = x.clone().requires_grad_(True)
+    expected = reference(whole)
+    (expected * grad_out).sum().backward()
+
+    context = mp.get_context("spawn")
+    queue = context.SimpleQueue()
+    processes = [context.Process(target=_sync_bn_rank,
+                                 args=(r, 2, str(tmp_path / "init"), x, grad_out, queue))
+                 for r in range(2)]
+    for p in processes:
+        p.start()
+    results = dict((item[0], item[1:]) for item in (queue.get() for _ in processes))
+    for p in processes:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    out = torch.cat([results[r][0] for r in range(2)])
+    input_grad = torch.cat([results[r][1] for r in range(2)])
+    torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(input_grad, whole.grad, rtol=1e-4, atol=1e-5)
+    for r in range(2):
+        grads, running_mean, running_var = results[r][2:]
+        torch.testing.assert_close(grads, torch.stack([reference.weight.grad, reference.bias.grad]),
+                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(running_mean, reference.running_mean)
+        torch.testing.assert_close(running_var, reference.running_var)

@@ -41,6 +41,16 @@ def test_rows_in_paper_order_mean_and_std():
     assert "**64.0**" in markdown and "31.0 ± 1.4" in markdown
 
 
+def test_column_where_every_input_scores_zero_has_no_best():
+    runs = [_run("infrared", 0, 30), _run("visible", 0, 40)]
+    for run in runs:
+        run["metrics"]["per_class_iou"]["car_stop"] = 0.0
+    rows = to_markdown(table2(runs)).splitlines()[2:]
+    column = 1 + CLASS_NAMES.index("car_stop") + 1
+    assert [row.split("|")[column].strip() for row in rows] == ["0.0", "0.0"]
+    assert "**" in rows[1]  # visible is still best elsewhere
+
+
 def test_external_names_map_to_paper_rows():
     assert display_name("fused:external:/data/fused/ddfm/") == "DDFM"
     assert display_name("fused:external:/x/MyNewFusion") == "MyNewFusion"
