@@ -188,7 +188,7 @@ def _preview(model, irs, vis, device, count: int = 4) -> bytes:
     rows = []
     with torch.no_grad():
         for ir, vi in list(zip(irs, vis, strict=True))[:count]:
-            to = lambda a: torch.from_numpy(a).float().div(255)[None, None].to(device)  # noqa: E731
+            to = lambda a: torch.tensor(a, dtype=torch.float32).div(255)[None, None].to(device)  # noqa: E731
             fused = model(to(ir), to(vi)).fused.clamp(0, 1)[0, 0].cpu().numpy()
             rows.append(np.concatenate([ir, vi, np.round(fused * 255).astype(np.uint8)], axis=1))
     width = max(row.shape[1] for row in rows)
