@@ -80,3 +80,16 @@ def test_killed_during_segmentation_resumes_to_the_same_table(tmp_path):
     pd.testing.assert_frame_equal(ours, theirs)
     metrics = json.loads((out / "segmentation" / "visible" / "seed0" / "metrics.json").read_text())
     assert metrics["seed"] == 0
+
+
+def test_jobs_run_rows_side_by_side_to_the_same_table(tmp_path):
+    one_thread = ("--methods", "average", "--set", "runtime.threads=1")
+    sequential = _run_all(tmp_path / "sequential", *one_thread)
+    assert sequential.returncode == 0, sequential.stderr[-3000:]
+    parallel = _run_all(tmp_path / "parallel", *one_thread, "--jobs", "2")
+    assert parallel.returncode == 0, parallel.stderr[-3000:]
+    assert parallel.stdout.count("started in process") == 3  # infrared, visible, fused:average
+    logs = sorted(p.name for p in (tmp_path / "parallel" / "logs").glob("*.log"))
+    assert len(logs) == 3
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "report" / "table2.csv"),
+                                  pd.read_csv(tmp_path / "sequential" / "report" / "table2.csv"))
