@@ -249,10 +249,8 @@ def run_plan(stages: list[Stage], only: list[str], log: Callable[[str], None] = 
         resume = _prepare(stage)
         elapsed = time.perf_counter() - start
         left = [s for s in todo if s is not stage and todo.index(s) > todo.index(stage)]
-        estimate = _estimate(took, left)
-        eta = f", about {_duration(estimate)} left after it" if estimate is not None else ""
         log(f"{prefix}: {stage.status} ({reason}) - {stage.describe}; elapsed "
-            f"{_duration(elapsed)}{eta}")
+            f"{_duration(elapsed)}{_time_left(took, left)}")
         began = time.perf_counter()
         result = stage.run(resume)
         seconds = time.perf_counter() - began
@@ -330,11 +328,24 @@ def _reap(running):
     return still, failed
 
 
-def _estimate(took: dict[str, list[float]], left: list[Stage]) -> float | None:
-    if not took or not left:
-        return None if left else 0.0
-    overall = sum(sum(v) for v in took.values()) / sum(len(v) for v in took.values())
-    return sum(sum(took[s.kind]) / len(took[s.kind]) if s.kind in took else overall for s in left)
+def _time_left(took: dict[str, list[float]], left: list[Stage]) -> str:
+    """What remains after the current stage, from the mean time of each kind run so far.
+
+    A kind not run yet is not guessed from the others (a segmentation run takes many times a
+    fusion-metrics pass): it is named instead, until its first stage has been timed.
+    """
+    if not left:
+        return ""
+    known = sum(sum(took[s.kind]) / len(took[s.kind]) for s in left if s.kind in took)
+    untimed: dict[str, int] = {}
+    for s in left:
+        if s.kind not in took:
+            untimed[s.kind] = untimed.get(s.kind, 0) + 1
+    if not untimed:
+        return f", about {_duration(known)} left after it"
+    names = " and ".join(f"{count} {kind}" for kind, count in untimed.items())
+    timed = f"about {_duration(known)} plus " if known else ""
+    return f", {timed}{names} stage(s) not timed yet left after it"
 
 
 def finished_segmentation_runs(stages: list[Stage]) -> list[dict]:

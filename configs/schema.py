@@ -73,6 +73,7 @@ class SegmentationConfig:
 
     encoder: str = "mobilenet_v2"
     encoder_weights: str | None = None  # "imagenet" needs internet the first time
+    decoder_channels: int = 256  # DeepLabV3+ ASPP/decoder width (smp's and the paper's 256)
     epochs: int = 340  # total, frozen phase included
     freeze_epochs: int = 100  # first epochs with the encoder frozen
     freeze_batch_size: int = 8
@@ -235,6 +236,8 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("metrics_convention: must be 'python' or 'matlab'")
     if not 0 <= seg.freeze_epochs <= seg.epochs:
         raise ConfigError("segmentation.freeze_epochs: must be between 0 and segmentation.epochs")
+    if seg.decoder_channels < 1:
+        raise ConfigError(f"segmentation.decoder_channels: must be >= 1, got {seg.decoder_channels}")
     if seg.crop is not None and len(seg.crop) != 2:
         raise ConfigError("segmentation.crop: must be [height, width] or null")
     if len(seg.scale_range) != 2 or not 0 < seg.scale_range[0] <= seg.scale_range[1]:

@@ -62,7 +62,8 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     dataset = AugmentedSplit(images, labels, train_transform(crop, seg.scale_range), config.seed)
     batch = seg.batch_size
     torch.manual_seed(config.seed)
-    model = build_model(seg.encoder, None).to(device).train()
+    model = build_model(seg.encoder, None, decoder_channels=seg.decoder_channels)
+    model = model.to(device).train()
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)

@@ -25,13 +25,15 @@ def check_encoder(encoder: str) -> None:
         raise ValueError(f"unknown encoder '{encoder}' (valid: {', '.join(names)})")
 
 
-def build_model(encoder: str, encoder_weights: str | None = None,
-                classes: int = NUM_CLASSES) -> smp.DeepLabV3Plus:
+def build_model(encoder: str, encoder_weights: str | None = None, classes: int = NUM_CLASSES,
+                decoder_channels: int = 256) -> smp.DeepLabV3Plus:
     """smp.DeepLabV3Plus with 3 input channels. ``encoder_weights="imagenet"`` downloads the
-    weights the first time (needs internet)."""
+    weights the first time (needs internet). ``decoder_channels`` is the width of the ASPP and
+    decoder: 256 in DeepLabV3+ and the paper's recipe; the CPU default narrows it to 128, which
+    trains about 1.4x faster at 96x128 (the decoder is half the model's FLOPs there)."""
     check_encoder(encoder)
     return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=encoder_weights,
-                             in_channels=3, classes=classes)
+                             in_channels=3, classes=classes, decoder_channels=decoder_channels)
 
 
 def set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:

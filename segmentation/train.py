@@ -132,7 +132,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                              f"one batch of {batch}")
 
     torch.manual_seed(seed)
-    model = build_model(seg.encoder, seg.encoder_weights).to(device)
+    model = build_model(seg.encoder, seg.encoder_weights,
+                        decoder_channels=seg.decoder_channels).to(device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)
@@ -206,7 +207,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
         save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
                                predictions, seg.prediction_images)
         save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
-                                                 "encoder": seg.encoder, "input": input_name})
+                                                 "encoder": seg.encoder, "input": input_name,
+                                                 "decoder_channels": seg.decoder_channels})
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "metrics.json", metrics)
     barrier(place)
@@ -216,6 +218,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
 def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
     """Rebuild a model saved by train_segmentation (weights only, no pretrained download)."""
     state = load_checkpoint(path, device)
-    model = build_model(state["encoder"], None)
+    model = build_model(state["encoder"], None,
+                        decoder_channels=state.get("decoder_channels", 256))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

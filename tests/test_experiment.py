@@ -74,3 +74,17 @@ def test_failed_stage_is_not_marked_done(tmp_path):
     except RuntimeError:
         pass
     assert not (tmp_path / "f" / "done.json").exists()
+
+
+def test_time_left_names_kinds_not_timed_yet(tmp_path):
+    calls, lines = [], []
+    stages = [_stage(tmp_path, "fuse:a", "h1", calls, "fuse"),
+              _stage(tmp_path, "segmentation:x", "h1", calls),
+              _stage(tmp_path, "fuse:b", "h1", calls, "fuse"),
+              _stage(tmp_path, "segmentation:y", "h1", calls)]
+    plan_status(stages, [])
+    run_plan(stages, [], log=lines.append)
+    assert lines[0].endswith(", 2 segmentation and 1 fuse stage(s) not timed yet left after it")
+    assert "about 0s plus 1 segmentation stage(s) not timed yet" in lines[1]
+    assert lines[2].endswith("about 0s left after it") and "not timed" not in lines[2]
+    assert "left after it" not in lines[3]

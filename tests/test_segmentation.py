@@ -21,7 +21,7 @@ from segmentation.evaluate import confusion_matrix, scores
 from segmentation.losses import DiceCELoss
 from segmentation.model import build_model, check_encoder, set_encoder_frozen, set_train_mode
 from segmentation.schedule import learning_rate, phase_batch
-from segmentation.train import _optimizer, train_one_epoch, train_segmentation
+from segmentation.train import _optimizer, load_trained, train_one_epoch, train_segmentation
 from tests.conftest import REPO
 
 TINY = REPO / "configs" / "tiny.yaml"
@@ -144,6 +144,15 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
                                  resume=True, progress=False)
     assert resumed["per_class_iou"] == straight["per_class_iou"]
     assert resumed["miou"] == straight["miou"]
+
+
+def test_decoder_width_is_a_config_value_kept_in_the_saved_model(synthetic_root, tmp_path):
+    config = tiny_config(epochs=1, freeze_epochs=0, decoder_channels=32)
+    train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=0,
+                       progress=False)
+    model = load_trained(tmp_path / "run" / "model.pt")
+    assert model.decoder.aspp[0].convs[0][0].out_channels == 32
+    assert build_model("mobilenet_v2").decoder.aspp[0].convs[0][0].out_channels == 256
 
 
 def test_fused_folder_missing_names_and_wrong_size(synthetic_root, tmp_path):
