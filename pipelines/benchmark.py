@@ -192,7 +192,8 @@ def main() -> int:
         data_root = write_synthetic(Path(tmp) / "data", train=count, test=2, height=size[0],
                                     width=size[1], seed=config.seed)
         if args.what in ("seg", "all"):
-            config.segmentation.crop = list(size)
+            if args.size:  # train at the requested size; otherwise at the config's crops
+                config.segmentation.crop = list(size)
             results.append(bench_segmentation(config, data_root, device, args.steps, args.warmup))
         if args.what in ("fusion-train", "all"):
             results.append(bench_fusion_train(config, data_root, device, args.steps, args.warmup))
