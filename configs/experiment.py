@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,10 +338,7 @@ def _time_left(took: dict[str, list[float]], left: list[Stage]) -> str:
     if not left:
         return ""
     known = sum(sum(took[s.kind]) / len(took[s.kind]) for s in left if s.kind in took)
-    untimed: dict[str, int] = {}
-    for s in left:
-        if s.kind not in took:
-            untimed[s.kind] = untimed.get(s.kind, 0) + 1
+    untimed = Counter(s.kind for s in left if s.kind not in took)
     if not untimed:
         return f", about {_duration(known)} left after it"
     names = " and ".join(f"{count} {kind}" for kind, count in untimed.items())
