@@ -2,7 +2,7 @@
 
 ``build_plan`` turns a config into an ordered list of :class:`Stage` objects and validates the
 whole plan before anything trains (data root, method names, external folders). ``run_plan``
-executes it with the project's caching rules (../shared/DESIGN.md):
+executes it with the project's caching rules:
 
 * a stage whose folder holds ``done.json`` with the same hash is **cached** and skipped;
 * a stage finished under another hash is **stale**: its folder is moved aside to
@@ -85,7 +85,7 @@ def is_synthetic(root: Path) -> bool:
 def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: list[str],
                progress: bool = True) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
-    from fusion.methods import available_methods  # noqa: PLC0415 - heavy imports kept lazy
+    from fusion.methods import available_methods  # heavy imports kept lazy
 
     counts = validate_root(data_root)
     for split in SPLITS:
@@ -146,14 +146,14 @@ def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: li
 
 
 def _build_external(method: str):
-    from fusion.methods import build_method  # noqa: PLC0415
+    from fusion.methods import build_method
 
     return build_method(method)
 
 
 def _train_fusion(config, data_root, folder, progress):
     def run(resume: bool):
-        from fusion.sspfusion.train import train_fusion  # noqa: PLC0415
+        from fusion.sspfusion.train import train_fusion
 
         return train_fusion(config, data_root, folder, resume=resume, progress=progress)
     return run
@@ -161,8 +161,8 @@ def _train_fusion(config, data_root, folder, progress):
 
 def _fuse(method, data_root, folder, checkpoint, progress):
     def run(resume: bool):
-        from fusion.fuse import fuse_split  # noqa: PLC0415
-        from fusion.methods import build_method  # noqa: PLC0415
+        from fusion.fuse import fuse_split
+        from fusion.methods import build_method
 
         options = {"checkpoint": checkpoint} if method == "sspfusion" else {}
         fuser = build_method(method, **options)
@@ -173,12 +173,12 @@ def _fuse(method, data_root, folder, checkpoint, progress):
 
 def _quality(method, data_root, fused, folder, convention, progress):
     def run(resume: bool):
-        from fusion.quality import evaluate_split  # noqa: PLC0415
+        from fusion.quality import evaluate_split
 
         frame = evaluate_split(fused / "test", list_split(data_root, "test", labels=False),
                                convention)
         folder.mkdir(parents=True, exist_ok=True)
-        from configs.runtime import write_text_atomic  # noqa: PLC0415
+        from configs.runtime import write_text_atomic
 
         write_text_atomic(folder / "per_image.csv", frame.to_csv(index=False))
         return {"images": len(frame)}
@@ -187,7 +187,7 @@ def _quality(method, data_root, fused, folder, convention, progress):
 
 def _train_segmentation(config, data_root, name, folder, seed, image_dirs, progress):
     def run(resume: bool):
-        from segmentation.train import train_segmentation  # noqa: PLC0415
+        from segmentation.train import train_segmentation
 
         return train_segmentation(config, data_root, name, folder, seed, image_dirs=image_dirs,
                                   resume=resume, progress=progress)
@@ -277,10 +277,10 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
     ``jobs`` at a time (on CUDA, child i sees GPU ``i mod n`` only; on the CPU the cores are
     shared out through ``runtime.threads``). A child's output goes to ``log_dir/<key>.log``.
     """
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
+    import os
+    import subprocess
 
-    import torch  # noqa: PLC0415
+    import torch
 
     selected = [s for s in stages if not only or any(s.matches(sel) for sel in only)]
     run_plan([s for s in selected if s.kind != "segmentation"], [], log)
@@ -297,7 +297,7 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
         env = dict(os.environ)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-        handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")  # noqa: SIM115
+        handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")
         child = subprocess.Popen([*command, "--only", stage.key, "--set",
                                   f"runtime.threads={threads}"], stdout=handle,
                                  stderr=subprocess.STDOUT, env=env)
@@ -313,7 +313,7 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
 
 
 def _reap(running):
-    import time as clock  # noqa: PLC0415
+    import time as clock
 
     still, failed = [], []
     for stage, child, handle in running:
@@ -348,7 +348,7 @@ def _time_left(took: dict[str, list[float]], left: list[Stage]) -> str:
 
 def finished_segmentation_runs(stages: list[Stage]) -> list[dict]:
     """The metrics of every finished segmentation stage of the plan, for the report."""
-    import json  # noqa: PLC0415
+    import json
 
     runs = []
     for stage in stages:
@@ -363,7 +363,7 @@ def finished_segmentation_runs(stages: list[Stage]) -> list[dict]:
 
 def finished_quality_tables(stages: list[Stage]) -> dict:
     """Per-image fusion metrics of every finished quality stage: method -> DataFrame."""
-    import pandas as pd  # noqa: PLC0415
+    import pandas as pd
 
     tables = {}
     for stage in stages:

@@ -3,7 +3,7 @@
 Nothing here knows about fusion or segmentation. Files are written to a temporary name in the
 same folder and renamed into place, so an interrupted run never leaves a half-written result.
 A stage is finished when its folder holds ``done.json`` with the hash of the config that made
-it (see ``../shared/DESIGN.md``).
+it (the caching rules are in ``configs/experiment.py``).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location=device, weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unpickling problem is the file's
+    except Exception as error:  # any unpickling problem is the file's
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
 
 

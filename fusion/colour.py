@@ -4,7 +4,7 @@ visible image.
 Full-range ITU-R BT.601 (JPEG) constants, the convention of SeAFusion/CDDFuse and of
 ``kornia.color.rgb_to_ycbcr``: Y = 0.299 R + 0.587 G + 0.114 B, Cb and Cr centred on 0.5 for
 images in [0, 1]. The paper says YUV; YUV and YCbCr differ only in the chroma scaling, which
-cancels because the inverse uses the same constants (../shared/notes/anchors.md section 1.3).
+cancels because the inverse uses the same constants.
 
 numpy functions take and return uint8 or float arrays (H, W, 3) with values in [0, 1] for float;
 the torch functions work on (B, 3, H, W) tensors in [0, 1] through kornia.

@@ -7,7 +7,7 @@
 Writes <out>/fused/<method>/<split>/ (skipping images already fused with the same settings),
 <out>/quality/<method>/per_image.csv and <out>/report/table1.{csv,md}: the mean of every metric
 per method, plus fuse_ms and metrics_ms (milliseconds per image). A fusion-only ir/ vi/ folder
-(e.g. ../shared/data/roadscene-50) is one split called "all" and is used whole.
+(e.g. tests/data/roadscene) is one split called "all" and is used whole.
 """
 
 import argparse

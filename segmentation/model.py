@@ -2,8 +2,8 @@
 
 Every input enters with three channels: infrared (one channel) is replicated to RGB by the data
 layer. That keeps one architecture for every Table 2 row (the only difference between rows is
-the images), lets ImageNet weights apply unchanged, and matches the anchor code, which converts
-grey images to RGB (../shared/notes/anchors.md section 2.5).
+the images), lets ImageNet weights apply unchanged, and matches the DeepLabV3+ code the authors
+most likely ran (bubbliiiing/deeplabv3-plus-pytorch), which converts every image to RGB.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Rows follow the paper's Table 2 order (Infrared, Visible, the paper's baselines in its order,
 then methods the paper does not have, SSPFusion last); columns are the nine MSRS class names
-(../shared/DESIGN.md), ``miou`` and, when there is more than one seed, a ``*_std`` column for each.
+(``msrs.classes.CLASS_NAMES``), ``miou`` and, when there is more than one seed, a ``*_std`` column for each.
 The paper's own numbers (configs/reference/table2_paper.csv) can be put side by side.
 """
 
@@ -142,8 +142,8 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
     the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
     test folders of the fused images, method -> folder) the qualitative figure is drawn too."""
-    from configs.runtime import write_text_atomic  # noqa: PLC0415
-    from segmentation import figures  # noqa: PLC0415
+    from configs.runtime import write_text_atomic
+    from segmentation import figures
 
     folder = Path(folder)
     written: dict[str, Path] = {}
@@ -182,7 +182,7 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
 def pick_examples(pairs: list, count: int) -> list:
     """Test pairs for the qualitative figure: alternately the night and day scenes showing the
     most classes (night first: that is where infrared matters)."""
-    from msrs.layout import read_label  # noqa: PLC0415
+    from msrs.layout import read_label
 
     ranked = sorted(pairs, key=lambda p: (-len(np.unique(read_label(p.label))), p.name))
     night = [p for p in ranked if p.name.endswith("N")]
@@ -199,12 +199,12 @@ def qualitative_figure(path: str | Path, data_root: Path, runs: list[dict],
                        fused_dirs: dict[str, Path], count: int = 3) -> Path:
     """The paper's Figure 11 for this run: per test image, infrared, visible, each method's fused
     image, the ground truth and the prediction of every input's first-seed model."""
-    import torch  # noqa: PLC0415
+    import torch
 
-    from msrs.layout import list_split, read_ir, read_label, read_vi  # noqa: PLC0415
-    from segmentation import figures  # noqa: PLC0415
-    from segmentation.evaluate import predict  # noqa: PLC0415
-    from segmentation.train import load_trained  # noqa: PLC0415
+    from msrs.layout import list_split, read_ir, read_label, read_vi
+    from segmentation import figures
+    from segmentation.evaluate import predict
+    from segmentation.train import load_trained
 
     examples = pick_examples(list_split(data_root, "test", labels=True), count)
     first = {}

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small generated MSRS-layout set and the real RoadScene pairs."""
+"""Shared fixtures: a small generated MSRS-layout set and the real pairs of tests/data."""
 
 from __future__ import annotations
 
@@ -12,8 +12,7 @@ from msrs.synthetic import write_synthetic
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-ROADSCENE = SHARED / "data" / "roadscene-50"
+TEST_DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +25,11 @@ def synthetic_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def roadscene() -> Path:
-    """The 50 real RoadScene pairs of ../shared (CI has them; a missing folder is a failure)."""
-    assert (ROADSCENE / "ir").is_dir(), f"{ROADSCENE}: shared RoadScene pairs not found"
-    return ROADSCENE
+    """The 3 real RoadScene pairs in tests/data/roadscene (read-only; see tests/data/README.md)."""
+    return TEST_DATA / "roadscene"
+
+
+@pytest.fixture(scope="session")
+def msrs_pairs() -> Path:
+    """The 2 real MSRS test pairs (640x480, one day, one night) in tests/data/msrs (read-only)."""
+    return TEST_DATA / "msrs"

@@ -15,6 +15,7 @@ import torch
 from tests.conftest import REPO
 
 TINY = str(REPO / "configs" / "tiny.yaml")
+pytestmark = pytest.mark.slow
 
 
 def _run(script: str, args: list[str], processes: int) -> subprocess.CompletedProcess:

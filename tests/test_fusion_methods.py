@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 
@@ -203,6 +202,7 @@ def _pipeline(script, *args, timeout=300):
                           capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
+@pytest.mark.slow
 def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     out = tmp_path / "exp"
     result = _pipeline("fuse.py", "--config", str(REPO / "configs" / "tiny.yaml"), "--method",
@@ -218,16 +218,11 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     assert again["written"] == 0 and again["skipped"] == 10
 
 
+@pytest.mark.slow
 def test_evaluate_fusion_on_roadscene(roadscene, tmp_path):
-    data = tmp_path / "roadscene"
-    for sub in ("ir", "vi"):  # three pairs only, copied so the shared folder stays untouched
-        (data / sub).mkdir(parents=True)
-        for pair in list_pairs(roadscene)[:3]:
-            source = getattr(pair, sub)
-            shutil.copy(source, data / sub / source.name)
     out = tmp_path / "exp"
     result = _pipeline("evaluate_fusion.py", "--config", str(REPO / "configs" / "tiny.yaml"),
-                       "--methods", "average", "gff", "--data-root", str(data), "--out", str(out),
+                       "--methods", "average", "gff", "--data-root", str(roadscene), "--out", str(out),
                        "--limit", "3", "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out / "report" / "table1.csv")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from fusion.metrics import CONVENTIONS, METRIC_NAMES, entropy, evaluate, mutual_information, qabf
 
-DATA = Path("/work/shared/data/roadscene-50")
+DATA = Path(__file__).resolve().parent / "data" / "roadscene"
 
 
 def _ramp(h: int = 64, w: int = 80) -> np.ndarray:

@@ -30,11 +30,22 @@ def test_reads_generated_msrs_layout(synthetic_root):
 
 def test_reads_real_roadscene_pairs(roadscene):
     pairs = list_pairs(roadscene)
-    assert len(pairs) == 50
-    for pair in pairs[:5]:
+    assert [p.name for p in pairs] == ["FLIR_00211", "FLIR_00977", "FLIR_01130"]
+    for pair in pairs:
         ir, vi = read_ir(pair.ir), read_vi(pair.vi)
         assert ir.ndim == 2 and vi.shape == (*ir.shape, 3)
         assert ir.dtype == vi.dtype == np.uint8
+
+
+def test_reads_real_msrs_pairs(msrs_pairs):
+    pairs = list_pairs(msrs_pairs)
+    assert [p.name for p in pairs] == ["00085D", "00722N"]
+    for pair in pairs:
+        ir, vi = read_ir(pair.ir), read_vi(pair.vi)
+        assert ir.shape == (480, 640) and vi.shape == (480, 640, 3)
+        assert ir.dtype == vi.dtype == np.uint8
+    day, night = (read_vi(pair.vi).mean() for pair in pairs)
+    assert day > night  # 00085D is a day scene, 00722N a night one
 
 
 @pytest.fixture

@@ -8,11 +8,13 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from .conftest import REPO
 
 RUN_ALL = str(REPO / "pipelines" / "run_all.py")
 TINY = str(REPO / "configs" / "tiny.yaml")
+pytestmark = pytest.mark.slow
 
 
 def _run_all(out, *extra, timeout=600):

@@ -121,6 +121,7 @@ def test_unknown_encoder_lists_valid_names():
         check_encoder("resnet1000")
 
 
+@pytest.mark.slow  # three trainings: the longest in-process test
 def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_root, tmp_path):
     config = tiny_config()
     straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=3,
@@ -169,6 +170,7 @@ def test_fused_folder_missing_names_and_wrong_size(synthetic_root, tmp_path):
         load_split(synthetic_root, "train", "fused:x", fused / "train")
 
 
+@pytest.mark.slow
 def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config", str(TINY),

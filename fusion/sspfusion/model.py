@@ -34,7 +34,7 @@ def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
     """The paper's ∇ (eqs. 2, 5, 14): per-channel |Sobel_x| + |Sobel_y| of (B, C, H, W).
 
     DECISION: one operator for every ∇ of the paper: the SeAFusion convention (unnormalised 3x3
-    Sobel, L1 of the two directions; ../shared/notes/anchors.md 1.3). It is computed by kornia,
+    Sobel, L1 of the two directions, as in SeAFusion's loss.py). It is computed by kornia,
     which pads by replicating the border (SeAFusion pads with zeros; the two differ only on the
     1-pixel border, and replicate padding does not invent edges at the image / feature border).
     """
