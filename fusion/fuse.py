@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
+from configs.progress import progress_bar
 from configs.runtime import write_bytes_atomic, write_json_atomic
 from msrs.layout import SPLITS, Pair, list_pairs, list_split
 
@@ -85,8 +85,7 @@ def fuse_split(method, pairs: list[Pair], out_dir: str | Path, progress: bool = 
     seconds = 0.0
     last_saved = time.perf_counter()
     try:
-        for pair in tqdm(pairs, desc=f"fuse {method.name} {split}", unit="img", disable=not progress,
-                         leave=False):
+        for pair in progress_bar(pairs, f"fuse {method.name} {split}", progress):
             target = out_dir / f"{pair.name}.png"
             if known.get(pair.name) == fingerprint and target.is_file():
                 skipped += 1

@@ -27,7 +27,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
-from tqdm import tqdm
 
 from configs.distributed import (
     all_reduce_sum,
@@ -38,6 +37,7 @@ from configs.distributed import (
     unwrap,
     wrap_model,
 )
+from configs.progress import progress_bar
 from configs.runtime import (
     load_checkpoint,
     pick_device,
@@ -169,9 +169,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                             pin_memory=precision.pin_memory)
         set_train_mode(model, frozen, seg.frozen_bn_updates)
         tick = time.perf_counter()
-        bar = tqdm(loader, desc=f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}"
-                   f"{' (encoder frozen)' if frozen else ''}", leave=False,
-                   disable=not (progress and place.is_main))
+        bar = progress_bar(loader, f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}"
+                           f"{' (encoder frozen)' if frozen else ''}", progress and place.is_main, lr=lr)
         total, seen = train_one_epoch(net, bar, criterion, optimizer, scaler, precision, device,
                                       place.world_size)
         loss_sum = all_reduce_sum(torch.tensor([total, seen], dtype=torch.float64, device=device),

@@ -35,7 +35,6 @@ import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
 from configs.distributed import (
     Dist,
@@ -47,6 +46,7 @@ from configs.distributed import (
     unwrap,
     wrap_model,
 )
+from configs.progress import progress_bar
 from configs.runtime import (
     load_checkpoint,
     pick_device,
@@ -241,8 +241,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
                              precision.pin_memory)
         model.train()
         tick = time.perf_counter()
-        bar = tqdm(loader, desc=f"SSPFusion {stage} epoch {epoch + 1}/{total_epochs}", leave=False,
-                   disable=not (progress and place.is_main))
+        bar = progress_bar(loader, f"SSPFusion {stage} epoch {epoch + 1}/{total_epochs}",
+                           progress and place.is_main, lr=lr)
         sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, stage)
         keys = sorted(k for k in sums if k != "images")
         totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [sums["images"]],
