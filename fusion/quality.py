@@ -27,7 +27,7 @@ def _fused_path(fused_dir: Path, name: str) -> Path:
 def evaluate_split(fused_dir: str | Path, pairs: list[Pair], convention: str = "python") -> pd.DataFrame:
     """Metrics of ``fused_dir/<name>.png`` against each pair: columns ``name`` then the keys of
     :func:`fusion.metrics.evaluate` (EN SD SF AG MI SCD VIF Qabf SSIM)."""
-    from fusion.metrics import evaluate  # noqa: PLC0415 - keeps this module importable alone
+    from fusion.metrics import evaluate  # keeps this module importable alone
 
     fused_dir = Path(fused_dir)
     rows = []

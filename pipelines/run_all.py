@@ -84,7 +84,7 @@ def main() -> int:
         run_plan(stages, args.only)
     if args.only and not any(sel == "report" for sel in args.only):
         return 0
-    from segmentation.report import write_report  # noqa: PLC0415
+    from segmentation.report import write_report
 
     runs = finished_segmentation_runs(stages)
     if not runs:

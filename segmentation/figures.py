@@ -10,12 +10,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from configs.runtime import write_bytes_atomic  # noqa: E402
-from msrs.classes import CLASS_NAMES, PALETTE  # noqa: E402
+from configs.runtime import write_bytes_atomic
+from msrs.classes import CLASS_NAMES, PALETTE
 
 
 def _save(figure, path: Path) -> Path:

@@ -33,7 +33,7 @@ def available_methods() -> list[str]:
 def build_method(name: str, **options):
     """Build the method called ``name`` with builder keyword ``options``."""
     if name.startswith(EXTERNAL_PREFIX):
-        from fusion.methods.external import ExternalMethod  # noqa: PLC0415
+        from fusion.methods.external import ExternalMethod
 
         folder = name.removeprefix(EXTERNAL_PREFIX)
         if not folder:

@@ -120,7 +120,7 @@ def build_laplacian(levels: int = 4) -> LuminanceMethod:
 def fuse_dwt(ir: np.ndarray, vi: np.ndarray, wavelet: str = "db2", levels: int = 3) -> np.ndarray:
     """Discrete-wavelet fusion: detail sub-bands by larger absolute value, the approximation
     averaged, inverse transform (symmetric extension), cropped to the input size."""
-    import pywt  # noqa: PLC0415 - only this method needs it
+    import pywt  # only this method needs it
 
     level = max(1, min(int(levels), pywt.dwt_max_level(min(ir.shape), pywt.Wavelet(wavelet).dec_len)))
     a = pywt.wavedec2(ir.astype(np.float64), wavelet, mode="symmetric", level=level)

@@ -29,7 +29,7 @@ def _sha256(path: Path) -> str:
 
 def build(checkpoint: str | Path, device: str = "auto") -> LuminanceMethod:
     """The method fusing with the model saved at ``checkpoint`` (a ``model.pt``)."""
-    from fusion.sspfusion.train import load_model  # noqa: PLC0415 - torch model only when asked
+    from fusion.sspfusion.train import load_model  # torch model only when asked
 
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
