@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import _common
+import yaml
 
 from configs.experiment import (
     build_plan,
@@ -28,6 +29,7 @@ from configs.experiment import (
     run_plan,
 )
 from configs.runtime import setup_runtime
+from configs.schema import to_dict
 from msrs.synthetic import resolve_data_root
 
 
@@ -85,6 +87,7 @@ def main() -> int:
     if args.only and not any(sel == "report" for sel in args.only):
         return 0
     from segmentation.report import write_report
+    from segmentation.report_page import collect_facts, write_report_page
 
     runs = finished_segmentation_runs(stages)
     if not runs:
@@ -95,6 +98,9 @@ def main() -> int:
     written = write_report(out / "report", runs, finished_quality_tables(stages),
                            real_msrs=not is_synthetic(data_root), data_root=data_root,
                            fused_dirs=fused_dirs)
+    written |= write_report_page(out / "report", written, collect_facts(
+        sys.argv, yaml.safe_dump(to_dict(config), sort_keys=False), stages, runs, data_root,
+        not is_synthetic(data_root)))
     print((out / "report" / "table2.md").read_text())
     print("report: " + ", ".join(str(path) for path in written.values()))
     print(f"wall time {time.perf_counter() - start:.0f} s")

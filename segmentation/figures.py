@@ -31,9 +31,9 @@ def miou_bars(table: pd.DataFrame, path: str | Path) -> Path:
     errors = table["miou_std"].fillna(0).to_numpy() if "miou_std" in table else None
     colours = ["#c44e52" if name == "SSPFusion" else "#4c72b0" if name in ("Infrared", "Visible")
                else "#8c8c8c" for name in table["input"]]
-    axis.bar(table["input"], table["miou"], yerr=errors, capsize=4, color=colours)
-    low = max(0.0, float(np.nanmin(table["miou"])) - 10)
-    axis.set_ylim(low, min(100.0, float(np.nanmax(table["miou"])) + 5))
+    bars = axis.bar(table["input"], table["miou"], yerr=errors, capsize=4, color=colours)
+    axis.bar_label(bars, fmt="%.1f", fontsize=8)  # bars start at zero: the values show small gaps
+    axis.set_ylim(0, min(100.0, float(np.nanmax(table["miou"])) + 8))
     axis.set_ylabel("mIoU (%)")
     axis.set_title("Segmentation mIoU per input (DeepLabV3+)")
     axis.tick_params(axis="x", rotation=30)

@@ -1,0 +1,203 @@
+"""The report page: ``<report>/index.md`` and the same content as a self-contained ``index.html``.
+
+A run leaves CSV tables, PNG figures and ``done.json`` files in many folders; the page puts what a
+reader needs on one screen: what data went in, Table 2 (beside the paper's numbers on real MSRS),
+Table 1, every figure, what each Table 2 row was trained on, the wall time of every stage, and
+the command and resolved configuration that produced it all.
+
+The page is built from what the report already wrote (``table2.csv``, ``table1.csv``,
+``table2_vs_paper.csv``, the PNGs) plus :class:`RunFacts`, so it renders whatever columns those
+tables have. Markdown links figures relatively; the HTML embeds them (base64), so the file can be
+mailed or archived alone. Both files are written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from configs.runtime import write_text_atomic
+from segmentation.report import display_name, load_paper_table2
+
+FIGURE_TITLES = {"miou.png": "mIoU per input (bars start at zero)",
+                 "per_class_iou.png": "Per-class IoU (%)",
+                 "qualitative.png": "Test images: sources, fused images, ground truth, predictions"}
+
+
+@dataclass
+class RunFacts:
+    """What the tables cannot say about a run."""
+
+    command: str  # the command line, shell-quoted
+    config_yaml: str  # the resolved configuration
+    data: str  # one sentence: which data, where
+    real_msrs: bool
+    train_images: int | None = None
+    test_images: int | None = None
+    inputs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per Table 2 row
+    stage_seconds: pd.DataFrame = field(default_factory=pd.DataFrame)  # stage, kind, seconds
+    figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG outside the report
+
+
+def file_digest(path: Path) -> str:
+    """First 12 hex digits of the file's SHA-256 ("" when there is no file)."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
+def describe_input(input_name: str) -> str:
+    """``infrared`` -> "infrared images", ``fused:gtf`` -> "visible + infrared fused by GTF"."""
+    if input_name in ("infrared", "visible"):
+        return f"{input_name} images"
+    return f"infrared + visible fused by {display_name(input_name)}"
+
+
+def collect_facts(argv: list[str], config_yaml: str, stages: list, runs: list[dict],
+                  data_root: Path, real_msrs: bool) -> RunFacts:
+    """Facts of a run_all run from its plan (``stages``: objects with ``key``, ``kind``,
+    ``folder``, ``input_name``) and its finished segmentation ``runs`` (as for the report)."""
+    seconds = []
+    for stage in stages:
+        done = stage.folder / "done.json"
+        if done.is_file():
+            seconds.append({"stage": stage.key, "kind": stage.kind,
+                            "seconds": json.loads(done.read_text()).get("seconds")})
+    fusion_model = next((s.folder / "model.pt" for s in stages if s.kind == "fusion"), None)
+    rows = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        row = rows.setdefault(run["input"], {
+            "row": display_name(run["input"]), "trained on": describe_input(run["input"]),
+            "fusion model sha256": "", "segmentation models sha256": [], "seeds": []})
+        if run["input"] == "fused:sspfusion" and fusion_model is not None:
+            row["fusion model sha256"] = file_digest(fusion_model)
+        row["seeds"].append(str(run["seed"]))
+        row["segmentation models sha256"].append(file_digest(run["folder"] / "model.pt"))
+    for row in rows.values():
+        row["seeds"] = ", ".join(row["seeds"])
+        row["segmentation models sha256"] = ", ".join(row["segmentation models sha256"])
+    first = runs[0]["metrics"] if runs else {}
+    kind = "real MSRS" if real_msrs else "the built-in synthetic MSRS-layout scenes"
+    figures = {}
+    if fusion_model is not None and (fusion_model.parent / "preview.png").is_file():
+        figures["SSPFusion after training: infrared | visible Y | fused (training pairs)"] = (
+            fusion_model.parent / "preview.png")
+    return RunFacts(command=shlex.join(["python", *argv]), config_yaml=config_yaml,
+                    data=f"{kind} at {data_root}", real_msrs=real_msrs,
+                    train_images=first.get("train_images"), test_images=first.get("test_images"),
+                    inputs=pd.DataFrame(list(rows.values())), stage_seconds=pd.DataFrame(seconds),
+                    figures=figures)
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFacts) -> list:
+    """The page as (heading, blocks) pairs; a block is a paragraph (str), a table (DataFrame),
+    a figure ((title, path)) or a code block (("code", text))."""
+    counts = ", ".join(f"{n} {split}" for n, split in ((facts.train_images, "train"),
+                                                         (facts.test_images, "test")) if n)
+    total = pd.to_numeric(facts.stage_seconds.get("seconds", pd.Series(dtype=float))).sum()
+    overview = [f"Data: {facts.data}" + (f" ({counts} images)." if counts else "."),
+                f"Stage wall time, summed: {total:.0f} s (cached stages count the time of the run "
+                "that made them)."]
+    sections = [("Run", overview)]
+
+    table2 = [_read_csv(folder / "table2.csv")]
+    vs_paper = _read_csv(folder / "table2_vs_paper.csv")
+    if facts.real_msrs and vs_paper is not None and len(vs_paper):
+        table2 += ["The paper's Table 2, rows this run also has:"]
+        paper = load_paper_table2()
+        table2 += [paper.loc[paper.index.intersection(vs_paper["input"].unique())].reset_index()]
+        table2 += ["mIoU, ours against the paper's:", vs_paper[vs_paper["column"] == "miou"]]
+    elif not facts.real_msrs:
+        table2 += ["Synthetic data: the paper's numbers (real MSRS) are not comparable and are "
+                   "not put beside these (they are in configs/reference/table2_paper.csv)."]
+    sections.append(("Table 2: segmentation IoU (%) per input", table2))
+    table1 = _read_csv(folder / "table1.csv")
+    if table1 is not None:
+        sections.append(("Table 1: fusion quality, mean over the test split", [table1]))
+    sections.append(("Figures", figure_paths))
+    sections.append(("What each row was trained on", [facts.inputs]))
+    sections.append(("Wall time per stage", [facts.stage_seconds]))
+    sections.append(("How to reproduce", ["Command:", ("code", facts.command),
+                                          "Resolved configuration:", ("code", facts.config_yaml)]))
+    return sections
+
+
+def _markdown(title: str, sections: list, folder: Path) -> str:
+    lines = [f"# {title}", ""]
+    for heading, blocks in sections:
+        lines += [f"## {heading}", ""]
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                lines.append(block.to_markdown(index=False, floatfmt=".2f") if len(block)
+                             else "(none)")
+            elif isinstance(block, tuple) and block[0] == "code":
+                lines += ["```", block[1].rstrip(), "```"]
+            elif isinstance(block, tuple):
+                link = Path(os.path.relpath(block[1], folder)).as_posix()
+                lines.append(f"![{block[0]}]({link})")
+            else:
+                lines.append(block)
+            lines.append("")
+    return "\n".join(lines)
+
+
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+         "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}"
+         "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+         "th{background:#f2f2f2}img{max-width:100%;border:1px solid #ddd}"
+         "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}figure{margin:1em 0}")
+
+
+def _html(title: str, sections: list) -> str:
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for heading, blocks in sections:
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
+        for block in blocks:
+            if isinstance(block, pd.DataFrame):
+                parts.append(block.to_html(index=False, float_format=lambda v: f"{v:.2f}",
+                                           na_rep="n/a", border=0) if len(block) else "<p>(none)</p>")
+            elif isinstance(block, tuple) and block[0] == "code":
+                parts.append(f"<pre><code>{html.escape(block[1].rstrip())}</code></pre>")
+            elif isinstance(block, tuple):
+                data = base64.b64encode(Path(block[1]).read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{html.escape(block[0])}" '
+                             f'src="data:image/png;base64,{data}">'
+                             f"<figcaption>{html.escape(block[0])}</figcaption></figure>")
+            else:
+                parts.append(f"<p>{html.escape(block)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report_page(folder: str | Path, written: dict[str, Path], facts: RunFacts,
+                      title: str = "fusionseg-bench report") -> dict[str, Path]:
+    """Write ``index.md`` and ``index.html`` into the report ``folder`` from the files the
+    report wrote (``written``: name -> path) and ``facts``; returns their paths by name."""
+    folder = Path(folder)
+    figures = [(FIGURE_TITLES.get(name, name), Path(path)) for name, path in written.items()
+               if str(path).endswith(".png")]
+    figures += [(caption, Path(path)) for caption, path in facts.figures.items()]
+    missing = [str(path) for _, path in figures if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"report figures not found: {', '.join(missing)}")
+    sections = _sections(folder, figures, facts)
+    return {"index.md": write_text_atomic(folder / "index.md", _markdown(title, sections, folder)),
+            "index.html": write_text_atomic(folder / "index.html", _html(title, sections))}
+
+
+__all__ = ["RunFacts", "collect_facts", "describe_input", "file_digest", "write_report_page"]

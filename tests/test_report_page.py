@@ -1,0 +1,98 @@
+"""The report page: index.md and a self-contained index.html from the report's files and facts."""
+
+import base64
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msrs.classes import CLASS_NAMES
+from segmentation import figures
+from segmentation.report import table2, write_report
+from segmentation.report_page import RunFacts, collect_facts, file_digest, write_report_page
+
+
+def _run(name, seed, base, folder):
+    iou = {c: base + i for i, c in enumerate(CLASS_NAMES)}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pt").write_bytes(f"weights of {name} {seed}".encode())
+    return {"input": name, "seed": seed, "folder": folder,
+            "metrics": {"per_class_iou": iou, "miou": float(np.mean(list(iou.values()))),
+                        "train_images": 24, "test_images": 10}}
+
+
+def _stage(key, kind, folder, seconds):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "done.json").write_text(json.dumps({"config_hash": "h", "seconds": seconds}))
+    return SimpleNamespace(key=key, kind=kind, folder=folder)
+
+
+def _report(tmp_path, real_msrs):
+    out = tmp_path / "exp"
+    runs = [_run("infrared", 0, 30, out / "segmentation" / "infrared" / "seed0"),
+            _run("fused:sspfusion", 0, 60, out / "segmentation" / "fused-sspfusion" / "seed0")]
+    fusion = _stage("fusion:sspfusion", "fusion", out / "fusion" / "sspfusion", 12.5)
+    (fusion.folder / "model.pt").write_bytes(b"fusion weights")
+    figures.miou_bars(table2(runs), fusion.folder / "preview.png")  # any PNG will do
+    stages = [fusion, _stage("segmentation:infrared:seed0", "segmentation", runs[0]["folder"], 3.0),
+              _stage("segmentation:fused:sspfusion:seed0", "segmentation", runs[1]["folder"], 4.0)]
+    quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
+    written = write_report(out / "report", runs, quality, real_msrs=real_msrs)
+    facts = collect_facts(["pipelines/run_all.py", "--out", "my run"], "seed: 0\nseeds: 1\n",
+                          stages, runs, Path("/data/msrs"), real_msrs)
+    return out, written, facts, write_report_page(out / "report", written, facts)
+
+
+def test_page_names_every_figure_and_holds_both_tables(tmp_path):
+    out, written, facts, page = _report(tmp_path, real_msrs=True)
+    report = out / "report"
+    assert set(page) == {"index.md", "index.html"}
+    markdown = page["index.md"].read_text()
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
+    assert len(links) == 3  # miou, per-class, and the SSPFusion preview outside the report folder
+    assert {(report / link).resolve() for link in links} == {
+        written["miou.png"].resolve(), written["per_class_iou.png"].resolve(),
+        (out / "fusion" / "sspfusion" / "preview.png").resolve()}
+    assert all((report / link).is_file() for link in links)
+    assert "## Table 2" in markdown and "## Table 1" in markdown
+    assert "The paper's Table 2" in markdown and "72.2" in markdown  # paper's SSPFusion mIoU
+    assert "real MSRS at /data/msrs (24 train, 10 test images)" in markdown
+    assert "python pipelines/run_all.py --out 'my run'" in markdown and "seeds: 1" in markdown
+    assert "infrared + visible fused by SSPFusion" in markdown
+    assert file_digest(out / "fusion" / "sspfusion" / "model.pt") in markdown
+    assert "fusion:sspfusion" in markdown and "12.50" in markdown
+    assert "Stage wall time, summed: 20 s" in markdown
+
+    text = page["index.html"].read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) == len(links)
+    assert base64.b64decode(images[0]) == written["miou.png"].read_bytes()
+    assert text.count("<table") == 6  # Table 2, paper rows, mIoU vs paper, Table 1, inputs, times
+    assert "src=\"/" not in text and "file:" not in text  # nothing outside the page itself
+
+
+def test_synthetic_page_says_the_paper_is_not_comparable(tmp_path):
+    _, _, _, page = _report(tmp_path, real_msrs=False)
+    markdown = page["index.md"].read_text()
+    assert "Synthetic data: the paper's numbers (real MSRS) are not comparable" in markdown
+    assert "The paper's Table 2" not in markdown
+    assert "the built-in synthetic MSRS-layout scenes" in markdown
+
+
+def test_missing_figure_is_named(tmp_path):
+    facts = RunFacts(command="python x", config_yaml="a: 1\n", data="d", real_msrs=False)
+    with pytest.raises(FileNotFoundError, match="gone.png"):
+        write_report_page(tmp_path, {"gone.png": tmp_path / "gone.png"}, facts)
+
+
+def test_miou_bars_start_at_zero(tmp_path, monkeypatch):
+    limits = []
+    monkeypatch.setattr(figures, "_save", lambda figure, path: limits.append(
+        figure.axes[0].get_ylim()) or path)
+    frame = pd.DataFrame({"input": ["Infrared", "Visible"], "miou": [70.0, 71.0]})
+    figures.miou_bars(frame, tmp_path / "m.png")
+    assert limits[0][0] == 0
