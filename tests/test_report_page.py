@@ -43,7 +43,7 @@ def _report(tmp_path, real_msrs):
     quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
     written = write_report(out / "report", runs, quality, real_msrs=real_msrs)
     facts = collect_facts(["pipelines/run_all.py", "--out", "my run"], "seed: 0\nseeds: 1\n",
-                          stages, runs, Path("/data/msrs"), real_msrs)
+                          stages, runs, Path("data/MSRS"), real_msrs)
     return out, written, facts, write_report_page(out / "report", written, facts)
 
 
@@ -60,7 +60,7 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     assert all((report / link).is_file() for link in links)
     assert "## Table 2" in markdown and "## Table 1" in markdown
     assert "The paper's Table 2" in markdown and "72.2" in markdown  # paper's SSPFusion mIoU
-    assert "real MSRS at /data/msrs (24 train, 10 test images)" in markdown
+    assert "real MSRS at data/MSRS (24 train, 10 test images)" in markdown
     assert "python pipelines/run_all.py --out 'my run'" in markdown and "seeds: 1" in markdown
     assert "infrared + visible fused by SSPFusion" in markdown
     assert file_digest(out / "fusion" / "sspfusion" / "model.pt") in markdown
