@@ -119,7 +119,8 @@ def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFact
         table2 += ["The paper's Table 2, rows this run also has:"]
         paper = load_paper_table2()
         table2 += [paper.loc[paper.index.intersection(vs_paper["input"].unique())].reset_index()]
-        table2 += ["mIoU, ours against the paper's:", vs_paper[vs_paper["column"] == "miou"]]
+        miou = vs_paper[vs_paper["column"] == "miou"].drop(columns="column")
+        table2 += ["mIoU, ours against the paper's:", miou]
     elif not facts.real_msrs:
         table2 += ["Synthetic data: the paper's numbers (real MSRS) are not comparable and are "
                    "not put beside these (they are in configs/reference/table2_paper.csv)."]
@@ -157,7 +158,7 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
          "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}"
          "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-         "th{background:#f2f2f2}img{max-width:100%;border:1px solid #ddd}"
+         "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #ddd}"
          "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}figure{margin:1em 0}")
 
 
