@@ -12,6 +12,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from msrs.classes import NUM_CLASSES
+from segmentation.pretrained import is_packaged, load_packaged_weights
 
 
 def valid_encoders() -> list[str]:
@@ -32,8 +33,12 @@ def build_model(encoder: str, encoder_weights: str | None = None, classes: int =
     decoder: 256 in DeepLabV3+ and the paper's recipe; the CPU default narrows it to 128, which
     trains about 1.4x faster at 96x128 (the decoder is half the model's FLOPs there)."""
     check_encoder(encoder)
-    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=encoder_weights,
-                             in_channels=3, classes=classes, decoder_channels=decoder_channels)
+    packaged = is_packaged(encoder_weights)  # weights from an installed package (offline)
+    model = smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=None if packaged else encoder_weights,
+                              in_channels=3, classes=classes, decoder_channels=decoder_channels)
+    if packaged:
+        load_packaged_weights(model.encoder, encoder, encoder_weights)
+    return model
 
 
 def set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:

@@ -48,8 +48,10 @@ from configs.runtime import (
 from configs.schema import ExperimentConfig, config_hash
 from segmentation.data import AugmentedSplit, load_split, loader_workers, train_transform
 from segmentation.evaluate import (
+    CONFUSION_FILE,
     confusion_matrix,
     predict,
+    save_confusion_per_image,
     save_prediction_images,
     scores,
 )
@@ -112,8 +114,9 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                        seed: int, image_dirs: dict[str, Path] | None = None, resume: bool = False,
                        progress: bool = True, stop_after: int | None = None) -> dict:
     """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
-    folder) and write model.pt, checkpoint.pt, metrics.json, history.csv and predictions/ into
-    ``out_dir``. ``stop_after`` ends after that many epochs without the final evaluation (a
+    folder) and write model.pt, checkpoint.pt, metrics.json, history.csv, predictions/ and the
+    test split's per-image confusion matrices (CONFUSION_FILE) into ``out_dir``. ``stop_after``
+    ends after that many epochs without the final evaluation (a
     time-boxed job; the next call with ``resume=True`` continues). Returns the metrics."""
     seg = config.segmentation
     out_dir = Path(out_dir)
@@ -204,6 +207,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                     "processes": place.world_size})
     if place.is_main:
         predictions = predict(model, test_images, device)
+        save_confusion_per_image(out_dir / CONFUSION_FILE, test_names, predictions, test_labels)
         save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
                                predictions, seg.prediction_images)
         save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
