@@ -72,7 +72,7 @@ class SegmentationConfig:
     """DeepLabV3+ (smp) and the paper's two-phase recipe (section 4.1, segmentation paragraph)."""
 
     encoder: str = "mobilenet_v2"
-    encoder_weights: str | None = None  # "imagenet" needs internet the first time
+    encoder_weights: str | None = None  # "imagenet": smp download; or a packaged source (offline)
     decoder_channels: int = 256  # DeepLabV3+ ASPP/decoder width (smp's and the paper's 256)
     epochs: int = 340  # total, frozen phase included
     freeze_epochs: int = 100  # first epochs with the encoder frozen
