@@ -114,11 +114,13 @@ def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: li
     for method in methods:
         slug = method_slug(method)
         upstream = fusion_hash if method == "sspfusion" else ""
-        fuse_hashes[method] = config_hash(data_id, method, upstream)
+        colour = config.external_grey if method.startswith("external:") else ""
+        fuse_hashes[method] = config_hash(data_id, method, upstream, colour)
         folder = out / "fused" / slug
         checkpoint = out / "fusion" / "sspfusion" / "model.pt"
         stages.append(Stage(f"fuse:{method}", "fuse", folder, fuse_hashes[method],
-                            _fuse(method, data_root, folder, checkpoint, progress),
+                            _fuse(method, data_root, folder, method_options(config, method,
+                                                                           checkpoint), progress),
                             f"fuse train + test with {method}"))
         quality = out / "quality" / slug
         stages.append(Stage(f"quality:{method}", "quality", quality,
@@ -159,12 +161,21 @@ def _train_fusion(config, data_root, folder, progress):
     return run
 
 
-def _fuse(method, data_root, folder, checkpoint, progress):
+def method_options(config: ExperimentConfig, method: str, checkpoint: Path) -> dict:
+    """The builder options of a method in this experiment: sspfusion's checkpoint, what an
+    external folder's grey images become."""
+    if method == "sspfusion":
+        return {"checkpoint": checkpoint}
+    if method.startswith("external:"):
+        return {"grey": config.external_grey}
+    return {}
+
+
+def _fuse(method, data_root, folder, options, progress):
     def run(resume: bool):
         from fusion.fuse import fuse_split  # noqa: PLC0415
         from fusion.methods import build_method  # noqa: PLC0415
 
-        options = {"checkpoint": checkpoint} if method == "sspfusion" else {}
         fuser = build_method(method, **options)
         return {split: fuse_split(fuser, list_split(data_root, split, labels=False),
                                   folder / split, progress=progress) for split in SPLITS}
@@ -379,5 +390,5 @@ def _is_current(stage: Stage) -> bool:
 
 
 __all__ = ["Stage", "STAGE_KINDS", "build_plan", "plan_status", "run_plan", "run_parallel",
-           "input_names", "method_slug", "is_synthetic", "finished_segmentation_runs",
+           "input_names", "method_slug", "method_options", "is_synthetic", "finished_segmentation_runs",
            "finished_quality_tables", "ConfigError"]

@@ -7,7 +7,8 @@ NAME is a registered method (average, max, laplacian, dwt, gff, gtf, sspfusion) 
 external:<folder>. --out is the experiment folder (default runs/<config name>); sspfusion reads
 its model from --checkpoint (default <out>/fusion/sspfusion/model.pt). A fusion-only ir/ vi/
 folder (RoadScene) is one split called "all". Files already written by the same method and
-parameters are skipped.
+parameters are skipped. Grey images of an external folder get the visible Cb/Cr, as the
+built-in methods' images do (config external_grey: keep leaves them grey).
 """
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import _common
 
-from configs.experiment import method_slug
+from configs.experiment import method_options, method_slug
 from configs.runtime import setup_runtime
 from fusion.fuse import fuse_split, source_pairs, source_splits
 from fusion.methods import build_method
@@ -38,10 +39,8 @@ def main() -> int:
     out = args.out or Path("runs") / config.name
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config.data, args.data_root, out)
-    options = {}
-    if args.method == "sspfusion":
-        options["checkpoint"] = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
-    method = build_method(args.method, **options)
+    checkpoint = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
+    method = build_method(args.method, **method_options(config, args.method, checkpoint))
     folder = out / "fused" / method_slug(args.method)
     for split in args.splits or source_splits(data_root):
         pairs = source_pairs(data_root, split)
