@@ -24,7 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from configs.runtime import read_done, write_json_atomic
-from configs.schema import ConfigError, ExperimentConfig, config_hash, to_dict
+from configs.schema import (
+    ConfigError,
+    ExperimentConfig,
+    check_frozen_encoder_is_trained,
+    config_hash,
+    to_dict,
+)
 from msrs.layout import SPLITS, DataError, list_split, validate_root
 
 STAGE_KINDS = ("fusion", "fuse", "quality", "segmentation", "report")
@@ -98,6 +104,8 @@ def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: li
                               "external:<folder>)")
         if method.startswith("external:"):
             _build_external(method).validate_all(data_root)
+    if input_names(config, methods):
+        check_frozen_encoder_is_trained(config.segmentation)
     data_id = _data_identity(config, data_root)
     runtime_free = lambda section: to_dict(section)  # noqa: E731 - device does not change results
     stages: list[Stage] = []
