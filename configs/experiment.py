@@ -71,10 +71,15 @@ def _data_identity(config: ExperimentConfig, root: Path) -> str:
     return f"root:{root.resolve()}"
 
 
-def fusion_stage_hash(config: ExperimentConfig, data_root: Path) -> str:
-    """What identifies a trained SSPFusion: data, seed and the fusion section (shared by run_all
-    and pipelines/train_fusion.py, so either can reuse the other's model)."""
-    return config_hash(_data_identity(config, data_root), config.seed, to_dict(config.fusion))
+def fusion_stage_hash(config: ExperimentConfig, data_root: Path, method: str = "sspfusion") -> str:
+    """What identifies a trained fusion method: data, seed and its config section (``fusion``
+    for SSPFusion, the section of its name for a learned baseline, which also reads
+    ``fusion.max_pairs``); shared by run_all and pipelines/train_fusion.py, so either can reuse
+    the other's model."""
+    if method == "sspfusion":
+        return config_hash(_data_identity(config, data_root), config.seed, to_dict(config.fusion))
+    return config_hash(_data_identity(config, data_root), config.seed, method,
+                       to_dict(getattr(config, method)), config.fusion.max_pairs)
 
 
 def is_synthetic(root: Path) -> bool:

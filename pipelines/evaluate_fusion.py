@@ -21,7 +21,7 @@ import _common
 from configs.experiment import method_slug
 from configs.runtime import setup_runtime, write_json_atomic, write_text_atomic
 from fusion.fuse import ALL, fuse_split, is_pair_folder, source_pairs
-from fusion.methods import build_method
+from fusion.methods import TRAINABLE, build_method
 from fusion.quality import evaluate_split
 from msrs.synthetic import resolve_data_root
 from segmentation.report import table1
@@ -41,8 +41,8 @@ def main() -> int:
     parser.add_argument("--split", default="test", help="MSRS split (default: %(default)s; a pair "
                         "folder has only 'all')")
     parser.add_argument("--limit", type=int, help="only the first N pairs (quick checks)")
-    parser.add_argument("--checkpoint", type=Path, help="sspfusion model (default: "
-                        "<out>/fusion/sspfusion/model.pt)")
+    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
+                        "<out>/fusion/<method>/model.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
     config = _common.config_from_args(args)
@@ -57,8 +57,8 @@ def main() -> int:
     quality, timing = {}, {}
     for name in args.methods or config.methods:
         options = {}
-        if name == "sspfusion":
-            options["checkpoint"] = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
+        if name in TRAINABLE:
+            options["checkpoint"] = args.checkpoint or out / "fusion" / name / "model.pt"
         method = build_method(name, **options)
         slug = method_slug(name)
         fused = out / "fused" / slug / split

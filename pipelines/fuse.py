@@ -3,9 +3,10 @@
     python pipelines/fuse.py --method NAME [--config configs/quick.yaml] [--data-root DIR]
                              [--out DIR] [--checkpoint PATH] [--splits train test] [--no-progress]
 
-NAME is a registered method (average, max, laplacian, dwt, gff, gtf, sspfusion) or
-external:<folder>. --out is the experiment folder (default runs/<config name>); sspfusion reads
-its model from --checkpoint (default <out>/fusion/sspfusion/model.pt). A fusion-only ir/ vi/
+NAME is a registered method (see fusion/methods/__init__.py) or
+external:<folder>. --out is the experiment folder (default runs/<config name>); a learned method
+(sspfusion, didfuse, auif, rfnnest) reads its model from --checkpoint (default
+<out>/fusion/<method>/model.pt). A fusion-only ir/ vi/
 folder (RoadScene) is one split called "all". Files already written by the same method and
 parameters are skipped.
 """
@@ -18,7 +19,7 @@ import _common
 from configs.experiment import method_slug
 from configs.runtime import setup_runtime
 from fusion.fuse import fuse_split, source_pairs, source_splits
-from fusion.methods import build_method
+from fusion.methods import TRAINABLE, build_method
 from msrs.synthetic import resolve_data_root
 
 
@@ -29,8 +30,8 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, help="an MSRS root or an ir/ vi/ pair folder "
                         "(default: config data.root, else the built-in synthetic scenes)")
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--checkpoint", type=Path, help="sspfusion model (default: "
-                        "<out>/fusion/sspfusion/model.pt)")
+    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
+                        "<out>/fusion/<method>/model.pt)")
     parser.add_argument("--splits", nargs="+", help="default: train test (all for a pair folder)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
@@ -39,8 +40,8 @@ def main() -> int:
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config.data, args.data_root, out)
     options = {}
-    if args.method == "sspfusion":
-        options["checkpoint"] = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
+    if args.method in TRAINABLE:
+        options["checkpoint"] = args.checkpoint or out / "fusion" / args.method / "model.pt"
     method = build_method(args.method, **options)
     folder = out / "fused" / method_slug(args.method)
     for split in args.splits or source_splits(data_root):
