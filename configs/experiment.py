@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from configs.runtime import read_done, write_json_atomic
+from configs.runtime import is_done, read_done, write_json_atomic
 from configs.schema import ConfigError, ExperimentConfig, config_hash, to_dict
 from msrs.layout import SPLITS, DataError, list_split, validate_root
 
@@ -90,7 +90,7 @@ def is_synthetic(root: Path) -> bool:
 def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: list[str],
                progress: bool = True) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
-    from fusion.methods import available_methods  # noqa: PLC0415 - heavy imports kept lazy
+    from fusion.methods import TRAINABLE, available_methods  # noqa: PLC0415 - heavy imports lazy
 
     counts = validate_root(data_root)
     for split in SPLITS:
@@ -107,23 +107,24 @@ def build_plan(config: ExperimentConfig, out: Path, data_root: Path, methods: li
     runtime_free = lambda section: to_dict(section)  # noqa: E731 - device does not change results
     stages: list[Stage] = []
 
-    fusion_hash = ""
-    if "sspfusion" in methods:
-        fusion_hash = fusion_stage_hash(config, data_root)
-        folder = out / "fusion" / "sspfusion"
-        stages.append(Stage("fusion:sspfusion", "fusion", folder, fusion_hash,
-                            _train_fusion(config, data_root, folder, progress),
-                            "train SSPFusion"))
+    fusion_hashes = {}  # trainable method -> identity of its fusion:<method> stage
+    for method in methods:
+        if method in TRAINABLE:
+            fusion_hashes[method] = fusion_stage_hash(config, data_root, method)
+            folder = out / "fusion" / method
+            stages.append(Stage(f"fusion:{method}", "fusion", folder, fusion_hashes[method],
+                                _train_fusion(config, data_root, folder, progress, method),
+                                f"train {method}"))
 
     fuse_hashes = {}
     for method in methods:
         slug = method_slug(method)
-        upstream = fusion_hash if method == "sspfusion" else ""
-        fuse_hashes[method] = config_hash(data_id, method, upstream)
+        fuse_hashes[method] = config_hash(data_id, method, fusion_hashes.get(method, ""))
         folder = out / "fused" / slug
-        checkpoint = out / "fusion" / "sspfusion" / "model.pt"
+        trained = ((out / "fusion" / method, fusion_hashes[method]) if method in fusion_hashes
+                   else None)
         stages.append(Stage(f"fuse:{method}", "fuse", folder, fuse_hashes[method],
-                            _fuse(method, data_root, folder, checkpoint, progress),
+                            _fuse(method, data_root, folder, trained, progress),
                             f"fuse train + test with {method}"))
         quality = out / "quality" / slug
         stages.append(Stage(f"quality:{method}", "quality", quality,
@@ -156,20 +157,33 @@ def _build_external(method: str):
     return build_method(method)
 
 
-def _train_fusion(config, data_root, folder, progress):
+def _train_fusion(config, data_root, folder, progress, method):
     def run(resume: bool):
-        from fusion.sspfusion.train import train_fusion  # noqa: PLC0415
+        if method == "sspfusion":
+            from fusion.sspfusion.train import train_fusion  # noqa: PLC0415
 
-        return train_fusion(config, data_root, folder, resume=resume, progress=progress)
+            return train_fusion(config, data_root, folder, resume=resume, progress=progress)
+        from fusion.methods.training import train_learned  # noqa: PLC0415
+
+        return train_learned(method, config, data_root, folder, resume=resume, progress=progress)
     return run
 
 
-def _fuse(method, data_root, folder, checkpoint, progress):
+def _fuse(method, data_root, folder, trained, progress):
+    """``trained``: (folder, identity) of the method's training stage, None for untrained
+    methods; a model not finished under that identity is an error naming the stage."""
     def run(resume: bool):
         from fusion.fuse import fuse_split  # noqa: PLC0415
         from fusion.methods import build_method  # noqa: PLC0415
 
-        options = {"checkpoint": checkpoint} if method == "sspfusion" else {}
+        options = {}
+        if trained is not None:
+            model_folder, identity = trained
+            if not is_done(model_folder, identity):
+                raise DataError(f"{model_folder}: {method} is not trained with this config; run "
+                                f"its training stage first (run_all --only fusion:{method} "
+                                f"fuse:{method}, or without --only)")
+            options["checkpoint"] = model_folder / "model.pt"
         fuser = build_method(method, **options)
         return {split: fuse_split(fuser, list_split(data_root, split, labels=False),
                                   folder / split, progress=progress) for split in SPLITS}

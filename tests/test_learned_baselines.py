@@ -132,3 +132,16 @@ def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, tmp_path):
+    from configs.experiment import build_plan, plan_status, run_plan  # noqa: PLC0415
+
+    stages = build_plan(TINY, tmp_path, synthetic_root, ["auif", "average"], progress=False)
+    keys = [stage.key for stage in stages]
+    assert "fusion:auif" in keys and "fusion:average" not in keys
+    assert keys.index("fusion:auif") < keys.index("fuse:auif")
+    plan_status(stages, [])
+    with pytest.raises(DataError, match="fusion:auif"):
+        run_plan(stages, ["fuse:auif"], log=lambda line: None)
+    assert not (tmp_path / "fused" / "auif" / "train").exists()
