@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import os
 import shlex
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from configs.runtime import write_text_atomic
+from configs.runtime import read_done, write_text_atomic
 from segmentation.report import display_name, load_paper_table2
 
 FIGURE_TITLES = {"miou.png": "mIoU per input (bars start at zero)",
@@ -68,10 +67,9 @@ def collect_facts(argv: list[str], config_yaml: str, stages: list, runs: list[di
     ``folder``, ``input_name``) and its finished segmentation ``runs`` (as for the report)."""
     seconds = []
     for stage in stages:
-        done = stage.folder / "done.json"
-        if done.is_file():
-            seconds.append({"stage": stage.key, "kind": stage.kind,
-                            "seconds": json.loads(done.read_text()).get("seconds")})
+        done = read_done(stage.folder)
+        if done:
+            seconds.append({"stage": stage.key, "kind": stage.kind, "seconds": done.get("seconds")})
     fusion_model = next((s.folder / "model.pt" for s in stages if s.kind == "fusion"), None)
     rows = {}
     for run in sorted(runs, key=lambda r: r["seed"]):
