@@ -11,8 +11,6 @@ from PIL import Image
 
 from fusion.metrics import CONVENTIONS, METRIC_NAMES, entropy, evaluate, mutual_information, qabf
 
-DATA = Path(__file__).resolve().parent / "data" / "roadscene"
-
 
 def _ramp(h: int = 64, w: int = 80) -> np.ndarray:
     """Deterministic textured image with values 0..253 (no 254/255)."""
@@ -168,12 +166,12 @@ def test_qabf_equal_gradient_quirk():
 
 
 # ---------------------------------------------------------------- real pair
-def test_real_roadscene_pair_average_fusion():
-    stems = sorted(p.name for p in (DATA / "ir").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
-    assert stems, f"no JPEG images in {DATA / 'ir'}"
+def test_real_roadscene_pair_average_fusion(roadscene):
+    stems = sorted(p.name for p in (roadscene / "ir").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+    assert stems, f"no JPEG images in {roadscene / 'ir'}"
     stem = stems[0]
-    ir = _luma(DATA / "ir" / stem)
-    vi = _luma(DATA / "vi" / stem)
+    ir = _luma(roadscene / "ir" / stem)
+    vi = _luma(roadscene / "vi" / stem)
     assert ir.shape == vi.shape
     fused = ((ir.astype(np.uint16) + vi.astype(np.uint16) + 1) // 2).astype(np.uint8)
 
