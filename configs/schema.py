@@ -53,8 +53,12 @@ class FusionConfig:
     channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # one width per level, N = 3
     rcab_per_level: int = 2  # RCAB blocks after each encoder level ("Fusion Details")
     reduction: int = 16  # channel-attention reduction of RCAB (Zhang et al., 2018)
-    use_sfe: bool = True  # ablation "w/o F" (Table 4): drops L_str and L_rec
+    use_sfe: bool = True  # ablation "w/o F" (Table 4): drops L_str and L_rec, nothing else
     use_spf: bool = True  # ablation "w/o P" (Table 4): no unique-structure enhancement
+    shared_encoder: bool = False  # one SFE for both modalities (eq. 1; model.SSPFusion)
+    structure_target: str = "gradient"  # eq. 2 reading: gradient | features (model.structure_target)
+    frozen_targets: bool = False  # stage 2 targets from a frozen copy of the stage-1 SFE
+    output: str = "clamp"  # decoder output: clamp (straight-through) | sigmoid (model.Decoder)
     alpha: float = 1.0  # weight of L_str, eq. 9
     beta: float = 1.0  # weight of L_rec, eq. 9
     charbonnier_eps: float = 1e-3  # epsilon of eq. 10
@@ -246,6 +250,10 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("fusion.channels: needs one width per level (at least one)")
     if len(fus.betas) != 2:
         raise ConfigError("fusion.betas: must be [beta1, beta2]")
+    if fus.structure_target not in ("gradient", "features"):
+        raise ConfigError("fusion.structure_target: must be 'gradient' or 'features' (eq. 2 readings)")
+    if fus.output not in ("clamp", "sigmoid"):
+        raise ConfigError("fusion.output: must be 'clamp' or 'sigmoid'")
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
         raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
     for switch in ("channels_last", "cudnn_benchmark"):

@@ -22,11 +22,14 @@ public entry point is :func:`evaluate`, which returns ``EN, SD, SF, AG, MI, SCD,
 Deliberate deviations from the MATLAB scripts (documented, not reproduced): the scripts pass
 ``uint8`` arrays from ``imread`` straight into ``SD_evaluation``, ``vifp_mscale`` and the MI
 joint histogram, where MATLAB's *saturating* integer arithmetic changes the result (``F - mean``
-clips at 0 and ``.^2`` at 255 in SD; ``ref.*ref`` saturates at 255 at VIF scale 1; ``255+1``
-stays 255 in ``Hab``, merging grey levels 254/255 in the joint histogram). Those are accidental
-integer-class bugs that depend on how the caller loaded the image (a later Linfeng-Tang copy
-already wraps SD in ``double()``), so the ``matlab`` convention computes every metric on
-double-precision data. Likewise SF is computed on 0-255 in both conventions; the Linfeng-Tang
+clips at 0 and ``.^2`` at 255 in SD; ``ref.*ref`` saturates at 255 at VIF scale 1). Those are
+accidental integer-class bugs that depend on how the caller loaded the image (a later
+Linfeng-Tang copy already wraps SD in ``double()``), so the ``matlab`` convention computes those
+on double-precision data. The one integer effect that *is* reproduced is MI's joint histogram
+(``255+1`` stays 255 in ``Hab``, merging grey levels 254/255; see :func:`mutual_information`):
+it is what every MATLAB MI in the literature carries, and it moves MI by about 1 % on images
+with saturated regions. Qabf runs on ``im2double`` values in float64 as the script does (see
+:func:`qabf` for what that changes). Likewise SF is computed on 0-255 in both conventions; the Linfeng-Tang
 driver feeds SF ``im2double`` images (SF 255x smaller) while VIFB uses 0-255 but divides both
 squared-difference sums by ``H*W``; neither variant is used here.
 
@@ -134,20 +137,26 @@ def average_gradient(img: np.ndarray, convention: str = "python") -> float:
 # two-image helpers
 # --------------------------------------------------------------------------------------------
 def mutual_information(a: np.ndarray, b: np.ndarray, base: str = "e") -> float:
-    """Mutual information of two uint8 images from their exact-value joint histogram.
+    """Mutual information of two uint8 images from their joint histogram.
 
-    ``H(a) + H(b) - H(a, b)`` with ``base="e"`` (nats: sklearn ``mutual_info_score`` on the flattened
-    pixel values, which clips a tiny negative round-off to 0) or ``base="2"`` (bits: Qu Xiao-Bo
-    ``MI_evaluation``/``Hab`` with a 256x256 joint histogram and ``log2``). For 8-bit values the
-    exact-value contingency table and the 256-bin histogram are the same table.
+    ``base="e"``: nats, H(a) + H(b) - H(a, b) from the exact-value contingency table (sklearn
+    ``mutual_info_score`` on the flattened pixel values, which clips a tiny negative round-off to 0).
+
+    ``base="2"``: bits, as the MATLAB ``MI_evaluation`` (Qu Xiao-Bo) that ``analysis_Reference.m``
+    calls with the ``uint8`` images of ``imread``: H(a) and H(b) from MATLAB ``entropy`` (256 bins),
+    H(a, b) from ``Hab``, which indexes a 256x256 table with ``uint8(v) + 1``. MATLAB integer
+    arithmetic saturates, so 255 + 1 stays 255: grey levels 254 and 255 share one row and one
+    column of the joint table (not of the marginals), which lowers H(a, b) and raises MI wherever
+    the images hold both levels (saturated infrared targets, sky). Reproduced here, because every
+    published MATLAB MI carries it.
     """
     log = np.log if base == "e" else np.log2
+    h_a = _entropy_from_counts(np.bincount(a.ravel(), minlength=256), log)
+    h_b = _entropy_from_counts(np.bincount(b.ravel(), minlength=256), log)
+    if base == "2":
+        a, b = np.minimum(a, 254), np.minimum(b, 254)  # Hab's saturating uint8 + 1
     joint = np.bincount(a.ravel().astype(np.int64) * 256 + b.ravel(), minlength=256 * 256)
-    h_ab = _entropy_from_counts(joint, log)
-    joint = joint.reshape(256, 256)
-    h_a = _entropy_from_counts(joint.sum(axis=1), log)
-    h_b = _entropy_from_counts(joint.sum(axis=0), log)
-    return max(h_a + h_b - h_ab, 0.0)
+    return max(h_a + h_b - _entropy_from_counts(joint, log), 0.0)
 
 
 def _pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -261,29 +270,52 @@ def vif_pair(ref: np.ndarray, dist: np.ndarray, nan_to_one: bool = True) -> floa
 # --------------------------------------------------------------------------------------------
 # Qabf (Xydeas & Petrovic)
 # --------------------------------------------------------------------------------------------
+# analysis_Qabf.m: L = 1, Tg = 0.9994, kg = -15, Dg = 0.5, Ta = 0.9879, ka = -22, Da = 0.8.
+QABF_STRENGTH = (0.9994, -15.0, 0.5)  # Tg, kg, Dg
+QABF_ORIENTATION = (0.9879, -22.0, 0.8)  # Ta, ka, Da
+SOBEL_Y = np.array([[1, 2, 1], [0, 0, 0], [-1, -2, -1]], dtype=np.float64)  # h1 of the script
+SOBEL_X = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=np.float64)  # h3 of the script
+
+
+def _conv2_same(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """MATLAB ``conv2(img, kernel, 'same')`` (true convolution, zero padding) in float64.
+
+    The sum runs over the kernel taps in MATLAB's column-major order, one rounded addition per tap
+    (taps of 0 add an exact 0, multiplications by +-1, +-2 are exact). On integer-valued images
+    every order gives the exact integer; on ``im2double`` images (v / 255) the order decides the
+    last bit, and with it whether two unequal neighbourhoods with the same integer gradient give
+    *exactly* equal magnitudes (the tie branch of Qabf). MATLAB does not document its accumulation
+    order; this is the direct one.
+    """
+    h, w = img.shape
+    p = np.pad(img, 1)
+    out = np.zeros((h, w), dtype=np.float64)
+    for col in range(3):
+        for row in range(3):
+            tap = kernel[row, col]
+            # conv2 flips the kernel: tap (row, col) multiplies img(i + 1 - row, j + 1 - col)
+            out = out + tap * p[2 - row : 2 - row + h, 2 - col : 2 - col + w]
+    return out
+
+
 def _qabf_grad(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    # conv2(img, h3/h1, 'same') with zero padding, as exact integer sums on a padded copy
-    p = np.pad(img.astype(np.float64), 1)
-    sm_v = p[:-2] + 2 * p[1:-1] + p[2:]  # vertical [1 2 1] smoothing
-    sm_h = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]  # horizontal [1 2 1] smoothing
-    sx = sm_v[:, 2:] - sm_v[:, :-2]  # = conv2(img, h3, 'same')
-    sy = sm_h[:-2] - sm_h[2:]  # = conv2(img, h1, 'same')
+    sx = _conv2_same(img, SOBEL_X)
+    sy = _conv2_same(img, SOBEL_Y)
     g = np.sqrt(sx * sx + sy * sy)
     with np.errstate(divide="ignore", invalid="ignore"):
         a = np.where(sx == 0, math.pi / 2, np.arctan(sy / sx))
     return g, a
 
 
-def _qabf_edge_preservation(
-    g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray, tie_scale: float
-) -> np.ndarray:
-    tg, kg, dg = 0.9994, -15.0, 0.5
-    ta, ka, da = 0.9879, -22.0, 0.8
+def _qabf_edge_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray,
+                            a_f: np.ndarray) -> np.ndarray:
+    tg, kg, dg = QABF_STRENGTH
+    ta, ka, da = QABF_ORIENTATION
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(g_src > g_f, g_f / g_src, g_src / g_f)
     # Quirk of the MATLAB original, kept by CDDFuse: where the two gradient magnitudes are equal
     # the "relative strength" is set to gF itself instead of 1.
-    rel = np.where(g_src == g_f, g_f * tie_scale, ratio)
+    rel = np.where(g_src == g_f, g_f, ratio)
     ang = 1.0 - np.abs(a_src - a_f) / (math.pi / 2)
     qg = tg / (1.0 + np.exp(kg * (rel - dg)))
     qa = ta / (1.0 + np.exp(ka * (ang - da)))
@@ -295,22 +327,37 @@ def qabf(fused: np.ndarray, ir: np.ndarray, vi: np.ndarray, convention: str = "p
 
     Sobel ``h3`` (x) and ``h1`` (y) with ``conv2(..., 'same')`` zero padding, g = sqrt(Sx^2 + Sy^2),
     alpha = arctan(Sy / Sx) (not atan2) and pi/2 where Sx == 0. Relative strength G = min/max of
-    the source and fused magnitudes, but **G = gF where gA == gF** (quirk of the MATLAB original,
-    e.g. 0 where both are flat and gF > 1 on real edges). Relative orientation
-    A = 1 - |alphaA - alphaF| / (pi/2); Q = 0.9994/(1+e^{-15(G-0.5)}) * 0.9879/(1+e^{-22(A-0.8)});
-    Qabf = sum(QAF gA + QBF gB) / sum(gA + gB).
+    the source and fused magnitudes, but **G = gF where gA == gF** (quirk of the MATLAB original).
+    Relative orientation A = 1 - |alphaA - alphaF| / (pi/2);
+    Q = 0.9994/(1+e^{-15(G-0.5)}) * 0.9879/(1+e^{-22(A-0.8)}); Qabf = sum(QAF gA + QBF gB) / sum(gA + gB).
 
-    Everything except the tie branch is scale-free. ``python`` works on 0-255 values (CDDFuse);
-    ``matlab`` on ``im2double`` 0-1 values, as ``analysis_Reference.m`` calls it, so a tie gives
-    G = gF/255 there. Ties are detected on the exact integer Sobel responses (MATLAB on 0-1 doubles
-    can break a tie by one ulp; that is not reproduced). NaN if both sources are flat.
+    Everything except the tie branch is scale-free, and the tie branch is where the conventions
+    part (why ``max`` scores 0.71 in one and 0.35 in the other on MSRS):
+
+    - ``python`` (CDDFuse) works on 0-255 values: a tie gives G = gF, and any non-zero integer
+      Sobel magnitude is >= 1, so Q_g = 0.9994 / (1 + e^{-15 (gF - 0.5)}) >= 0.9988: a tie scores
+      as a perfectly kept edge, which is the published definition (G = 1 for equal strengths).
+    - ``matlab`` (``analysis_Reference.m`` passes ``im2double`` 0-1 images) computes the same
+      in float64 on v / 255: a tie gives G = gF / 255, below 0.5 for any edge weaker than 127
+      grey levels, so Q_g drops towards 0: **the script scores an edge the fused image copies
+      exactly as lost**. Fused images that copy one source over whole regions (``max``, ``GTF``'s
+      infrared-intensity regions, fused == a source) are penalised there and nowhere else. This
+      is the script's behaviour and is reproduced, not corrected.
+    - Which ties exist differs too: on 0-255 integers every equal magnitude is a tie; on 0-1
+      doubles only the bit-identical ones are (an identical 3x3 neighbourhood always; an unequal
+      one with the same integer gradient only when the rounding happens to agree). Computing ties
+      on the integers, as this module did before, counted as ties pixels MATLAB does not (GTF
+      output, which keeps the visible gradients on shifted intensities), and made the ``matlab``
+      Qabf of such images too low; the float64 emulation of ``_conv2_same`` fixes that.
+
+    NaN if both sources are flat.
     """
-    g_a, a_a = _qabf_grad(ir)
-    g_b, a_b = _qabf_grad(vi)
-    g_f, a_f = _qabf_grad(fused)
-    tie_scale = 1.0 / 255.0 if convention == "matlab" else 1.0
-    q_af = _qabf_edge_preservation(g_a, a_a, g_f, a_f, tie_scale)
-    q_bf = _qabf_edge_preservation(g_b, a_b, g_f, a_f, tie_scale)
+    scale = 255.0 if convention == "matlab" else 1.0
+    g_a, a_a = _qabf_grad(ir.astype(np.float64) / scale)
+    g_b, a_b = _qabf_grad(vi.astype(np.float64) / scale)
+    g_f, a_f = _qabf_grad(fused.astype(np.float64) / scale)
+    q_af = _qabf_edge_preservation(g_a, a_a, g_f, a_f)
+    q_bf = _qabf_edge_preservation(g_b, a_b, g_f, a_f)
     deno = float(np.sum(g_a + g_b))
     if deno == 0:
         return float("nan")

@@ -117,11 +117,23 @@ def test_mi_of_image_with_itself_is_twice_its_entropy_bits_and_nats():
     assert out_p["MI"] == pytest.approx(2 * h_bits * math.log(2), rel=1e-12)  # nats
 
 
-def test_mi_python_is_matlab_times_ln2():
-    f, a, b = _ramp(), _noise(3), _noise(4)
+def test_mi_python_is_matlab_times_ln2_without_levels_254_255():
+    f, a, b = _ramp(), np.minimum(_noise(3), 253), np.minimum(_noise(4), 253)
     mp = evaluate(f, a, b, "python")["MI"]
     mm = evaluate(f, a, b, "matlab")["MI"]
     assert mp == pytest.approx(mm * math.log(2), rel=1e-12)
+
+
+def test_mi_matlab_merges_levels_254_and_255_in_the_joint_histogram():
+    # MI_evaluation.m: H(a) = H(b) = 1 bit (MATLAB entropy, 256 bins), but Hab indexes
+    # uint8(v) + 1, which saturates at 255, so the joint table holds one cell: H(a, b) = 0 and
+    # MI = 1 + 1 - 0 = 2 bits. The exact-value table (python convention) gives H(a, b) = 1: ln 2.
+    img = np.full((8, 8), 254, dtype=np.uint8)
+    img[:, 4:] = 255
+    assert mutual_information(img, img, base="2") == pytest.approx(2.0, abs=1e-12)
+    assert mutual_information(img, img, base="e") == pytest.approx(math.log(2), abs=1e-12)
+    # both sources and the fused image are the same: the matlab MI is 2 + 2 bits
+    assert evaluate(img, img, img, "matlab")["MI"] == pytest.approx(4.0, abs=1e-12)
 
 
 def test_mi_of_independent_constant_is_zero():
@@ -156,13 +168,54 @@ def test_qabf_fused_equal_to_one_source_is_well_defined(convention):
     assert evaluate(a, a, b, convention)["Qabf"] == q
 
 
-def test_qabf_equal_gradient_quirk():
-    # fused == ir: every ir pixel is a tie (gA == gF). In the python convention (0-255) the tie gives
-    # G = gF >= 1 on edges -> Q_g ~ 0.9994 (vi's zero-padded border still costs a little); in the
-    # matlab convention (0-1 images) G = gF/255, so weak tied edges score near 0 and Qabf is lower.
-    a, b = _ramp(), np.full((64, 80), 50, dtype=np.uint8)
-    assert qabf(a, a, b, "python") > 0.85
-    assert qabf(a, a, b, "matlab") < qabf(a, a, b, "python")
+def _impulse(value: int, background: int = 0) -> np.ndarray:
+    img = np.full((12, 12), background, dtype=np.uint8)
+    img[6, 6] = value
+    return img
+
+
+def test_qabf_hand_value_when_fused_copies_one_source():
+    # analysis_Qabf.m by hand. Source A: one pixel of value v on 0 (vi flat: gB = 0, so only A's
+    # edges count). conv2 Sobel of an impulse: the 4 edge neighbours get |S| = 2v (one of Sx, Sy),
+    # the 4 diagonal ones |Sx| = |Sy| = v, so g = sqrt(2) v. Fused == A: every edge pixel is a tie
+    # (gA == gF), so G = gF, and the orientations agree: A = 1, Q_a = Ta / (1 + e^{ka (1 - Da)}).
+    # Qabf = sum(gA Q_g(gA)) Q_a / sum(gA) with Q_g(G) = Tg / (1 + e^{kg (G - Dg)}).
+    tg, kg, dg, ta, ka, da = 0.9994, -15.0, 0.5, 0.9879, -22.0, 0.8
+    q_a = ta / (1 + math.exp(ka * (1 - da)))
+
+    def q_g(g):
+        return tg / (1 + math.exp(kg * (g - dg)))
+
+    def expected(v):  # v on the scale the script sees
+        edge, diagonal = 2 * v, math.sqrt(2) * v
+        return (4 * edge * q_g(edge) + 4 * diagonal * q_g(diagonal)) * q_a / (4 * edge + 4 * diagonal)
+
+    a, flat = _impulse(51), np.zeros((12, 12), dtype=np.uint8)
+    # matlab: im2double, v = 51/255 = 0.2: Q_g(0.4) = Tg / (1 + e^1.5) = 0.1823,
+    # Q_g(0.283) = Tg / (1 + e^3.257) = 0.0370, Q_a = 0.9759 -> (0.2917 + 0.0419) / 2.7314 * 0.9759
+    assert qabf(a, a, flat, "matlab") == pytest.approx(expected(0.2), rel=1e-9)
+    assert qabf(a, a, flat, "matlab") == pytest.approx(0.1192, abs=1e-4)
+    # python (CDDFuse, 0-255): v = 51, Q_g(102) = Tg: Qabf = Tg Q_a
+    assert qabf(a, a, flat, "python") == pytest.approx(expected(51.0), rel=1e-9)
+    assert qabf(a, a, flat, "python") == pytest.approx(tg * q_a, rel=1e-9)
+
+
+def test_qabf_hand_value_without_ties_agrees_between_conventions():
+    # Fused = A at half contrast (v/2 = 25.5 -> use v = 102, fused 51): no ties, G = gF/gA = 1/2 at
+    # every edge pixel, orientations equal: Qabf = Q_g(0.5) Q_a = Tg/2 Q_a in both conventions.
+    tg, ta, ka, da = 0.9994, 0.9879, -22.0, 0.8
+    a, f, flat = _impulse(102), _impulse(51), np.zeros((12, 12), dtype=np.uint8)
+    want = tg / 2 * ta / (1 + math.exp(ka * (1 - da)))
+    for convention in CONVENTIONS:
+        assert qabf(f, a, flat, convention) == pytest.approx(want, rel=1e-9)
+
+
+def test_qabf_matlab_constants_and_sobel_orientation():
+    from fusion.metrics import QABF_ORIENTATION, QABF_STRENGTH, SOBEL_X, SOBEL_Y
+
+    assert QABF_STRENGTH == (0.9994, -15.0, 0.5) and QABF_ORIENTATION == (0.9879, -22.0, 0.8)
+    assert SOBEL_Y.tolist() == [[1, 2, 1], [0, 0, 0], [-1, -2, -1]]  # h1
+    assert SOBEL_X.tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]  # h3
 
 
 # ---------------------------------------------------------------- real pair
@@ -191,7 +244,8 @@ def test_real_roadscene_pair_average_fusion(roadscene):
     for k in ("EN", "SD", "SF", "SCD", "VIF"):
         assert py[k] == pytest.approx(ml[k], rel=1e-12)
     assert ml["AG"] > py["AG"]
-    assert py["MI"] == pytest.approx(ml["MI"] * math.log(2), rel=1e-12)
+    # nats vs bits, except that the MATLAB joint histogram merges levels 254/255 (raises MI)
+    assert py["MI"] / math.log(2) <= ml["MI"] <= py["MI"] / math.log(2) * 1.01
     # average fusion keeps a lot of both sources: MI above that of an unrelated image
     unrelated = np.roll(fused, (fused.shape[0] // 2, fused.shape[1] // 2), axis=(0, 1))
     assert py["MI"] > evaluate(unrelated, ir, vi)["MI"]

@@ -141,9 +141,8 @@ def test_ablation_switches_build_and_run(use_sfe, use_spf):
     ir, vi = pair(1, 24, 24)
     out = model(ir, vi, reconstruct=True)
     assert out.fused.shape == ir.shape
-    assert bool(out.structure_ir) == use_sfe and bool(out.structure_gt_ir) == use_sfe
     assert bool(out.unique) == use_spf
-    assert (model.sfe_ir.heads is not None) == use_sfe
+    assert model.sfe_ir.heads is not None and out.structure_ir  # "w/o F" keeps the network
     for stage in ("structure", "fusion"):
         loss, terms = total_loss(out, ir, vi, config, stage)
         assert ("str" in terms) == use_sfe and ("rec" in terms) == use_sfe
@@ -151,6 +150,85 @@ def test_ablation_switches_build_and_run(use_sfe, use_spf):
     loss.backward()
     with pytest.raises(ValueError):
         total_loss(model(ir, vi), ir, vi, config, "structure")  # no reconstructions
+
+
+def test_without_sfe_only_the_loss_changes():
+    # paper 4.3: "w/o F" is trained without L_str and L_rec; same parameters, same stages
+    full, ablated = tiny_config(), tiny_config(use_sfe=False)
+    assert count_parameters(SSPFusion.from_config(full)) == count_parameters(SSPFusion.from_config(ablated))
+    torch.manual_seed(0)
+    model = SSPFusion.from_config(full)
+    ir, vi = pair(1, 24, 24)
+    out = model(ir, vi, reconstruct=True)
+    for stage in ("structure", "fusion"):
+        loss_full, terms = total_loss(out, ir, vi, full, stage)
+        loss_ablated, _ = total_loss(out, ir, vi, ablated, stage)
+        dropped = terms["str"].item() + terms["rec"].item()
+        assert loss_ablated.item() == pytest.approx(loss_full.item() - dropped, rel=1e-5)
+
+
+def test_eq2_readings_and_constant_target_fraction():
+    from fusion.sspfusion.model import constant_target_fraction
+
+    g = torch.Generator().manual_seed(3)
+    features = torch.rand(2, 4, 16, 16, generator=g) - 2.0  # negative mean, varying gradient
+    literal = structure_target(features, "features")
+    assert torch.equal(literal, torch.zeros_like(literal))  # |grad| - (negative mean) > 0 everywhere
+    assert constant_target_fraction([literal]).item() == 1.0
+    gradient = structure_target(features, "gradient")
+    assert constant_target_fraction([gradient]).item() == 0.0
+    # shift- and scale-invariant: the features cannot make their own targets trivial
+    assert torch.equal(structure_target(3 * features + 5, "gradient"), gradient)
+    with pytest.raises(ValueError, match="gradient"):
+        structure_target(features, "mean")
+
+
+def test_clamp_output_never_goes_dead_but_sigmoid_does():
+    from fusion.sspfusion.model import straight_through_clamp
+
+    logits = torch.full((1, 1, 4, 4), -1500.0, requires_grad=True)  # what stage 1 produced on MSRS
+    torch.sigmoid(logits).mean().backward()
+    assert logits.grad.abs().max().item() == 0.0
+    logits.grad = None
+    out = straight_through_clamp(logits)
+    assert out.max().item() == 0.0
+    out.mean().backward()
+    assert logits.grad.abs().min().item() > 0
+
+
+def test_collapse_guard_stops_with_a_clear_message():
+    from fusion.sspfusion.train import FusionCollapseError, check_not_collapsed
+
+    check_not_collapsed({"epoch": 3, "stage": "fusion", "varied": 0.25, "brightness": 0.2})
+    with pytest.raises(FusionCollapseError, match="epoch 9 .fusion stage.*constant.*brightness 0.0/255"):
+        check_not_collapsed({"epoch": 9, "stage": "fusion", "varied": 0.0, "brightness": 0.0})
+
+
+def test_shared_encoder_and_frozen_targets():
+    separate = SSPFusion.from_config(tiny_config())
+    shared = SSPFusion.from_config(tiny_config(shared_encoder=True))
+    sfe = count_parameters(separate.sfe_ir)
+    assert count_parameters(separate) - count_parameters(shared) == sfe
+    assert shared.extractors()[0] is shared.extractors()[1]
+
+    model = SSPFusion.from_config(tiny_config(frozen_targets=True))
+    assert count_parameters(model) == count_parameters(separate)  # the frozen copy is not trained
+    ir, vi = pair(1, 24, 24)
+    with torch.no_grad():
+        model.sfe_ir.levels[0].entry[0].weight.mul_(-1)  # training moves the live extractor...
+    model.train()
+    frozen_gt = model(ir, vi).structure_gt_ir
+    model.freeze_targets()  # ...the targets follow it only when stage 2 starts
+    live_gt = model(ir, vi).structure_gt_ir
+    assert not all(torch.equal(a, b) for a, b in zip(frozen_gt, live_gt, strict=True))
+
+
+def test_losses_run_in_float32():
+    out = SSPFusion(TINY, rcab_per_level=1, reduction=4)(*pair(1, 16, 16), reconstruct=True)
+    half = type(out)(**{k: [t.bfloat16() for t in v] if isinstance(v, list) else v.bfloat16()
+                        for k, v in vars(out).items()})
+    assert half.float().fused.dtype == torch.float32
+    assert all(t.dtype == torch.float32 for t in half.float().structure_ir)
 
 
 def test_paper_size_parameter_count():

@@ -15,7 +15,12 @@ from __future__ import annotations
 import kornia
 import torch
 
-from fusion.sspfusion.model import FusionOutput, dice_distance, sobel_gradient
+from fusion.sspfusion.model import (
+    FusionOutput,
+    constant_target_fraction,
+    dice_distance,
+    sobel_gradient,
+)
 
 STAGES = ("structure", "fusion")
 
@@ -93,25 +98,29 @@ def total_loss(output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, con
       stage: each source decoded from its own features (needs ``model(ir, vi, reconstruct=True)``).
       It is not in eq. 9; it keeps the features informative, since the structure terms alone can
       be minimised by collapsing the features (a flat feature map has a trivial S^{k,gt}).
-      With use_sfe off (ablation "w/o F", whose loss is "solely L_fus"), this stage is L_ae only
-      and may as well be skipped.
-    - stage "fusion": the full eq. 9, alpha L_str + beta L_rec + L_fus (only L_fus when use_sfe is
-      off); reconstructions, if present, are ignored.
+    - stage "fusion": the full eq. 9, alpha L_str + beta L_rec + L_fus; reconstructions, if
+      present, are ignored.
 
-    Terms in the dict: str, rec (when use_sfe), ae (structure stage), ssim, smooth, grad, fus
-    (fusion stage), total.
+    Ablation "w/o F" (use_sfe off) follows the paper's text ("trained solely with L_fus" instead
+    of eq. 9): L_str and L_rec are left out of both stages and nothing else changes (same network
+    and heads, same two stages; stage 1 is then L_ae alone).
+
+    Terms in the dict: str, rec (when use_sfe), const_gt (fraction of constant target maps, see
+    model.constant_target_fraction; logged, not optimised), ae (structure stage), ssim, smooth,
+    grad, fus (fusion stage), total.
     """
     config = getattr(config, "fusion", config)
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
-    if config.use_sfe and not output.structure_ir:
-        raise ValueError("config.use_sfe is on but the model predicts no structure maps "
-                         "(build it with SSPFusion.from_config(config))")
     terms: dict[str, torch.Tensor] = {}
     loss = ir_y.new_zeros(())
+    targets = output.structure_gt_ir + output.structure_gt_vi
+    if targets:
+        terms["const_gt"] = constant_target_fraction(targets)
     if config.use_sfe:
         predicted = output.structure_ir + output.structure_vi
-        targets = output.structure_gt_ir + output.structure_gt_vi
+        if not predicted:
+            raise ValueError("config.use_sfe is on but the output holds no structure maps")
         terms["str"] = structure_loss(predicted, targets)
         terms["rec"] = reconstruction_loss(predicted, targets, config.charbonnier_eps)
         loss = loss + config.alpha * terms["str"] + config.beta * terms["rec"]

@@ -17,6 +17,7 @@ pair of luminance images (B, 1, H, W) in [0, 1], N = len(channels) levels:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +35,7 @@ def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
     """The paper's ∇ (eqs. 2, 5, 14): per-channel |Sobel_x| + |Sobel_y| of (B, C, H, W).
 
     DECISION: one operator for every ∇ of the paper: the SeAFusion convention (unnormalised 3x3
-    Sobel, L1 of the two directions, as in SeAFusion's loss.py). It is computed by kornia,
+    Sobel, L1 of the two directions, as in SeAFusion's gradient loss). It is computed by kornia,
     which pads by replicating the border (SeAFusion pads with zeros; the two differ only on the
     1-pixel border, and replicate padding does not invent edges at the image / feature border).
     """
@@ -42,26 +43,57 @@ def sobel_gradient(x: torch.Tensor) -> torch.Tensor:
     return grad.abs().sum(dim=2)
 
 
-def structure_target(features: torch.Tensor) -> torch.Tensor:
+STRUCTURE_TARGETS = ("gradient", "features")
+
+
+def structure_target(features: torch.Tensor, reading: str = "gradient") -> torch.Tensor:
     """S^{k,gt} of eq. 2 from features F_k (B, C, H, W) -> float {0, 1} map of the same shape.
 
-    S^{k,gt}_{i,j} = 1 where ∇F_k^{i,j} - A F_k^i <= 0, else 0, with ∇ = :func:`sobel_gradient`
-    and A = global average pooling of the i-th feature map (per sample and channel).
+    S^{k,gt}_{i,j} = 1 where ∇F_k^{i,j} - A ... <= 0, else 0, with ∇ = :func:`sobel_gradient` and
+    A = global average pooling over the i-th map (per sample and channel). Eq. 2 prints
+    "∇F - A F", which has two readings (``reading``):
 
-    DECISION: eq. 2 is taken literally: one map per feature channel (so S^k has C_k channels,
-    which is what makes eqs. 7-8 elementwise products with F^k well defined), the threshold is the
-    GAP of the features themselves (not of their gradient), and the polarity is the paper's: 1
-    where the gradient is *at most* the average (a constant map with a non-negative value gives all
-    ones). The polarity does not change M^k (J_p(a, b) = J_p(1 - a, 1 - b)). The map is a hard
-    threshold, so it carries no gradient: it is always returned detached (a target).
+    - ``"features"`` (literal): the threshold is the GAP of the features themselves. A channel with
+      a negative mean then has an all-zero target and one with a large mean an all-one target (36-
+      45 % of the channels at initialisation on a real MSRS pair), and the extractor, trained on
+      targets computed from its own features, can make its targets trivial by shifting its
+      features (measured: the constant-target fraction climbs during stage 1, see ``
+      constant_target_fraction``).
+    - ``"gradient"``: the threshold is the GAP of the gradient map, i.e. "a pixel is structure
+      where its gradient exceeds the channel's average gradient". Invariant to a shift and a
+      scale of the features, so the targets cannot be made trivial that way, and every channel
+      with any variation has both classes.
+
+    DECISION: ``"gradient"`` by default (configs/schema.py ``fusion.structure_target``): with the
+    literal reading the feature drift it rewards blew the stage-1 features up on real MSRS (see
+    README, SSPFusion table). One map per feature channel (so S^k has C_k channels, which is what
+    makes eqs. 7-8 elementwise products with F^k well defined); the polarity is the paper's: 1
+    where the gradient is *at most* the threshold (1 = flat, 0 = structure); the polarity does not
+    change M^k (J_p(a, b) = J_p(1 - a, 1 - b)). The map is a hard threshold, so it carries no
+    gradient: it is always returned detached (a target).
     """
+    if reading not in STRUCTURE_TARGETS:
+        raise ValueError(f"structure target reading must be one of {STRUCTURE_TARGETS}, got {reading!r}")
     features = features.detach()
-    average = features.mean(dim=(2, 3), keepdim=True)
-    return (sobel_gradient(features) - average <= 0).to(features.dtype)
+    gradient = sobel_gradient(features)
+    average = (gradient if reading == "gradient" else features).mean(dim=(2, 3), keepdim=True)
+    return (gradient - average <= 0).to(features.dtype)
+
+
+def constant_target_fraction(targets: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Fraction of the (sample, channel) maps of S^{k,gt} (all levels) that are constant (all 0
+    or all 1): such a map carries no structure, and the literal reading of eq. 2 makes many."""
+    constant = [(t.amax(dim=(2, 3)) == t.amin(dim=(2, 3))).flatten() for t in targets]
+    return torch.cat(constant).float().mean()
 
 
 def unique_structure(s_a: torch.Tensor, s_b: torch.Tensor) -> torch.Tensor:
     """J_p of eq. 5 / M^k of eq. 6: (1 - a) b + (1 - b) a.
+
+    Eq. 5 prints J_p(∇S_ir, ∇S_vi), with the gradient operator applied to the structure maps.
+    DECISION: the gradient is dropped here: S^k is already a structure map (1 = flat, 0 = edge, eq.
+    2), and the gradient of a binary edge map marks the *borders* of the edge regions, not the edges,
+    so J_p on it would mark the wrong pixels as unique structure.
 
     For binary maps this is their XOR (1 where exactly one of them is 1); for soft maps in [0, 1]
     (the sigmoid outputs of the structure heads) it is the differentiable relaxation.
@@ -172,11 +204,8 @@ class EncoderLevel(nn.Module):
 
 
 class StructuralFeatureExtractor(nn.Module):
-    """SFE of one modality (eqs. 1-4): an N-level encoder giving F^1..F^N (eq. 1) and, when
-    ``structure_heads`` is on, one structure head per level predicting S^k from F^k.
-
-    DECISION (eq. 1): one SFE per modality, weights not shared (infrared and visible luminance have
-    different statistics); each takes one channel in [0, 1].
+    """SFE (eqs. 1-4): an N-level encoder giving F^1..F^N (eq. 1) and one structure head per level
+    predicting S^k from F^k.
 
     DECISION (S^k, Fig. 4): the head of level k is conv3x3(C_k -> C_k) -> ReLU -> conv1x1(C_k ->
     C_k) -> sigmoid. S^k has C_k channels like its target S^{k,gt} (eq. 2 is per feature channel).
@@ -185,7 +214,7 @@ class StructuralFeatureExtractor(nn.Module):
     the paper says of the SFE), and their gradient flows into the encoder.
     """
 
-    def __init__(self, channels: Sequence[int], rcab: int, reduction: int, structure_heads: bool):
+    def __init__(self, channels: Sequence[int], rcab: int, reduction: int):
         super().__init__()
         widths = [1, *channels]
         self.levels = nn.ModuleList(
@@ -195,16 +224,20 @@ class StructuralFeatureExtractor(nn.Module):
         self.heads = nn.ModuleList(
             nn.Sequential(conv3x3(c, c), nn.ReLU(inplace=True), nn.Conv2d(c, c, 1), nn.Sigmoid())
             for c in channels
-        ) if structure_heads else None
+        )
 
-    def forward(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """image (B, 1, H, W) -> (features F^1..F^N, predicted S^1..S^N or [] without heads)."""
+    def encode(self, image: torch.Tensor) -> list[torch.Tensor]:
+        """image (B, 1, H, W) -> features F^1..F^N."""
         features, x = [], image
         for level in self.levels:
             x = level(x)
             features.append(x)
-        structures = [head(f) for head, f in zip(self.heads, features, strict=True)] if self.heads else []
-        return features, structures
+        return features
+
+    def forward(self, image: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """image (B, 1, H, W) -> (features F^1..F^N, predicted S^1..S^N)."""
+        features = self.encode(image)
+        return features, [head(f) for head, f in zip(self.heads, features, strict=True)]
 
 
 def structure_preserving_enhancement(
@@ -230,21 +263,38 @@ def structure_preserving_enhancement(
     return enhanced_ir, enhanced_vi
 
 
+OUTPUTS = ("clamp", "sigmoid")
+
+
+def straight_through_clamp(x: torch.Tensor) -> torch.Tensor:
+    """x clamped to [0, 1] in the forward pass, identity in the backward pass."""
+    return x + (x.clamp(0, 1) - x).detach()
+
+
 class Decoder(nn.Module):
     """U-shaped decoder: from the deepest fused features G^N up to full resolution, at each level
     k < N: bilinear x2 up-sampling + conv3x3 (C_{k+1} -> C_k), concatenation with the skip G^k,
-    conv3x3 (2 C_k -> C_k), then ``rcab`` RCAB blocks; a final conv3x3 (C_1 -> 1) and a sigmoid.
+    conv3x3 (2 C_k -> C_k), then ``rcab`` RCAB blocks; a final conv3x3 (C_1 -> 1) and the output
+    squashing ``output``.
 
     DECISION: bilinear up-sampling + convolution instead of transposed convolutions (no
     checkerboard artefacts); RCAB blocks in the decoder levels too (the paper's Fig. 3 draws the
-    same block type on both sides of the U; it also brings the parameter count near Table 5's);
-    the output is squashed by a sigmoid (not a clamp) so the fused luminance lies in [0, 1] and
-    still gets gradients at the bounds.
+    same block type on both sides of the U; it also brings the parameter count near Table 5's).
+
+    DECISION (output, the paper does not give it): ``"clamp"`` (default) clamps to [0, 1] in the
+    forward pass and lets the gradient through unchanged (straight-through), so the losses always
+    see a valid image and the output can never go dead. ``"sigmoid"`` was the first choice and is
+    what made SSPFusion collapse to black images on real MSRS: the decoder's logits drifted to
+    about -1500 during stage 1, where the sigmoid's gradient is exactly 0 in float32, so no loss
+    could bring the output back (README, SSPFusion table).
     """
 
-    def __init__(self, channels: Sequence[int], rcab: int, reduction: int):
+    def __init__(self, channels: Sequence[int], rcab: int, reduction: int, output: str = "clamp"):
         super().__init__()
+        if output not in OUTPUTS:
+            raise ValueError(f"decoder output must be one of {OUTPUTS}, got {output!r}")
         n = len(channels)
+        self.output = output
         self.up = nn.ModuleList(
             nn.Sequential(conv3x3(channels[k + 1], channels[k]), nn.LeakyReLU(0.2, inplace=True))
             for k in range(n - 1)
@@ -262,7 +312,8 @@ class Decoder(nn.Module):
         for k in reversed(range(len(skips) - 1)):
             x = F.interpolate(x, size=skips[k].shape[-2:], mode="bilinear", align_corners=False)
             x = self.merge[k](torch.cat([self.up[k](x), skips[k]], dim=1))
-        return torch.sigmoid(self.out(x))
+        x = self.out(x)
+        return torch.sigmoid(x) if self.output == "sigmoid" else straight_through_clamp(x)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -277,9 +328,8 @@ class FusionOutput:
     padded size (the reflect-padded border is supervised like the rest: it is image content).
 
     - fused: the fused luminance (B, 1, H, W) in [0, 1].
-    - structure_ir / structure_vi: predicted S^k (sigmoid, in [0, 1]); [] when use_sfe is off.
-    - structure_gt_ir / structure_gt_vi: the targets S^{k,gt} of eq. 2 (detached); [] when use_sfe
-      is off.
+    - structure_ir / structure_vi: predicted S^k (sigmoid, in [0, 1]).
+    - structure_gt_ir / structure_gt_vi: the targets S^{k,gt} of eq. 2 (detached).
     - unique: M^k = J_p(S^k_ir, S^k_vi) (eq. 6) used by SPF; [] when use_spf is off.
     - reconstruction_ir / reconstruction_vi: each source decoded from its own features only
       (stage 1 auto-encoder term, see losses.total_loss); None unless forward(reconstruct=True).
@@ -294,19 +344,37 @@ class FusionOutput:
     reconstruction_ir: torch.Tensor | None = None
     reconstruction_vi: torch.Tensor | None = None
 
+    def float(self) -> FusionOutput:
+        """The same output in float32 (the losses run in fp32 even when the network ran under
+        bf16/fp16 autocast: SSIM, Sobel and L1 of values near 1 lose digits in 16 bits)."""
+        cast = lambda t: None if t is None else t.float()  # noqa: E731
+        return FusionOutput(**{name: [cast(t) for t in value] if isinstance(value, list) else cast(value)
+                               for name, value in vars(self).items()})
+
 
 class SSPFusion(nn.Module):
-    """SSPFusion (paper Fig. 3): two SFEs, SPF at every level, fusion convolutions, decoder.
+    """SSPFusion (paper Fig. 3): SFE, SPF at every level, fusion convolutions, decoder.
 
     Args:
         channels: width C_k of each level (N = len(channels); the paper uses N = 3 and does not give
             widths: DECISION 64, 128, 256, doubling per level, the configs/schema.py default).
         rcab_per_level: RCAB blocks at the end of each encoder level and of each decoder level.
         reduction: channel-attention reduction r of RCAB (RCAN's 16).
-        use_sfe: structure heads and their targets (off = ablation "w/o F" of Table 4: no S^k
-            predicted; SPF, if on, then uses the parameter-free maps of eq. 2 instead).
         use_spf: the unique-structure enhancement of eqs. 6-8 (off = ablation "w/o P": the fusion
-            convolutions get [F^k_ir, F^k_vi] directly).
+            convolutions get [F^k_ir, F^k_vi] directly). The other ablation, "w/o F" (use_sfe), only
+            changes the loss (losses.total_loss): the network is the same.
+        shared_encoder: one SFE (encoder and heads) for both modalities instead of one each.
+        structure_target: the reading of eq. 2 (:func:`structure_target`).
+        output: the decoder's output squashing (:class:`Decoder`).
+        frozen_targets: keep a frozen copy of the SFE (``target_sfe``, refreshed by
+            :meth:`freeze_targets` when stage 2 starts) and compute S^{k,gt} from its features.
+
+    DECISION (shared_encoder, eq. 1): the paper draws two SFE branches without saying whether they
+    share weights. With separate encoders channel i of F_ir and channel i of F_vi are unrelated
+    filters, so the per-channel complementarity M^k (eqs. 5-6) and the exchange of eqs. 7-8
+    compare unrelated quantities; with one shared encoder (as in RFN-Nest, Li et al. 2021, whose
+    two-stage scheme the paper follows) they compare the same filter on both images. The default
+    is chosen by experiment (README, SSPFusion table; configs/paper.yaml).
 
     Fusion of level k: G^k = LeakyReLU(conv3x3([Ŝ^k_ir, Ŝ^k_vi]))  (2 C_k -> C_k). DECISION: a
     learned 3x3 fusion of the two enhanced branches (the paper says only that the decoder
@@ -317,24 +385,49 @@ class SSPFusion(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = (64, 128, 256), rcab_per_level: int = 2,
-                 reduction: int = 16, use_sfe: bool = True, use_spf: bool = True):
+                 reduction: int = 16, use_spf: bool = True, shared_encoder: bool = False,
+                 structure_target: str = "gradient", output: str = "clamp",
+                 frozen_targets: bool = False):
         super().__init__()
+        if structure_target not in STRUCTURE_TARGETS:
+            raise ValueError(f"structure_target must be one of {STRUCTURE_TARGETS}, got "
+                             f"{structure_target!r}")
         self.channels = tuple(int(c) for c in channels)
-        self.use_sfe = use_sfe
         self.use_spf = use_spf
-        self.sfe_ir = StructuralFeatureExtractor(self.channels, rcab_per_level, reduction, use_sfe)
-        self.sfe_vi = StructuralFeatureExtractor(self.channels, rcab_per_level, reduction, use_sfe)
+        self.shared_encoder = shared_encoder
+        self.target_reading = structure_target
+        self.sfe_ir = StructuralFeatureExtractor(self.channels, rcab_per_level, reduction)
+        self.sfe_vi = None if shared_encoder else StructuralFeatureExtractor(
+            self.channels, rcab_per_level, reduction)
+        self.target_sfe = None
+        if frozen_targets:
+            self.target_sfe = nn.ModuleList(copy.deepcopy(sfe) for sfe in self.extractors())
+            self.target_sfe.requires_grad_(False)
         self.fuse = nn.ModuleList(
             nn.Sequential(conv3x3(2 * c, c), nn.LeakyReLU(0.2, inplace=True)) for c in self.channels
         )
-        self.decoder = Decoder(self.channels, rcab_per_level, reduction)
+        self.decoder = Decoder(self.channels, rcab_per_level, reduction, output)
 
     @classmethod
     def from_config(cls, config) -> SSPFusion:
         """Build from a configs.schema.FusionConfig (or an ExperimentConfig: its .fusion)."""
         config = getattr(config, "fusion", config)
         return cls(channels=config.channels, rcab_per_level=config.rcab_per_level,
-                   reduction=config.reduction, use_sfe=config.use_sfe, use_spf=config.use_spf)
+                   reduction=config.reduction, use_spf=config.use_spf,
+                   shared_encoder=config.shared_encoder, structure_target=config.structure_target,
+                   output=config.output, frozen_targets=config.frozen_targets)
+
+    def extractors(self) -> tuple[StructuralFeatureExtractor, StructuralFeatureExtractor]:
+        """(infrared SFE, visible SFE): the same module twice when the encoder is shared."""
+        return self.sfe_ir, self.sfe_vi if self.sfe_vi is not None else self.sfe_ir
+
+    @torch.no_grad()
+    def freeze_targets(self) -> None:
+        """Copy the current SFE weights into the frozen target extractor (stage 2 starts)."""
+        if self.target_sfe is None:
+            raise ValueError("model built without frozen_targets")
+        for frozen, live in zip(self.target_sfe, self.extractors(), strict=True):
+            frozen.load_state_dict(live.state_dict())
 
     @property
     def multiple(self) -> int:
@@ -349,6 +442,12 @@ class SSPFusion(nn.Module):
         mode = "reflect" if pad_h < h and pad_w < w else "replicate"
         return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
 
+    def _targets(self, index: int, image: torch.Tensor, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.target_sfe is not None and self.training:
+            with torch.no_grad():
+                features = self.target_sfe[index].encode(image)
+        return [structure_target(f, self.target_reading) for f in features]
+
     def forward(self, ir_y: torch.Tensor, vi_y: torch.Tensor, reconstruct: bool = False) -> FusionOutput:
         """ir_y, vi_y: (B, 1, H, W) luminance in [0, 1] -> :class:`FusionOutput`.
 
@@ -359,19 +458,17 @@ class SSPFusion(nn.Module):
             raise ValueError(f"expected two (B, 1, H, W) tensors, got {tuple(ir_y.shape)} and "
                              f"{tuple(vi_y.shape)}")
         h, w = ir_y.shape[-2:]
-        f_ir, s_ir = self.sfe_ir(self._pad(ir_y))
-        f_vi, s_vi = self.sfe_vi(self._pad(vi_y))
-
-        # Eq. 2 targets (detached). Without heads, SPF runs on these parameter-free maps.
-        gt_ir = [structure_target(f) for f in f_ir] if (self.use_sfe or self.use_spf) else []
-        gt_vi = [structure_target(f) for f in f_vi] if (self.use_sfe or self.use_spf) else []
-        maps_ir, maps_vi = (s_ir, s_vi) if self.use_sfe else (gt_ir, gt_vi)
+        sfe_ir, sfe_vi = self.extractors()
+        ir_y, vi_y = self._pad(ir_y), self._pad(vi_y)
+        f_ir, s_ir = sfe_ir(ir_y)
+        f_vi, s_vi = sfe_vi(vi_y)
+        gt_ir, gt_vi = self._targets(0, ir_y, f_ir), self._targets(1, vi_y, f_vi)
 
         fused_levels, unique = [], []
         for k, fuse in enumerate(self.fuse):
             if self.use_spf:
-                e_ir, e_vi = structure_preserving_enhancement(f_ir[k], f_vi[k], maps_ir[k], maps_vi[k])
-                unique.append(unique_structure(maps_ir[k], maps_vi[k]))
+                e_ir, e_vi = structure_preserving_enhancement(f_ir[k], f_vi[k], s_ir[k], s_vi[k])
+                unique.append(unique_structure(s_ir[k], s_vi[k]))
             else:
                 e_ir, e_vi = f_ir[k], f_vi[k]
             fused_levels.append(fuse(torch.cat([e_ir, e_vi], dim=1)))
@@ -381,9 +478,6 @@ class SSPFusion(nn.Module):
         if reconstruct:
             recon_ir = self.decoder(f_ir)[..., :h, :w]
             recon_vi = self.decoder(f_vi)[..., :h, :w]
-
-        if not self.use_sfe:
-            gt_ir, gt_vi = [], []
         return FusionOutput(fused=fused, structure_ir=s_ir, structure_vi=s_vi, structure_gt_ir=gt_ir,
                             structure_gt_vi=gt_vi, unique=unique, reconstruction_ir=recon_ir,
                             reconstruction_vi=recon_vi)

@@ -10,8 +10,13 @@ random ``crop_size`` square crops (plus horizontal flips), batch ``batch_size``.
 
 DECISION (the paper gives one lr and "cosine decay" without saying over what): each stage gets a
 fresh Adam and its own cosine from ``lr`` down to ``lr / 100``, as two separate trainings in the
-style of Li et al. (2021), which the paper cites for the two-stage scheme. With ``use_sfe`` off
-(ablation "w/o F") there are no structure maps to learn and stage 1 is skipped.
+style of Li et al. (2021), which the paper cites for the two-stage scheme. The ablation "w/o F"
+(``use_sfe`` off) runs the same two stages with L_str and L_rec left out (losses.total_loss).
+With ``frozen_targets`` the SFE is copied when stage 2 starts and S^{k,gt} comes from that copy.
+
+Losses run in float32 outside autocast (``FusionOutput.float``). Collapse guard: an epoch in which
+every image output of the stage (stage 1: the reconstructions; stage 2: the fused images) is
+constant raises :class:`FusionCollapseError` instead of writing a model that fuses to flat images.
 
 Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
 pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
@@ -60,6 +65,12 @@ from fusion.colour import luminance
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from msrs.layout import DataError, list_pairs, list_split, read_ir, read_vi
+
+COLLAPSE_STD = 1e-3  # an output image with a smaller standard deviation (in [0, 1]) is constant
+
+
+class FusionCollapseError(ValueError):
+    """The network's output went constant (e.g. black) during training: no model is written."""
 
 
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
@@ -139,7 +150,7 @@ def stage_of(config: FusionConfig, epoch: int) -> str:
 
 
 def structure_epochs(config: FusionConfig) -> int:
-    return config.structure_epochs if config.use_sfe else 0
+    return config.structure_epochs
 
 
 def learning_rate(config: FusionConfig, epoch: int) -> float:
@@ -159,28 +170,51 @@ def set_stage_trainable(model: SSPFusion, stage: str) -> None:
         parameter.requires_grad_(stage != "structure")
 
 
+def stage_images(output, stage: str) -> torch.Tensor:
+    """The image output a stage trains: the reconstructions (stage 1) or the fused images."""
+    if stage == "structure":
+        return torch.cat([output.reconstruction_ir, output.reconstruction_vi])
+    return output.fused
+
+
 def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, config: FusionConfig,
                        stage: str) -> dict:
-    """One pass; returns summed loss terms of this rank and ``images`` seen."""
-    sums: dict[str, float] = {}
+    """One pass; returns summed loss terms of this rank, ``images`` seen, ``brightness`` (summed
+    mean of the stage's output images) and ``varied`` (how many of them are not constant)."""
+    sums: dict[str, float] = {"brightness": 0.0, "varied": 0.0}
     seen, tick = 0, time.perf_counter()
     for ir, vi in batches:
         ir = ir.to(device, non_blocking=precision.pin_memory)
         vi = vi.to(device, non_blocking=precision.pin_memory)
         with precision.autocast(device):
             output = net(ir, vi, reconstruct=stage == "structure")
-            loss, terms = total_loss(output, ir.float(), vi.float(), config, stage=stage)
+        loss, terms = total_loss(output.float(), ir.float(), vi.float(), config, stage=stage)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(ir)
+        images = stage_images(output, stage).detach().float().flatten(1)
+        sums["brightness"] += float(images.mean(dim=1).sum()) * len(ir) / len(images)
+        sums["varied"] += float((images.std(dim=1) >= COLLAPSE_STD).sum()) * len(ir) / len(images)
         seen += len(ir)
         if hasattr(batches, "set_postfix"):
             batches.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()}
                                 | {"img_s": f"{seen / (time.perf_counter() - tick):.1f}"})
     return {**sums, "images": seen}
+
+
+def check_not_collapsed(row: dict) -> None:
+    """Raise FusionCollapseError when no output image of the epoch ``row`` varied."""
+    if row["varied"] > 0:
+        return
+    what = "reconstructions" if row["stage"] == "structure" else "fused images"
+    raise FusionCollapseError(
+        f"SSPFusion collapsed in epoch {row['epoch']} ({row['stage']} stage): every one of its "
+        f"{what} is constant (std < {COLLAPSE_STD} on [0, 1], mean brightness "
+        f"{row['brightness'] * 255:.1f}/255); stopping without writing a model. Try a lower "
+        "fusion.lr, fusion.output=clamp, or fewer fusion.structure_epochs")
 
 
 def _preview(model, irs, vis, device, count: int = 4) -> bytes:
@@ -220,6 +254,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     stage = stage_of(fus, start)
+    if model.target_sfe is not None and state is None and stage == "fusion":
+        model.freeze_targets()  # no stage 1: the targets come from the initial extractor
     set_stage_trainable(model, stage)
     net = wrap_model(model, device, place)
     optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
@@ -230,6 +266,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     for epoch in range(start, last):
         if stage_of(fus, epoch) != stage:  # stage 2 starts with a fresh optimizer
             stage = stage_of(fus, epoch)
+            if model.target_sfe is not None:
+                model.freeze_targets()
             set_stage_trainable(model, stage)
             net = wrap_model(model, device, place)  # DDP fixes its parameter set when built
             optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
@@ -251,6 +289,9 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
                **{k: v / totals[-1] for k, v in zip(keys, totals[:-1], strict=True)},
                "seconds": round(time.perf_counter() - tick, 2)}
         history.append(row)
+        if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
+            write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        check_not_collapsed(row)
         if place.is_main:
             save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
                                                 "optimizer": optimizer.state_dict(),
