@@ -7,12 +7,12 @@ model. The paper publishes no code, so every choice it leaves open is decided he
 pair of luminance images (B, 1, H, W) in [0, 1], N = len(channels) levels:
 
     ir_y ──SFE_ir──> F^k_ir (k = 1..N) ──head──> S^k_ir          (eq. 1, predicted structure)
-    vi_y ──SFE_vi──> F^k_vi (k = 1..N) ──head──> S^k_vi
-    S^{k,gt} = [ |Sobel F^k| - GAP(F^k) <= 0 ]                      (eq. 2, target, detached)
+    vi_y ──SFE_vi──> F^k_vi (k = 1..N) ──head──> S^k_vi          (SFE_vi = SFE_ir when shared)
+    S^{k,gt} = [ |Sobel F^k| - GAP(|Sobel F^k|) <= 0 ]              (eq. 2, target, detached)
     M^k = J_p(S^k_ir, S^k_vi) = M^k_ir + M^k_vi                     (eqs. 5-6)
     Ŝ^k_ir, Ŝ^k_vi = enhancement of F^k with S^k and M^k            (eqs. 7-8)
     G^k = fuse_k([Ŝ^k_ir, Ŝ^k_vi])                                  (fused features, also the skips)
-    fused = sigmoid(Decoder(G^1..G^N))                               (U-shaped decoder)
+    fused = clamp(Decoder(G^1..G^N))                                 (U-shaped decoder)
 """
 
 from __future__ import annotations
