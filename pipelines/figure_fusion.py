@@ -15,13 +15,13 @@ import _common
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from PIL import Image
 
-from configs.experiment import method_slug  # noqa: E402
-from configs.runtime import write_bytes_atomic  # noqa: E402
-from msrs.layout import DataError  # noqa: E402
+from configs.experiment import method_slug
+from configs.runtime import write_bytes_atomic
+from msrs.layout import DataError
 
 
 def read_rgb(path: Path) -> np.ndarray:
