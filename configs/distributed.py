@@ -160,6 +160,11 @@ class Precision:
     def amp_dtype_name(self) -> str:
         return "off" if self.dtype is None else str(self.dtype).removeprefix("torch.")
 
+    @property
+    def name(self) -> str:
+        """What the arithmetic runs in: ``fp32`` without autocast, else ``bfloat16``/``float16``."""
+        return "fp32" if self.dtype is None else self.amp_dtype_name
+
     def autocast(self, device: torch.device):
         if self.dtype is None:
             return contextlib.nullcontext()

@@ -1,9 +1,8 @@
-"""Run-time plumbing every stage shares: device choice, seeding, atomic files, stage markers.
+"""Run-time plumbing every stage shares: device choice, seeding, atomic files, checkpoints.
 
 Nothing here knows about fusion or segmentation. Files are written to a temporary name in the
 same folder and renamed into place, so an interrupted run never leaves a half-written result.
-A stage is finished when its folder holds ``done.json`` with the hash of the config that made
-it (the caching rules are in ``configs/experiment.py``).
+When a stage is finished is the stage engine's business (``pipelines/engine``).
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import json
 import os
 import random
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -109,51 +107,3 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # any unpickling problem is the file's
         raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
-
-
-DONE = "done.json"
-
-
-def read_done(folder: str | Path) -> dict | None:
-    path = Path(folder) / DONE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-
-
-def is_done(folder: str | Path, config_hash: str) -> bool:
-    done = read_done(folder)
-    return bool(done) and done.get("config_hash") == config_hash
-
-
-def mark_done(folder: str | Path, config_hash: str, **extra) -> Path:
-    payload = {"config_hash": config_hash, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra}
-    return write_json_atomic(Path(folder) / DONE, payload)
-
-
-class StageExistsError(RuntimeError):
-    """A finished stage would be overwritten; pass force to rerun it on purpose."""
-
-
-def guard_finished(folder: str | Path, config_hash: str, force: bool) -> bool:
-    """Decide what to do with a stage folder before running it.
-
-    Returns True when the stage is already done with this config (skip it). Raises
-    StageExistsError when it was finished with a *different* config and ``force`` is false,
-    so a finished result is never silently replaced. With ``force`` the old marker is removed
-    and the stage reruns.
-    """
-    done = read_done(folder)
-    if done is None:
-        return False
-    if done.get("config_hash") == config_hash and not force:
-        return True
-    if not force:
-        raise StageExistsError(
-            f"{folder}: finished with another config (hash {done.get('config_hash')}, now "
-            f"{config_hash}); rerun with --force to replace it, or choose another --out")
-    (Path(folder) / DONE).unlink()
-    return False

@@ -39,6 +39,9 @@ from PIL import Image
 from configs.runtime import write_bytes_atomic
 from msrs.layout import IR_DIR, LABEL_DIR, VI_DIR
 
+# Bump by hand when a change here changes the generated pixels: generated sets are then redone.
+CODE_VERSION = 1
+
 NIGHT_VISIBLE_GAIN = 0.1
 REFLECTIVE_NIGHT_GAIN = 0.7
 WARM_IR = 0.45
@@ -264,33 +267,3 @@ def modality_contrast(image: np.ndarray, label: np.ndarray, class_id: int) -> fl
     if not ring.any():
         return float("nan")
     return float(abs(luminance[mask].mean() - luminance[ring].mean()))
-
-
-
-
-
-def ensure_synthetic(folder: str | Path, synthetic) -> Path:
-    """Generate the synthetic set described by ``synthetic`` (a configs.schema.SyntheticConfig)
-    into ``folder`` unless it is already there with the same settings; returns ``folder``."""
-    from configs.runtime import guard_finished, mark_done
-    from configs.schema import config_hash
-
-    folder = Path(folder)
-    digest = config_hash(synthetic)
-    if folder.exists() and guard_finished(folder, digest, force=False):
-        return folder
-    write_synthetic(folder, train=synthetic.train, test=synthetic.test, height=synthetic.height,
-                    width=synthetic.width, seed=synthetic.seed,
-                    night_fraction=synthetic.night_fraction)
-    mark_done(folder, digest, kind="synthetic")
-    return folder
-
-
-def resolve_data_root(data, data_root: str | Path | None, workdir: str | Path) -> Path:
-    """The MSRS root a stage reads: ``data_root`` (command line) if given, else
-    ``data.root`` (config), else the synthetic scenes generated under ``<workdir>/data``."""
-    if data_root is not None:
-        return Path(data_root)
-    if data.root is not None:
-        return Path(data.root)
-    return ensure_synthetic(Path(workdir) / "data", data.synthetic)

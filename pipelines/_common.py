@@ -18,11 +18,11 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.stdout.reconfigure(line_buffering=True)  # stage lines reach a log file as they happen
 
-from configs.runtime import StageExistsError  # noqa: E402
 from configs.schema import ConfigError, ExperimentConfig, load_config  # noqa: E402
 from msrs.layout import DataError  # noqa: E402
+from pipelines.engine.plan import UpstreamError  # noqa: E402
 
-USER_ERRORS = (ConfigError, DataError, StageExistsError, FileNotFoundError, ValueError)
+USER_ERRORS = (ConfigError, DataError, UpstreamError, FileNotFoundError, ValueError)
 
 
 def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/quick.yaml") -> None:
@@ -50,6 +50,7 @@ def run_main(main) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command with --resume to continue", file=sys.stderr)
+        print("interrupted: rerun the same command to continue from the last checkpoint",
+              file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

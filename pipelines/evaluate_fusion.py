@@ -4,29 +4,25 @@
         [--data-root DIR] [--out DIR] [--convention python|matlab] [--split test] [--limit N]
         [--checkpoint PATH] [--no-progress]
 
-Writes <out>/fused/<method>/<split>/ (skipping images already fused with the same settings),
-<out>/quality/<method>/per_image.csv and <out>/report/table1.{csv,md}: the mean of every metric
-per method, plus fuse_ms and metrics_ms (milliseconds per image). A fusion-only ir/ vi/ folder
-(e.g. tests/data/roadscene) is one split called "all" and is used whole.
+Runs the fuse and quality stages of run_all (pipelines/engine: cached when current, moved
+aside when not) into <out>/fused/<method>/ and <out>/quality/<method>/per_image.csv, then
+writes <out>/report/table1.{csv,md}: the mean of every metric per method, plus fuse_ms and
+metrics_ms (milliseconds per image). --limit limits the metrics, not the fusing. A fusion-only
+ir/ vi/ folder (e.g. RoadScene) is one split called "all" and is used whole.
 """
 
 import argparse
-import json
-import math
-import time
 from pathlib import Path
 
 import _common
+import pandas as pd
 
-from configs.experiment import method_slug
-from configs.runtime import setup_runtime, write_json_atomic, write_text_atomic
-from fusion.fuse import ALL, fuse_split, is_pair_folder, source_pairs
-from fusion.methods import build_method
-from fusion.quality import evaluate_split
-from msrs.synthetic import resolve_data_root
+from configs.runtime import setup_runtime, write_text_atomic
+from fusion.fuse import ALL, is_pair_folder, source_pairs
+from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
+from pipelines.engine.identity import Manifests
+from pipelines.engine.plan import run_alone
 from segmentation.report import table1
-
-TIMING = "timing.json"
 
 
 def main() -> int:
@@ -46,46 +42,35 @@ def main() -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
     config = _common.config_from_args(args)
-    out = args.out or Path("runs") / config.name
+    layout = RunLayout.default(config.name, args.out)
     convention = args.convention or config.metrics_convention
     setup_runtime(config.runtime)
-    data_root = resolve_data_root(config.data, args.data_root, out)
+    data_root = resolve_data_root(config, args.data_root, layout)
     split = ALL if is_pair_folder(data_root) else args.split
     pairs = source_pairs(data_root, split)
-    if args.limit:
-        pairs = pairs[: args.limit]
+    limit = args.limit if args.limit and args.limit < len(pairs) else None
+    env, manifests = environment(config), Manifests()
+    checkpoint = args.checkpoint or layout.fusion_model / "model.pt"
     quality, timing = {}, {}
     for name in args.methods or config.methods:
-        options = {}
-        if name == "sspfusion":
-            options["checkpoint"] = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
-        method = build_method(name, **options)
-        slug = method_slug(name)
-        fused = out / "fused" / slug / split
-        result = fuse_split(method, pairs, fused, progress=not args.no_progress, split=split)
-        timing_file = out / "quality" / slug / TIMING
-        if result["written"]:
-            fuse_ms = result["seconds"] / result["written"] * 1000
-        else:  # everything was already there: the time measured when it was written, if known
-            previous = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
-            fuse_ms = previous.get("fuse_ms", math.nan)
-        start = time.perf_counter()
-        frame = evaluate_split(fused, pairs, convention)
-        metrics_ms = (time.perf_counter() - start) / max(len(pairs), 1) * 1000
-        write_text_atomic(out / "quality" / slug / "per_image.csv", frame.to_csv(index=False))
-        write_json_atomic(timing_file, {"fuse_ms": fuse_ms, "metrics_ms": metrics_ms,
-                                        "images": len(pairs), "split": split,
-                                        "convention": convention})
-        quality[name] = frame
-        timing[name] = (fuse_ms, metrics_ms)
-        print(f"{name}: {len(frame)} images, fuse {fuse_ms:.1f} ms/image, metrics "
-              f"{metrics_ms:.1f} ms/image")
+        fused = run_alone(fuse_stage(name, layout, data_root, manifests, checkpoint=checkpoint,
+                                     progress=not args.no_progress), False, env)
+        written = (fused.get("result") or {}).get(split, {})
+        fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
+        stage = quality_stage(name, layout, data_root, convention, manifests, split, limit,
+                              upstream=())
+        scored = run_alone(stage, False, env)
+        quality[name] = pd.read_csv(stage.folder / "per_image.csv")
+        timing[name] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
+        print(f"{name}: {len(quality[name])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
+              f"metrics {timing[name][1] or float('nan'):.1f} ms/image")
     table = table1(quality)
     table["fuse_ms"] = [timing[name][0] for name in quality]
     table["metrics_ms"] = [timing[name][1] for name in quality]
-    report = out / "report"
+    report = layout.report
     write_text_atomic(report / "table1.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text_atomic(report / "table1.md", f"# Table 1: fusion quality, mean over {len(pairs)} "
+    write_text_atomic(report / "table1.md", f"# Table 1: fusion quality, mean over "
+                      f"{len(next(iter(quality.values())))} "
                       f"images of {data_root} ({split}), {convention} convention\n\n"
                       + table.to_markdown(index=False, floatfmt=".3f") + "\n")
     print(table.to_markdown(index=False, floatfmt=".3f"))

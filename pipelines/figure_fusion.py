@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from configs.experiment import method_slug
+from pipelines.engine.layout import method_slug
 from configs.runtime import write_bytes_atomic
 from msrs.layout import DataError
 

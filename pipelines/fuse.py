@@ -1,13 +1,14 @@
 """Fuse the splits of a data root with one method into <out>/fused/<method>/<split>/.
 
     python pipelines/fuse.py --method NAME [--config configs/quick.yaml] [--data-root DIR]
-                             [--out DIR] [--checkpoint PATH] [--splits train test] [--no-progress]
+                             [--out DIR] [--checkpoint PATH] [--force] [--no-progress]
 
 NAME is a registered method (average, max, laplacian, dwt, gff, gtf, sspfusion) or
 external:<folder>. --out is the experiment folder (default runs/<config name>); sspfusion reads
 its model from --checkpoint (default <out>/fusion/sspfusion/model.pt). A fusion-only ir/ vi/
-folder (RoadScene) is one split called "all". Files already written by the same method and
-parameters are skipped.
+folder (RoadScene) is one split called "all". The stage rules of run_all apply
+(pipelines/engine): a folder fused by the same method, parameters, model and sources is kept,
+anything else there is moved aside (--force: fuse again anyway).
 """
 
 import argparse
@@ -15,11 +16,10 @@ from pathlib import Path
 
 import _common
 
-from configs.experiment import method_slug
 from configs.runtime import setup_runtime
-from fusion.fuse import fuse_split, source_pairs, source_splits
-from fusion.methods import build_method
-from msrs.synthetic import resolve_data_root
+from pipelines.engine import RunLayout, fuse_stage, resolve_data_root, run_alone
+from pipelines.engine.identity import Manifests
+from pipelines.engine.stages import environment
 
 
 def main() -> int:
@@ -31,25 +31,21 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument("--checkpoint", type=Path, help="sspfusion model (default: "
                         "<out>/fusion/sspfusion/model.pt)")
-    parser.add_argument("--splits", nargs="+", help="default: train test (all for a pair folder)")
+    parser.add_argument("--force", action="store_true", help="fuse again, moving the old aside")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
     config = _common.config_from_args(args)
-    out = args.out or Path("runs") / config.name
+    layout = RunLayout.default(config.name, args.out)
     setup_runtime(config.runtime)
-    data_root = resolve_data_root(config.data, args.data_root, out)
-    options = {}
-    if args.method == "sspfusion":
-        options["checkpoint"] = args.checkpoint or out / "fusion" / "sspfusion" / "model.pt"
-    method = build_method(args.method, **options)
-    folder = out / "fused" / method_slug(args.method)
-    for split in args.splits or source_splits(data_root):
-        pairs = source_pairs(data_root, split)
-        result = fuse_split(method, pairs, folder / split, progress=not args.no_progress,
-                            split=split)
+    data_root = resolve_data_root(config, args.data_root, layout)
+    checkpoint = args.checkpoint or layout.fusion_model / "model.pt"
+    stage = fuse_stage(args.method, layout, data_root, Manifests(), checkpoint=checkpoint,
+                       progress=not args.no_progress)
+    done = run_alone(stage, args.force, environment(config))
+    for split, result in (done.get("result") or {}).items():
         per_image = result["seconds"] / result["written"] * 1000 if result["written"] else 0.0
-        print(f"{args.method} {split}: {result['written']} written, {result['skipped']} already "
-              f"there, {per_image:.1f} ms per image -> {folder / split}")
+        print(f"{args.method} {split}: {result['written']} images, {per_image:.1f} ms per image "
+              f"-> {stage.folder / split}")
     return 0
 
 

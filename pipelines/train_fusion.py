@@ -1,12 +1,14 @@
 """Train SSPFusion (two stages, paper 4.1) or print its size.
 
     python pipelines/train_fusion.py [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
-                                     [--resume] [--no-progress] [--set fusion.fusion_epochs=20]
+                                     [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --config configs/paper.yaml --summary
 
 --data-root is an MSRS root (its train split is used) or any folder with ir/ and vi/ (RoadScene
 layout). --out is the experiment folder (default runs/<config name>); the model goes to
-<out>/fusion/sspfusion/. --summary prints the parameter count and the FLOPs of one 640x480 pair
+<out>/fusion/sspfusion/, under the stage rules of run_all (pipelines/engine): a model of the
+same identity is kept, an unfinished run of the same identity resumes, anything else there is
+moved aside (--force: retrain anyway). --summary prints the parameter count and the FLOPs of one 640x480 pair
 (torch.utils.flop_counter) next to the paper's Table 5 and exits. Works under torchrun.
 """
 
@@ -17,11 +19,10 @@ import _common
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from configs.experiment import fusion_stage_hash
-from configs.runtime import guard_finished, mark_done, setup_runtime
+from configs.runtime import setup_runtime
 from fusion.sspfusion.model import SSPFusion, count_parameters
-from fusion.sspfusion.train import train_fusion
-from msrs.synthetic import resolve_data_root
+from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
+from pipelines.engine.identity import Manifests
 
 PAPER_PARAMETERS_K = 12021  # Table 5
 
@@ -43,8 +44,8 @@ def main() -> int:
     _common.add_config_args(parser)
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    parser.add_argument("--force", action="store_true", help="retrain over a finished model")
+    parser.add_argument("--force", action="store_true",
+                        help="retrain, moving a finished model aside")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--summary", action="store_true", help="print size and FLOPs, then exit")
     args = parser.parse_args()
@@ -53,20 +54,18 @@ def main() -> int:
         summary(config)
         return 0
     setup_runtime(config.runtime)
-    out = args.out or Path("runs") / config.name
-    data_root = resolve_data_root(config.data, args.data_root, out)
-    folder = out / "fusion" / "sspfusion"
-    digest = fusion_stage_hash(config, data_root)
-    if guard_finished(folder, digest, args.force):
-        print(f"{folder}: already trained with this config (--force to retrain)")
+    layout = RunLayout.default(config.name, args.out)
+    data_root = resolve_data_root(config, args.data_root, layout)
+    env = environment(config)
+    stage = fusion_stage(config, layout, data_root, Manifests(), env, not args.no_progress)
+    main_process = _common.is_main_process()
+    done = run_alone(stage, args.force, env, main=main_process,
+                     log=print if main_process else lambda line: None)
+    if not main_process:
         return 0
-    result = train_fusion(config, data_root, folder, resume=args.resume,
-                          progress=not args.no_progress)
-    if not _common.is_main_process():
-        return 0
-    mark_done(folder, digest, kind="fusion")
+    result = done.get("result") or {}
     print(f"SSPFusion: {result['parameters']:,} parameters, {result['epochs']} epochs in "
-          f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {folder}")
+          f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}")
     return 0
 
 

@@ -1,10 +1,13 @@
 """Train DeepLabV3+ on one input and print its per-class IoU.
 
     python pipelines/train_segmentation.py --config configs/quick.yaml --input visible \\
-        [--data-root DIR] [--out DIR] [--seed S] [--resume]
+        [--data-root DIR] [--out DIR] [--seed S] [--force] [--no-progress]
 
 --input is infrared, visible, or a folder of fused images with train/ and test/ subfolders in
-MSRS naming. Works under torchrun (DistributedDataParallel).
+MSRS naming. --out is the stage folder (default runs/<config name>/segmentation/<input>/seed<S>,
+where run_all puts the same run). The stage rules of run_all apply (pipelines/engine): a
+finished run of the same identity is kept, an unfinished one of the same identity resumes from
+its checkpoint, anything else there is moved aside. Works under torchrun.
 """
 
 import argparse
@@ -14,8 +17,8 @@ import _common
 import pandas as pd
 
 from configs.runtime import setup_runtime
-from msrs.synthetic import resolve_data_root
-from segmentation.train import train_segmentation
+from pipelines.engine import RunLayout, environment, resolve_data_root, run_alone, segmentation_stage
+from pipelines.engine.identity import Manifests
 
 
 def main() -> int:
@@ -24,31 +27,34 @@ def main() -> int:
     parser.add_argument("--input", required=True,
                         help="infrared | visible | a fused folder holding train/ and test/")
     parser.add_argument("--data-root", type=Path)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="the stage folder")
     parser.add_argument("--seed", type=int)
-    parser.add_argument("--resume", action="store_true", help="continue from out/checkpoint.pt")
+    parser.add_argument("--force", action="store_true", help="retrain, moving a finished run aside")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     config = _common.config_from_args(args)
     setup_runtime(config.runtime)
+    layout = RunLayout.default(config.name)
     seed = config.seed if args.seed is None else args.seed
-    image_dirs, name = None, args.input
+    fused, name = None, args.input
     if args.input not in ("infrared", "visible"):
-        folder = Path(args.input)
-        image_dirs = {split: folder / split for split in ("train", "test")}
-        name = f"fused:{folder.name}"
-    slug = name.replace(":", "-")
-    out = args.out or Path("runs") / config.name / "segmentation" / slug / f"seed{seed}"
-    data_root = resolve_data_root(config.data, args.data_root, Path("runs") / config.name)
-    metrics = train_segmentation(config, data_root, name, out, seed, image_dirs=image_dirs,
-                                 resume=args.resume, progress=not args.no_progress)
-    if not _common.is_main_process():
+        fused = Path(args.input)
+        name = f"fused:{fused.name}"
+    data_root = resolve_data_root(config, args.data_root, layout)
+    env = environment(config)
+    stage = segmentation_stage(config, layout, data_root, name, seed, Manifests(), env,
+                               fused=fused, folder=args.out, progress=not args.no_progress)
+    main_process = _common.is_main_process()
+    done = run_alone(stage, args.force, env, main=main_process,
+                     log=print if main_process else lambda line: None)
+    if not main_process:
         return 0
+    metrics = done.get("result") or {}
     table = pd.Series(metrics["per_class_iou"], dtype=float).rename("IoU %").to_frame()
     print(table.to_string(float_format=lambda v: f"{v:6.1f}", na_rep="   n/a"))
     print(f"{name} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "
           f"{metrics['pixel_accuracy']:.1f}%, {metrics['epochs']} epochs in "
-          f"{metrics['wall_seconds']:.0f} s -> {out}")
+          f"{metrics['wall_seconds']:.0f} s -> {stage.folder}")
     return 0
 
 

@@ -27,17 +27,27 @@ _DISPLAY = {"infrared": "Infrared", "visible": "Visible", "sspfusion": "SSPFusio
 COLUMNS = [*CLASS_NAMES, "miou"]
 
 
+EXTERNAL_SUFFIX = " (external)"
+
+
 def display_name(input_name: str) -> str:
-    """``infrared`` -> Infrared, ``fused:gtf`` -> GTF, ``fused:external:/x/DDFM`` -> DDFM."""
+    """``infrared`` -> Infrared, ``fused:gtf`` -> GTF, ``fused:external:/x/DDFM`` ->
+    ``DDFM (external)``: images made elsewhere never share a row name with a built-in method."""
     name = input_name.removeprefix("fused:")
     if name.startswith("external:"):
         name = Path(name.removeprefix("external:").rstrip("/")).name
         paper = {n.lower(): n for n in PAPER_ORDER}
-        return paper.get(name.lower(), name)
+        return paper.get(name.lower(), name) + EXTERNAL_SUFFIX
     return _DISPLAY.get(name, name)
 
 
+def paper_name(label: str) -> str:
+    """The paper's row a display name stands for: ``DDFM (external)`` -> ``DDFM``."""
+    return label.removesuffix(EXTERNAL_SUFFIX)
+
+
 def _order_key(label: str, position: int) -> tuple:
+    label = paper_name(label)
     if label == "SSPFusion":
         return (2, 0)
     if label in PAPER_ORDER:
@@ -116,9 +126,9 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame | None = None) -
     paper = load_paper_table2() if paper is None else paper
     rows = []
     for _, row in table.iterrows():
-        if row["input"] not in paper.index:
+        if paper_name(row["input"]) not in paper.index:
             continue
-        reference = paper.loc[row["input"]]
+        reference = paper.loc[paper_name(row["input"])]
         for column in COLUMNS:
             rows.append({"input": row["input"], "column": column, "ours": row[column],
                          "paper": reference[column], "difference": row[column] - reference[column]})

@@ -2,7 +2,7 @@
 
 A run leaves CSV tables, PNG figures and ``done.json`` files in many folders; the page puts what a
 reader needs on one screen: what data went in, Table 2 (beside the paper's numbers on real MSRS),
-Table 1, every figure, what each Table 2 row was trained on, the wall time of every stage, and
+Table 1, every figure, what each Table 2 row was trained on and from what (the report's provenance), the wall time of every stage, and
 the command and resolved configuration that produced it all.
 
 The page is built from what the report already wrote (``table2.csv``, ``table1.csv``,
@@ -14,7 +14,6 @@ mailed or archived alone. Both files are written atomically.
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import os
 import shlex
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from configs.runtime import read_done, write_text_atomic
+from configs.runtime import write_text_atomic
 from segmentation.report import display_name, load_paper_table2
 
 FIGURE_TITLES = {"miou.png": "mIoU per input (bars start at zero)",
@@ -46,14 +45,6 @@ class RunFacts:
     figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG outside the report
 
 
-def file_digest(path: Path) -> str:
-    """First 12 hex digits of the file's SHA-256 ("" when there is no file)."""
-    path = Path(path)
-    if not path.is_file():
-        return ""
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-
-
 def describe_input(input_name: str) -> str:
     """``infrared`` -> "infrared images", ``fused:gtf`` -> "visible + infrared fused by GTF"."""
     if input_name in ("infrared", "visible"):
@@ -61,39 +52,30 @@ def describe_input(input_name: str) -> str:
     return f"infrared + visible fused by {display_name(input_name)}"
 
 
-def collect_facts(argv: list[str], config_yaml: str, stages: list, runs: list[dict],
-                  data_root: Path, real_msrs: bool) -> RunFacts:
-    """Facts of a run_all run from its plan (``stages``: objects with ``key``, ``kind``,
-    ``folder``, ``input_name``) and its finished segmentation ``runs`` (as for the report)."""
-    seconds = []
-    for stage in stages:
-        done = read_done(stage.folder)
-        if done:
-            seconds.append({"stage": stage.key, "kind": stage.kind, "seconds": done.get("seconds")})
-    fusion_model = next((s.folder / "model.pt" for s in stages if s.kind == "fusion"), None)
-    rows = {}
-    for run in sorted(runs, key=lambda r: r["seed"]):
-        row = rows.setdefault(run["input"], {
-            "row": display_name(run["input"]), "trained on": describe_input(run["input"]),
-            "fusion model sha256": "", "segmentation models sha256": [], "seeds": []})
-        if run["input"] == "fused:sspfusion" and fusion_model is not None:
-            row["fusion model sha256"] = file_digest(fusion_model)
-        row["seeds"].append(str(run["seed"]))
-        row["segmentation models sha256"].append(file_digest(run["folder"] / "model.pt"))
-    for row in rows.values():
-        row["seeds"] = ", ".join(row["seeds"])
-        row["segmentation models sha256"] = ", ".join(row["segmentation models sha256"])
+def collect_facts(argv: list[str], config_yaml: str, provenance: list[dict],
+                  stage_seconds: list[dict], runs: list[dict], data_root: Path, real_msrs: bool,
+                  fusion_folder: Path | None = None) -> RunFacts:
+    """Facts of a run_all run: ``provenance`` holds one record per Table 2 row (``input``,
+    ``seeds``, ``data``, ``fusion_model``, ``fused_images``, ``device``, ``precision``,
+    ``wall_seconds``, as the report stage writes to provenance.json), ``stage_seconds`` one
+    ``{stage, kind, seconds}`` per finished stage, ``runs`` the finished segmentation runs and
+    ``fusion_folder`` the SSPFusion training folder (its ``preview.png`` becomes a figure)."""
+    inputs = pd.DataFrame([{
+        "row": display_name(row["input"]), "trained on": describe_input(row["input"]),
+        "seeds": ", ".join(map(str, row["seeds"])), "data": row.get("data") or "",
+        "fusion model": row.get("fusion_model") or "", "fused images": row.get("fused_images") or "",
+        "device": row.get("device"), "precision": row.get("precision"),
+        "wall time (s)": row.get("wall_seconds")} for row in provenance])
     first = runs[0]["metrics"] if runs else {}
     kind = "real MSRS" if real_msrs else "the built-in synthetic MSRS-layout scenes"
     figures = {}
-    if fusion_model is not None and (fusion_model.parent / "preview.png").is_file():
+    if fusion_folder is not None and (fusion_folder / "preview.png").is_file():
         figures["SSPFusion after training: infrared | visible Y | fused (training pairs)"] = (
-            fusion_model.parent / "preview.png")
+            fusion_folder / "preview.png")
     return RunFacts(command=shlex.join(["python", *argv]), config_yaml=config_yaml,
                     data=f"{kind} at {data_root}", real_msrs=real_msrs,
                     train_images=first.get("train_images"), test_images=first.get("test_images"),
-                    inputs=pd.DataFrame(list(rows.values())), stage_seconds=pd.DataFrame(seconds),
-                    figures=figures)
+                    inputs=inputs, stage_seconds=pd.DataFrame(stage_seconds), figures=figures)
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -200,4 +182,4 @@ def write_report_page(folder: str | Path, written: dict[str, Path], facts: RunFa
             "index.html": write_text_atomic(folder / "index.html", _html(title, sections))}
 
 
-__all__ = ["RunFacts", "collect_facts", "describe_input", "file_digest", "write_report_page"]
+__all__ = ["RunFacts", "collect_facts", "describe_input", "write_report_page"]

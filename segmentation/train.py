@@ -45,7 +45,7 @@ from configs.runtime import (
     write_json_atomic,
     write_text_atomic,
 )
-from configs.schema import ExperimentConfig, config_hash
+from configs.schema import ExperimentConfig
 from segmentation.data import AugmentedSplit, load_split, loader_workers, train_transform
 from segmentation.evaluate import (
     confusion_matrix,
@@ -62,6 +62,10 @@ from segmentation.model import (
     trainable_parameters,
 )
 from segmentation.schedule import learning_rate, phase_batch
+
+# Bump by hand in the commit that changes what this stage computes (this module, data.py,
+# model.py, losses.py, evaluate.py, schedule.py): finished segmentation stages then rerun.
+CODE_VERSION = 1
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -110,11 +114,14 @@ def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, devic
 
 def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: str, out_dir: Path,
                        seed: int, image_dirs: dict[str, Path] | None = None, resume: bool = False,
-                       progress: bool = True, stop_after: int | None = None) -> dict:
+                       progress: bool = True, stop_after: int | None = None,
+                       identity: str | None = None) -> dict:
     """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
     folder) and write model.pt, checkpoint.pt, metrics.json, history.csv and predictions/ into
     ``out_dir``. ``stop_after`` ends after that many epochs without the final evaluation (a
-    time-boxed job; the next call with ``resume=True`` continues). Returns the metrics."""
+    time-boxed job; the next call with ``resume=True`` continues). ``identity`` (the stage
+    identity of pipelines/engine) is stored in the checkpoint and metrics.json; only a checkpoint
+    of the same identity is resumed. Returns the metrics."""
     seg = config.segmentation
     out_dir = Path(out_dir)
     device, place = init_distributed(pick_device(config.runtime.device))
@@ -141,6 +148,9 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     checkpoint_path = out_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
     if state is not None:
+        if state.get("identity") != identity:
+            raise ValueError(f"{checkpoint_path}: written by a run of identity "
+                             f"{state.get('identity')}, not {identity}; move it aside to restart")
         model.load_state_dict(state["model"])
         start_epoch, history = state["epoch"], state["history"]
     net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
@@ -185,7 +195,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
             save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
                                                 "optimizer": optimizer.state_dict(),
                                                 "epoch": epoch + 1, "frozen": frozen,
-                                                "history": history})
+                                                "history": history, "identity": identity})
         barrier(place)
     if last < seg.epochs:
         return {"stopped_after_epoch": last}
@@ -195,7 +205,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     if history:
         history[-1]["val_miou"] = metrics["miou"]
     metrics.update({"input": input_name, "seed": seed, "epochs": seg.epochs,
-                    "config_hash": config_hash(config.segmentation),
+                    "identity": identity, "device": str(device),
+                    "precision": precision.name,
                     # epochs of earlier (interrupted) sessions included
                     "wall_seconds": round(sum(row["seconds"] for row in history)
                                           + time.perf_counter() - evaluated, 1),

@@ -13,7 +13,8 @@ import pytest
 from msrs.classes import CLASS_NAMES
 from segmentation import figures
 from segmentation.report import table2, write_report
-from segmentation.report_page import RunFacts, collect_facts, file_digest, write_report_page
+from pipelines.engine.report import stage_seconds
+from segmentation.report_page import RunFacts, collect_facts, write_report_page
 
 
 def _run(name, seed, base, folder):
@@ -42,8 +43,14 @@ def _report(tmp_path, real_msrs):
               _stage("segmentation:fused:sspfusion:seed0", "segmentation", runs[1]["folder"], 4.0)]
     quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
     written = write_report(out / "report", runs, quality, real_msrs=real_msrs)
+    provenance = [{"input": "infrared", "seeds": [0], "data": "d41d8c", "device": "cpu",
+                   "precision": "fp32", "wall_seconds": 3.0},
+                  {"input": "fused:sspfusion", "seeds": [0], "data": "d41d8c",
+                   "fusion_model": "f00d5eed", "fused_images": "feedbeef", "device": "cpu",
+                   "precision": "fp32", "wall_seconds": 4.0}]
     facts = collect_facts(["pipelines/run_all.py", "--out", "my run"], "seed: 0\nseeds: 1\n",
-                          stages, runs, Path("data/MSRS"), real_msrs)
+                          provenance, stage_seconds(stages), runs, Path("data/MSRS"), real_msrs,
+                          fusion.folder)
     return out, written, facts, write_report_page(out / "report", written, facts)
 
 
@@ -63,7 +70,7 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     assert "real MSRS at data/MSRS (24 train, 10 test images)" in markdown
     assert "python pipelines/run_all.py --out 'my run'" in markdown and "seeds: 1" in markdown
     assert "infrared + visible fused by SSPFusion" in markdown
-    assert file_digest(out / "fusion" / "sspfusion" / "model.pt") in markdown
+    assert "f00d5eed" in markdown and "feedbeef" in markdown  # provenance of the fused row
     assert "fusion:sspfusion" in markdown and "12.50" in markdown
     assert "Stage wall time, summed: 20 s" in markdown
 

@@ -3,8 +3,8 @@
 A *method object* has
 
 * ``name``: the registry name (``average``, ``gtf``, ``external:/data/DDFM`` ...);
-* ``fingerprint() -> str``: a stable string naming the method *and* its parameters; the fuse
-  stage (:func:`fusion.fuse.fuse_split`) skips files already written under the same fingerprint;
+* ``fingerprint() -> str``: a stable string naming the method *and* its parameters (part of
+  the fuse stage's identity in ``pipelines/engine``);
 * ``fuse_pair(pair, split) -> np.ndarray``: uint8 (H, W, 3) RGB for one
   :class:`msrs.layout.Pair` (``split`` only matters to methods that read precomputed files).
 
@@ -25,7 +25,7 @@ import numpy as np
 from fusion.colour import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from msrs.layout import Pair, read_ir, read_vi
 
-# bump when a change to the shared code below changes fused pixels, so cached files are redone
+# bump when a change to the shared code below changes fused pixels: fuse stages then rerun
 CODE_VERSION = 1
 
 

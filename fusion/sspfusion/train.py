@@ -60,7 +60,7 @@ from configs.runtime import (
     write_json_atomic,
     write_text_atomic,
 )
-from configs.schema import ExperimentConfig, FusionConfig, config_hash, to_dict
+from configs.schema import ExperimentConfig, FusionConfig, to_dict
 from fusion.colour import luminance
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
@@ -71,6 +71,10 @@ COLLAPSE_STD = 1e-3  # an output image with a smaller standard deviation (in [0,
 
 class FusionCollapseError(ValueError):
     """The network's output went constant (e.g. black) during training: no model is written."""
+
+# Bump by hand in the commit that changes what this stage computes (this module, model.py,
+# losses.py): a finished SSPFusion and everything fused with it then rerun.
+CODE_VERSION = 1
 
 
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
@@ -233,10 +237,12 @@ def _preview(model, irs, vis, device, count: int = 4) -> bytes:
 
 
 def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resume: bool = False,
-                 progress: bool = True, stop_after: int | None = None) -> dict:
+                 progress: bool = True, stop_after: int | None = None,
+                 identity: str | None = None) -> dict:
     """Train SSPFusion; write model.pt, checkpoint.pt, history.csv, summary.json and preview.png
     into ``out_dir``. ``stop_after`` ends after that many epochs (the next call with
-    ``resume=True`` continues). Returns a summary."""
+    ``resume=True`` continues). ``identity`` (the stage identity of pipelines/engine) is stored
+    in the checkpoint; only a checkpoint of the same identity is resumed. Returns a summary."""
     fus = config.fusion
     out_dir = Path(out_dir)
     device, place = init_distributed(pick_device(config.runtime.device))
@@ -251,6 +257,9 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     checkpoint_path = out_dir / "checkpoint.pt"
     state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
     if state is not None:
+        if state.get("identity") != identity:
+            raise ValueError(f"{checkpoint_path}: written by a run of identity "
+                             f"{state.get('identity')}, not {identity}; move it aside to restart")
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     stage = stage_of(fus, start)
@@ -296,13 +305,14 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
             save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
                                                 "optimizer": optimizer.state_dict(),
                                                 "epoch": epoch + 1, "stage": stage,
-                                                "history": history})
+                                                "history": history, "identity": identity})
         barrier(place)
     if last < total_epochs:
         return {"stopped_after_epoch": last}
 
     summary = {"parameters": count_parameters(model), "epochs": total_epochs,
-               "train_pairs": len(names), "config_hash": config_hash(fus), "seed": config.seed,
+               "train_pairs": len(names), "identity": identity, "seed": config.seed,
+               "device": str(device), "precision": precision.name,
                "wall_seconds": round(sum(row["seconds"] for row in history), 1),
                "final_loss": history[-1]["total"] if history else None,
                "processes": place.world_size}

@@ -1,0 +1,129 @@
+"""What a stage's result depends on, by content: its identity.
+
+An identity has named parts, each reduced to a short digest:
+
+* ``config``: the config fields that change the result (``num_workers``, ``eval_every``,
+  ``prediction_images``, ``threads``, ``device`` ... do not), the seed, the method;
+* ``code``: the stage kind's code version, a ``CODE_VERSION`` constant beside the code the
+  stage runs (``fusion/sspfusion/train.py``, ``fusion/methods/base.py``, ``fusion/quality.py``,
+  ``segmentation/train.py``, ``msrs/synthetic.py``).
+  DECISION: a hand-bumped constant, not a digest of the source files: a digest would rerun
+  hours of training for a reworded docstring, and which files a stage "runs" is not sharp
+  (numpy, smp, msrs/layout.py ...). Bump the constant in the same commit as any change that
+  changes numbers;
+* ``data``: a manifest digest of the data-root folders the stage reads (every file's name, size
+  and modification time: a relabelled or replaced file is seen without hashing gigabytes);
+* ``external``: the fingerprint of an ``external:<folder>`` (same manifest rule);
+* ``upstream``: the output digests of the stages it reads, as recorded in their ``done.json``
+  (the SHA-256 of ``model.pt``, the manifest of a fused folder);
+* ``precision``: the autocast dtype the training ran in (fp32, bfloat16, float16).
+
+Two identities are equal when every part is; :meth:`Identity.changes` names the parts that
+differ, which is what ``run_all --dry-run`` prints for a stale stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.engine.markers import MARKERS
+
+# Config fields that change how fast or how verbosely a stage runs, not its result.
+NOT_RESULTS = ("num_workers", "eval_every", "prediction_images")
+
+
+def digest(payload) -> str:
+    """Short stable digest of plain data (dicts, lists, strings, numbers)."""
+    if dataclasses.is_dataclass(payload):
+        payload = dataclasses.asdict(payload)
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of a file's bytes."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(chunk)
+    return sha.hexdigest()[:16]
+
+
+def result_fields(section) -> dict:
+    """A config section as a dict, less the fields in :data:`NOT_RESULTS`."""
+    return {key: value for key, value in dataclasses.asdict(section).items()
+            if key not in NOT_RESULTS}
+
+
+def _walk(folder: str, prefix: str, entries: list) -> None:
+    try:
+        listing = os.scandir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    with listing:
+        for entry in listing:
+            if entry.name.startswith(".") or (not prefix and entry.name in MARKERS):
+                continue
+            if entry.is_dir():
+                _walk(entry.path, f"{prefix}{entry.name}/", entries)
+            else:
+                stat = entry.stat()
+                entries.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+
+
+def folder_manifest(folder: str | Path) -> str:
+    """Digest of every file under ``folder`` (relative name, size, mtime in ns); hidden files
+    (atomic-write temporaries) and the folder's own ``done.json`` are left out. A missing folder
+    has the digest of an empty one."""
+    entries: list = []
+    _walk(str(folder), "", entries)
+    return digest(sorted(entries))
+
+
+class Manifests:
+    """Folder manifests computed once per plan (many stages read the same data folders)."""
+
+    def __init__(self):
+        """An empty cache."""
+        self._known: dict[str, str] = {}
+
+    def of(self, *folders: Path) -> str:
+        """One digest over the manifests of ``folders``, in the given order."""
+        parts = []
+        for folder in folders:
+            key = str(folder)
+            if key not in self._known:
+                self._known[key] = folder_manifest(folder)
+            parts.append(self._known[key])
+        return digest(parts)
+
+
+@dataclass
+class Identity:
+    """The named parts a stage's result depends on (see the module docstring)."""
+
+    parts: dict
+
+    @property
+    def part_digests(self) -> dict[str, str]:
+        return {name: digest(value) for name, value in sorted(self.parts.items())}
+
+    @property
+    def digest(self) -> str:
+        return digest(self.part_digests)
+
+    def changes(self, recorded: dict | None) -> list[str]:
+        """Names of the parts that differ from ``recorded`` (a done.json's ``parts``)."""
+        recorded = recorded or {}
+        mine = self.part_digests
+        return [name for name in sorted(set(mine) | set(recorded))
+                if mine.get(name) != recorded.get(name)]
+
+
+__all__ = ["Identity", "Manifests", "digest", "file_digest", "folder_manifest", "result_fields",
+           "NOT_RESULTS"]

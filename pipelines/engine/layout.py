@@ -1,0 +1,74 @@
+"""Where every stage of one experiment writes: the ``runs/<exp>/...`` layout, in one place.
+
+::
+
+    <out>/data/                          the built-in synthetic scenes (when no MSRS root is given)
+    <out>/fusion/sspfusion/              model.pt, checkpoint.pt, history.csv, preview.png
+    <out>/fused/<method>/<split>/        fused images, MSRS names
+    <out>/quality/<method>/              per_image.csv (fusion metrics of the test split)
+    <out>/segmentation/<input>/seed<k>/  model.pt, checkpoint.pt, metrics.json, predictions/
+    <out>/report/                        table2.*, table1.*, figures, provenance.json
+    <out>/logs/                          one log per segmentation process of run_all --jobs
+
+Every stage folder holds ``done.json`` once finished (:mod:`pipelines.engine.markers`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+EXTERNAL = "external:"
+
+
+def method_slug(method: str) -> str:
+    """Folder name of a method: ``external:/data/DDFM`` -> ``external-DDFM``."""
+    if method.startswith(EXTERNAL):
+        return "external-" + Path(method.removeprefix(EXTERNAL).rstrip("/")).name
+    return method
+
+
+def input_slug(input_name: str) -> str:
+    """Folder name of a table row: ``fused:gtf`` -> ``fused-gtf``, ``visible`` -> ``visible``."""
+    if input_name.startswith("fused:"):
+        return "fused-" + method_slug(input_name.removeprefix("fused:"))
+    return input_name
+
+
+class RunLayout:
+    """The folders of one experiment under ``out`` (default ``runs/<config name>``)."""
+
+    def __init__(self, out: str | Path):
+        """``out``: the experiment folder."""
+        self.out = Path(out)
+
+    @classmethod
+    def default(cls, config_name: str, out: str | Path | None = None) -> RunLayout:
+        return cls(out if out is not None else Path("runs") / config_name)
+
+    @property
+    def data(self) -> Path:
+        return self.out / "data"
+
+    @property
+    def fusion_model(self) -> Path:
+        return self.out / "fusion" / "sspfusion"
+
+    def fused(self, method: str) -> Path:
+        return self.out / "fused" / method_slug(method)
+
+    def quality(self, method: str) -> Path:
+        return self.out / "quality" / method_slug(method)
+
+    def segmentation(self, input_name: str, seed: int) -> Path:
+        return self.out / "segmentation" / input_slug(input_name) / f"seed{seed}"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report"
+
+    @property
+    def logs(self) -> Path:
+        return self.out / "logs"
+
+
+__all__ = ["RunLayout", "method_slug", "input_slug"]

@@ -1,0 +1,67 @@
+"""The one vocabulary of finished and superseded stage folders.
+
+* ``done.json`` in a stage folder: the stage finished, with the identity it was run under
+  (:class:`pipelines.engine.identity.Identity`), the digest of its output, the environment and
+  the wall time. Nothing else marks a stage finished.
+* ``checkpoint.pt`` of a training stage carries the identity of the run that wrote it
+  (:func:`checkpoint_identity`); only a checkpoint of the same identity is resumed.
+* A folder that is not current (another identity, an unfinished run of another identity,
+  ``--force``) is moved aside to ``<folder>.superseded-<time>-<why>`` with a unique name; nothing
+  is ever deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from configs.runtime import load_checkpoint, write_json_atomic
+
+DONE = "done.json"
+CHECKPOINT = "checkpoint.pt"
+MARKERS = (DONE,)  # files of a stage folder that are not part of its output
+
+
+def read_done(folder: str | Path) -> dict | None:
+    """The ``done.json`` of ``folder``, or None when missing or unreadable."""
+    path = Path(folder) / DONE
+    if not path.is_file():
+        return None
+    try:
+        payload = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def write_done(folder: str | Path, payload: dict) -> Path:
+    return write_json_atomic(Path(folder) / DONE, payload)
+
+
+def checkpoint_identity(folder: str | Path) -> str | None:
+    """The identity stored in ``folder/checkpoint.pt``; None without a checkpoint, ``unknown``
+    for one that is unreadable or was written without an identity."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        return None
+    try:
+        return str(load_checkpoint(path).get("identity") or "unknown")
+    except ValueError:
+        return "unknown"
+
+
+def move_aside(folder: str | Path, why: str) -> Path:
+    """Rename ``folder`` to a unique ``<folder>.superseded-<time>-<why>`` beside it."""
+    folder = Path(folder)
+    stem = f"{folder.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}-{why}"
+    target, number = folder.with_name(stem), 1
+    while target.exists():
+        number += 1
+        target = folder.with_name(f"{stem}-{number}")
+    folder.rename(target)
+    return target
+
+
+__all__ = ["DONE", "CHECKPOINT", "MARKERS", "read_done", "write_done", "checkpoint_identity",
+           "move_aside"]

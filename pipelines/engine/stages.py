@@ -1,0 +1,283 @@
+"""The stages of an experiment and what identifies each: data -> train fusion -> fuse ->
+quality -> segmentation -> report.
+
+:func:`build_plan` validates everything that can be validated before anything trains (data
+root, method names, external folders, colliding rows or folders) and lists the stages in run
+order. The single-stage builders (:func:`fusion_stage`, :func:`fuse_stage`,
+:func:`quality_stage`, :func:`segmentation_stage`) are what the stage scripts
+(``pipelines/train_fusion.py`` ...) run as well, so a stage run by hand and the same stage run
+by run_all have the same identity and the same ``done.json``.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from configs.runtime import pick_device, write_text_atomic
+from configs.schema import ConfigError, ExperimentConfig, to_dict
+from msrs.layout import IR_DIR, LABEL_DIR, SPLITS, VI_DIR, DataError, validate_root
+from pipelines.engine.identity import Identity, Manifests, file_digest, folder_manifest, result_fields
+from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
+from pipelines.engine.markers import move_aside, read_done, write_done
+from pipelines.engine.plan import Stage
+
+
+def environment(config: ExperimentConfig) -> dict:
+    """Device, precision and library versions a stage runs with (recorded in done.json)."""
+    device = pick_device(config.runtime.device)
+    return {"device": str(device), "precision": precision_name(config, device),
+            "torch": metadata.version("torch"),
+            "smp": metadata.version("segmentation-models-pytorch"),
+            "python": platform.python_version(), "platform": sys.platform}
+
+
+def precision_name(config: ExperimentConfig, device) -> str:
+    """``fp32`` without autocast, else the autocast dtype (``bfloat16``, ``float16``)."""
+    from configs.distributed import resolve_precision  # noqa: PLC0415
+
+    return resolve_precision(config.runtime, device).name
+
+
+# ----------------------------------------------------------------------------- data root
+
+def is_synthetic(root: Path) -> bool:
+    return (read_done(root) or {}).get("kind") == "synthetic"
+
+
+def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None,
+                      layout: RunLayout) -> Path:
+    """The MSRS root a stage reads: ``data_root`` (command line) if given, else ``data.root``
+    (config), else the synthetic scenes generated under ``<out>/data`` (regenerated, the old
+    set moved aside, when their settings or the generator's code version changed)."""
+    if data_root is not None:
+        return Path(data_root)
+    if config.data.root is not None:
+        return Path(config.data.root)
+    from msrs.synthetic import CODE_VERSION, write_synthetic  # noqa: PLC0415
+
+    folder, synthetic = layout.data, config.data.synthetic
+    identity = Identity({"config": to_dict(synthetic), "code": CODE_VERSION})
+    done = read_done(folder)
+    if done and done.get("identity") == identity.digest:
+        return folder
+    if folder.exists():
+        move_aside(folder, "stale")
+    write_synthetic(folder, train=synthetic.train, test=synthetic.test, height=synthetic.height,
+                    width=synthetic.width, seed=synthetic.seed,
+                    night_fraction=synthetic.night_fraction)
+    write_done(folder, {"kind": "synthetic", "identity": identity.digest,
+                        "parts": identity.part_digests, "settings": to_dict(synthetic)})
+    return folder
+
+
+def _split_dirs(root: Path, splits, subdirs) -> list[Path]:
+    from fusion.fuse import ALL  # noqa: PLC0415
+
+    return [(root if split == ALL else root / split) / sub for split in splits for sub in subdirs]
+
+
+# ----------------------------------------------------------------------------- stages
+
+def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
+                 manifests: Manifests, env: dict, progress: bool = True) -> Stage:
+    """Train SSPFusion on the training pairs (identity: fusion section, seed, code, train
+    ir/vi manifest, precision); output: the SHA-256 of model.pt."""
+    from fusion.fuse import source_splits  # noqa: PLC0415
+    from fusion.sspfusion.train import CODE_VERSION, train_fusion  # noqa: PLC0415
+
+    folder = layout.fusion_model
+    splits = ["train"] if "train" in source_splits(data_root) else source_splits(data_root)
+    data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
+
+    def identify(outputs):
+        return Identity({"config": {"fusion": to_dict(config.fusion), "seed": config.seed},
+                         "code": CODE_VERSION, "data": manifests.of(*data),
+                         "precision": env["precision"]})
+
+    def run(resume, identity):
+        return train_fusion(config, data_root, folder, resume=resume, progress=progress,
+                            identity=identity)
+
+    return Stage("fusion:sspfusion", "fusion", folder, identify, run,
+                 lambda: _file_output(folder / "model.pt"), "train SSPFusion")
+
+
+def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manifests,
+               checkpoint: Path | None = None, progress: bool = True) -> Stage:
+    """Fuse every split of the data root with ``method`` (identity: the method and its
+    parameters, code, ir/vi manifest, the external folder's fingerprint, the SSPFusion model's
+    digest); output: the manifest of the fused folder. In a plan, sspfusion's model comes from
+    the fusion stage; given ``checkpoint``, from that file."""
+    from fusion.fuse import fuse_split, source_pairs, source_splits  # noqa: PLC0415
+    from fusion.methods import build_method  # noqa: PLC0415
+    from fusion.methods.base import CODE_VERSION  # noqa: PLC0415
+
+    folder = layout.fused(method)
+    splits = source_splits(data_root)
+    data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
+    model = checkpoint or layout.fusion_model / "model.pt"
+    upstream = ("fusion:sspfusion",) if method == "sspfusion" and checkpoint is None else ()
+
+    def identify(outputs):
+        parts = {"config": {"method": method}, "code": CODE_VERSION, "data": manifests.of(*data)}
+        if method.startswith(EXTERNAL):
+            parts["external"] = build_method(method).fingerprint()
+        elif method == "sspfusion":
+            parts["upstream"] = [outputs[k] for k in upstream] or [_file_output(model)]
+        else:
+            parts["config"]["fingerprint"] = build_method(method).fingerprint()
+        return Identity(parts)
+
+    def run(resume, identity):
+        fuser = build_method(method, **({"checkpoint": model} if method == "sspfusion" else {}))
+        return {split: fuse_split(fuser, source_pairs(data_root, split), folder / split,
+                                  progress=progress, split=split) for split in splits}
+
+    return Stage(f"fuse:{method}", "fuse", folder, identify, run,
+                 lambda: folder_manifest(folder), f"fuse {' + '.join(splits)} with {method}",
+                 upstream=upstream)
+
+
+def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: str,
+                  manifests: Manifests, split: str = "test", limit: int | None = None,
+                  folder: Path | None = None, upstream: tuple[str, ...] | None = None) -> Stage:
+    """Fusion metrics of one split's fused images, one row per image (identity: convention,
+    split, code, ir/vi manifest, the fused folder's digest); output: per_image.csv's digest."""
+    from fusion.fuse import source_pairs  # noqa: PLC0415
+    from fusion.quality import CODE_VERSION, evaluate_split  # noqa: PLC0415
+
+    folder = folder or layout.quality(method)
+    fused = layout.fused(method)
+    upstream = (f"fuse:{method}",) if upstream is None else upstream
+    data = _split_dirs(Path(data_root), [split], (IR_DIR, VI_DIR))
+
+    def identify(outputs):
+        return Identity({"config": {"convention": convention, "split": split, "limit": limit},
+                         "code": CODE_VERSION, "data": manifests.of(*data),
+                         "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)]})
+
+    def run(resume, identity):
+        import time  # noqa: PLC0415
+
+        pairs = source_pairs(data_root, split)[:limit]
+        start = time.perf_counter()
+        frame = evaluate_split(fused / split, pairs, convention)
+        seconds = time.perf_counter() - start
+        write_text_atomic(folder / "per_image.csv", frame.to_csv(index=False))
+        return {"images": len(frame), "metrics_ms": seconds / max(len(frame), 1) * 1000}
+
+    return Stage(f"quality:{method}", "quality", folder, identify, run,
+                 lambda: _file_output(folder / "per_image.csv"),
+                 f"fusion metrics of {method} on the {split} split", upstream=upstream)
+
+
+def segmentation_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
+                       input_name: str, seed: int, manifests: Manifests, env: dict,
+                       fused: Path | None = None, upstream: tuple[str, ...] = (),
+                       folder: Path | None = None, progress: bool = True) -> Stage:
+    """DeepLabV3+ on one input and seed (identity: the segmentation section less what does not
+    change results, seed, code, label manifest (+ the infrared or visible manifest), the fused
+    images' digest, precision); output: metrics.json's digest. ``fused``: the folder of fused
+    images (train/ and test/) of a ``fused:`` input; ``upstream``: the fuse stage writing it
+    (none: the folder's own manifest identifies it)."""
+    from segmentation.train import CODE_VERSION, train_segmentation  # noqa: PLC0415
+
+    folder = folder or layout.segmentation(input_name, seed)
+    modality = {"infrared": (IR_DIR,), "visible": (VI_DIR,)}.get(input_name, ())
+    data = _split_dirs(Path(data_root), SPLITS, (LABEL_DIR, *modality))
+    image_dirs = {split: fused / split for split in SPLITS} if fused is not None else None
+
+    def identify(outputs):
+        parts = {"config": {"segmentation": result_fields(config.segmentation), "seed": seed},
+                 "code": CODE_VERSION, "data": manifests.of(*data), "precision": env["precision"]}
+        if fused is not None:
+            parts["upstream"] = [outputs[k] for k in upstream] or [folder_manifest(fused)]
+        return Identity(parts)
+
+    def run(resume, identity):
+        return train_segmentation(config, data_root, input_name, folder, seed,
+                                  image_dirs=image_dirs, resume=resume, progress=progress,
+                                  identity=identity)
+
+    return Stage(f"segmentation:{input_name}:seed{seed}", "segmentation", folder, identify, run,
+                 lambda: _file_output(folder / "metrics.json"),
+                 f"DeepLabV3+ on {input_name}, seed {seed}", upstream=upstream,
+                 input_name=input_name, seed=seed)
+
+
+def _file_output(path: Path) -> str:
+    return file_digest(path) if path.is_file() else ""
+
+
+# ----------------------------------------------------------------------------- the plan
+
+def input_names(config: ExperimentConfig, methods: list[str]) -> list[str]:
+    return [*config.inputs, *(f"fused:{method}" for method in methods)]
+
+
+def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
+    """Two rows with one display name, or two methods writing one folder, are a plan error."""
+    from segmentation.report import display_name  # noqa: PLC0415
+
+    folders: dict[str, str] = {}
+    rows: dict[str, str] = {}
+    for name in input_names(config, methods):
+        method = name.removeprefix("fused:")
+        if name.startswith("fused:"):
+            slug = method_slug(method)
+            if slug in folders:
+                raise ConfigError(f"methods: '{folders[slug]}' and '{method}' would both write "
+                                  f"fused/{slug}; rename one of the folders or drop one")
+            folders[slug] = method
+        row = display_name(name)
+        if row in rows:
+            raise ConfigError(f"inputs/methods: '{rows[row]}' and '{name}' would both be the "
+                              f"Table 2 row '{row}'")
+        rows[row] = name
+
+
+def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, methods: list[str],
+               env: dict, progress: bool = True) -> list[Stage]:
+    """Validate everything that can be validated without training, then list the stages."""
+    from fusion.methods import available_methods, build_method  # noqa: PLC0415
+    from pipelines.engine.report import report_stage  # noqa: PLC0415
+
+    counts = validate_root(data_root)
+    for split in SPLITS:
+        if counts[split] == 0:
+            raise DataError(f"{data_root / split}: empty split")
+    known = available_methods()
+    for method in methods:
+        if not method.startswith(EXTERNAL) and method not in known:
+            raise ConfigError(f"unknown fusion method '{method}' (valid: {', '.join(known)}, "
+                              "external:<folder>)")
+        if method.startswith(EXTERNAL):
+            build_method(method).validate_all(data_root)
+    check_collisions(config, methods)
+    manifests = Manifests()
+    stages: list[Stage] = []
+    if "sspfusion" in methods:
+        stages.append(fusion_stage(config, layout, data_root, manifests, env, progress))
+    for method in methods:
+        stages.append(fuse_stage(method, layout, data_root, manifests, progress=progress))
+        stages.append(quality_stage(method, layout, data_root, config.metrics_convention,
+                                    manifests))
+    for name in input_names(config, methods):
+        method = name.removeprefix("fused:") if name.startswith("fused:") else None
+        for k in range(config.seeds):
+            stages.append(segmentation_stage(
+                config, layout, data_root, name, config.seed + k, manifests, env,
+                fused=layout.fused(method) if method else None,
+                upstream=(f"fuse:{method}",) if method else (), progress=progress))
+    stages.append(report_stage(stages, layout, data_root,
+                               yaml.safe_dump(to_dict(config), sort_keys=False)))
+    return stages
+
+
+__all__ = ["build_plan", "fusion_stage", "fuse_stage", "quality_stage", "segmentation_stage",
+           "resolve_data_root", "is_synthetic", "environment", "input_names", "check_collisions"]
