@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from configs.schema import ConfigError
 from fusion.colour import luminance
-from fusion.fuse import FINGERPRINTS, fuse_split, source_pairs, source_splits
+from fusion.fuse import fuse_split, source_pairs, source_splits
 from fusion.methods import available_methods, build_method
 from fusion.methods.classic import fuse_gtf, gtf_objective
 from msrs.layout import DataError, list_pairs, list_split, read_ir
@@ -160,25 +161,15 @@ def test_external_fingerprint_changes_with_the_files(synthetic_root, tmp_path):
 
 # ----------------------------------------------------------------------------- fuse stage
 
-def test_fuse_split_writes_skips_and_rewrites(synthetic_root, tmp_path):
+def test_fuse_split_writes_every_pair(synthetic_root, tmp_path):
     pairs = list_split(synthetic_root, "test", labels=False)
     out = tmp_path / "fused" / "average" / "test"
     first = fuse_split(build_method("average"), pairs, out, progress=False)
-    assert first["written"] == len(pairs) and first["skipped"] == 0
+    assert first["written"] == len(pairs)
     assert sorted(p.stem for p in out.glob("*.png")) == [p.name for p in pairs]
     assert not [p for p in out.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
     image = Image.open(out / f"{pairs[0].name}.png")
     assert image.mode == "RGB" and image.size == Image.open(pairs[0].ir).size
-    second = fuse_split(build_method("average"), pairs, out, progress=False)
-    assert second["written"] == 0 and second["skipped"] == len(pairs)
-    # a different method (fingerprint) rewrites everything
-    third = fuse_split(build_method("max"), pairs, out, progress=False)
-    assert third["written"] == len(pairs)
-    marks = json.loads((out / FINGERPRINTS).read_text())
-    assert set(marks.values()) == {build_method("max").fingerprint()}
-    # a deleted file is redone
-    (out / f"{pairs[3].name}.png").unlink()
-    assert fuse_split(build_method("max"), pairs, out, progress=False)["written"] == 1
 
 
 def test_fuse_split_validates_external_before_writing(synthetic_root, tmp_path):
@@ -211,11 +202,15 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for split, count in (("train", 24), ("test", 10)):
         assert len(list((out / "fused" / "average" / split).glob("*.png"))) == count
-    assert "average test: 10 written" in result.stdout
-    # the fingerprint is stable across processes: fusing again in-process skips everything
-    again = fuse_split(build_method("average"), list_split(synthetic_root, "test", labels=False),
-                       out / "fused" / "average" / "test", progress=False)
-    assert again["written"] == 0 and again["skipped"] == 10
+    assert "average test: 10 images" in result.stdout
+    assert (out / "fused" / "average" / "done.json").is_file()
+    # the same stage again is cached (one rule with run_all); --force keeps the old folder
+    again = _pipeline("fuse.py", "--config", str(REPO / "configs" / "tiny.yaml"), "--method",
+                      "average", "--data-root", str(synthetic_root), "--out", str(out),
+                      "--no-progress", "--force")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "fuse:average: forced" in again.stdout
+    assert len(list((out / "fused").glob("average.superseded-*-forced"))) == 1
 
 
 @pytest.mark.slow

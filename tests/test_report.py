@@ -52,8 +52,9 @@ def test_column_where_every_input_scores_zero_has_no_best():
 
 
 def test_external_names_map_to_paper_rows():
-    assert display_name("fused:external:/data/fused/ddfm/") == "DDFM"
-    assert display_name("fused:external:/x/MyNewFusion") == "MyNewFusion"
+    assert display_name("fused:external:/data/fused/ddfm/") == "DDFM (external)"
+    assert display_name("fused:external:/x/MyNewFusion") == "MyNewFusion (external)"
+    assert display_name("fused:external:/x/SSPFusion") != display_name("fused:sspfusion")
     assert display_name("infrared") == "Infrared"
 
 
@@ -63,6 +64,8 @@ def test_compare_with_paper_difference():
     row = comparison[comparison["column"] == "miou"].iloc[0]
     assert row["paper"] == pytest.approx(72.2)
     assert row["difference"] == pytest.approx(64.0 - 72.2)
+    external = compare_with_paper(table2([_run("fused:external:/x/DDFM", 0, 60)]))
+    assert set(external["input"]) == {"DDFM (external)"}  # still beside the paper's DDFM
 
 
 def test_write_report_files(tmp_path):

@@ -43,6 +43,13 @@ def test_full_run_then_everything_cached(tmp_path):
     assert changed.returncode == 0, changed.stderr[-3000:]
     assert (out / "segmentation" / "visible" / "seed0" / "done.json").is_file()
     assert list((out / "segmentation" / "visible").glob("seed0.superseded-*"))
+    plan = _run_all(out, "--dry-run")
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    lines = {line.split()[1]: line.split(maxsplit=2)[::2] for line in plan.stdout.splitlines()
+             if line.startswith("  ")}
+    assert lines["segmentation:visible:seed0"] == ["stale", "changed: config"]
+    assert lines["fuse:average"] == ["cached", "identity and output unchanged"]
+    assert (out / "report" / "provenance.json").is_file()
 
 
 def test_bad_plan_fails_before_training(tmp_path):

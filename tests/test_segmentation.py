@@ -134,8 +134,8 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
     assert list(history["phase"]) == ["frozen", "full", "full"]
     assert {"loss", "lr", "val_miou"} <= set(history.columns)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    for key in ("per_class_iou", "miou", "pixel_accuracy", "config_hash", "seed", "epochs",
-                "wall_seconds"):
+    for key in ("per_class_iou", "miou", "pixel_accuracy", "identity", "seed", "epochs",
+                "wall_seconds", "device", "precision"):
         assert key in saved
 
     partial = train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=3,
@@ -145,6 +145,10 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
                                  resume=True, progress=False)
     assert resumed["per_class_iou"] == straight["per_class_iou"]
     assert resumed["miou"] == straight["miou"]
+    assert saved["device"] == "cpu" and saved["precision"] == "fp32"
+    with pytest.raises(ValueError, match="written by a run of identity None, not other"):
+        train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=3,
+                           resume=True, progress=False, identity="other")
 
 
 def test_decoder_width_is_a_config_value_kept_in_the_saved_model(synthetic_root, tmp_path):
