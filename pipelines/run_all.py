@@ -91,7 +91,8 @@ def main() -> int:
     if args.jobs > 1:
         command = [sys.executable, *_without_option(sys.argv, "--jobs", "--force", "--only")]
         run_parallel(stages, args.only, args.jobs, command, layout.logs, env, rerun)
-        stages = build_plan(config, layout, data_root, config.methods, env)
+        stages = build_plan(config, layout, data_root, config.methods, env,
+                            progress=not args.no_progress)
         plan_status(stages)
         if not args.only or "report" in args.only:
             run_plan(stages, ["report"], env, rerun)
