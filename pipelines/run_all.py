@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import _common
-import yaml
 
 from configs.runtime import setup_runtime
 from pipelines.engine import (

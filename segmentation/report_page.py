@@ -2,8 +2,8 @@
 
 A run leaves CSV tables, PNG figures and ``done.json`` files in many folders; the page puts what a
 reader needs on one screen: what data went in, Table 2 (beside the paper's numbers on real MSRS),
-Table 1, every figure, what each Table 2 row was trained on and from what (the report's provenance), the wall time of every stage, and
-the command and resolved configuration that produced it all.
+Table 1, every figure, what each Table 2 row was trained on and from what (the report's
+provenance), the wall time of every stage, and the command and resolved configuration that produced it all.
 
 The page is built from what the report already wrote (``table2.csv``, ``table1.csv``,
 ``table2_vs_paper.csv``, the PNGs) plus :class:`RunFacts`, so it renders whatever columns those

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from msrs.classes import CLASS_NAMES
+from pipelines.engine.report import stage_seconds
 from segmentation import figures
 from segmentation.report import table2, write_report
-from pipelines.engine.report import stage_seconds
 from segmentation.report_page import RunFacts, collect_facts, write_report_page
 
 

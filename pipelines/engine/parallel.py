@@ -20,7 +20,7 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
     (on CUDA, child i sees GPU ``i mod n`` only; on the CPU the cores are shared out through
     ``runtime.threads``). A child's output goes to ``log_dir/<key>.log``. The report is left to
     the caller (it reads the children's results). ``rerun`` is the command line for errors."""
-    import torch  # noqa: PLC0415
+    import torch
 
     chosen = [s for s in selected(stages, only) if s.kind != "report"]
     check_upstream(stages, chosen, rerun)
@@ -37,7 +37,7 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
         env = dict(os.environ)
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
-        handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")  # noqa: SIM115
+        handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")
         forced = ["--force", stage.key] if stage.status == "forced" else []
         child = subprocess.Popen([*command, "--only", stage.key, *forced, "--set",
                                   f"runtime.threads={threads}"], stdout=handle,

@@ -1,5 +1,6 @@
 """The report as a stage: Table 2 and Table 1 from the current results of the plan, the report
-page (``index.md``, ``index.html``), ``report/provenance.json`` and a provenance section saying what each row was computed from.
+page (``index.md``, ``index.html``), ``report/provenance.json`` and a provenance section
+saying what each row was computed from.
 
 Provenance of a row: the data identity (the manifest digest of what its segmentation read),
 the SSPFusion model digest (SSPFusion rows), the fused images' digest (fused rows), the
@@ -63,7 +64,7 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
 
 def provenance_notes(rows: list[dict]) -> list[str]:
     """The report's provenance section (Markdown lines), with a warning when rows differ."""
-    from segmentation.report import display_name  # noqa: PLC0415
+    from segmentation.report import display_name
 
     lines = ["", "## Provenance", "",
              "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | torch | "
@@ -96,17 +97,17 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path,
                  config_yaml: str = "") -> Stage:
     """The report of the plan ``stages``: reads every segmentation and quality stage, and
     writes the report page (index.md, index.html) with ``config_yaml``, the resolved config."""
-    from pipelines.engine.stages import is_synthetic  # noqa: PLC0415
+    from pipelines.engine.stages import is_synthetic
 
     reads = tuple(s.key for s in stages if s.kind in ("segmentation", "quality"))
     by_key = {s.key: s for s in stages}
     folder = layout.report
 
     def run(resume, identity):
-        import pandas as pd  # noqa: PLC0415
+        import pandas as pd
 
-        from segmentation.report import write_report  # noqa: PLC0415
-        from segmentation.report_page import collect_facts, write_report_page  # noqa: PLC0415
+        from segmentation.report import write_report
+        from segmentation.report_page import collect_facts, write_report_page
 
         runs = _segmentation_runs(stages)
         if not runs:

@@ -38,7 +38,7 @@ def environment(config: ExperimentConfig) -> dict:
 
 def precision_name(config: ExperimentConfig, device) -> str:
     """``fp32`` without autocast, else the autocast dtype (``bfloat16``, ``float16``)."""
-    from configs.distributed import resolve_precision  # noqa: PLC0415
+    from configs.distributed import resolve_precision
 
     return resolve_precision(config.runtime, device).name
 
@@ -58,7 +58,7 @@ def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None,
         return Path(data_root)
     if config.data.root is not None:
         return Path(config.data.root)
-    from msrs.synthetic import CODE_VERSION, write_synthetic  # noqa: PLC0415
+    from msrs.synthetic import CODE_VERSION, write_synthetic
 
     folder, synthetic = layout.data, config.data.synthetic
     identity = Identity({"config": to_dict(synthetic), "code": CODE_VERSION})
@@ -76,7 +76,7 @@ def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None,
 
 
 def _split_dirs(root: Path, splits, subdirs) -> list[Path]:
-    from fusion.fuse import ALL  # noqa: PLC0415
+    from fusion.fuse import ALL
 
     return [(root if split == ALL else root / split) / sub for split in splits for sub in subdirs]
 
@@ -87,8 +87,8 @@ def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
                  manifests: Manifests, env: dict, progress: bool = True) -> Stage:
     """Train SSPFusion on the training pairs (identity: fusion section, seed, code, train
     ir/vi manifest, precision); output: the SHA-256 of model.pt."""
-    from fusion.fuse import source_splits  # noqa: PLC0415
-    from fusion.sspfusion.train import CODE_VERSION, train_fusion  # noqa: PLC0415
+    from fusion.fuse import source_splits
+    from fusion.sspfusion.train import CODE_VERSION, train_fusion
 
     folder = layout.fusion_model
     splits = ["train"] if "train" in source_splits(data_root) else source_splits(data_root)
@@ -113,9 +113,9 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
     parameters, code, ir/vi manifest, the external folder's fingerprint, the SSPFusion model's
     digest); output: the manifest of the fused folder. In a plan, sspfusion's model comes from
     the fusion stage; given ``checkpoint``, from that file."""
-    from fusion.fuse import fuse_split, source_pairs, source_splits  # noqa: PLC0415
-    from fusion.methods import build_method  # noqa: PLC0415
-    from fusion.methods.base import CODE_VERSION  # noqa: PLC0415
+    from fusion.fuse import fuse_split, source_pairs, source_splits
+    from fusion.methods import build_method
+    from fusion.methods.base import CODE_VERSION
 
     folder = layout.fused(method)
     splits = source_splits(data_root)
@@ -148,8 +148,8 @@ def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: s
                   folder: Path | None = None, upstream: tuple[str, ...] | None = None) -> Stage:
     """Fusion metrics of one split's fused images, one row per image (identity: convention,
     split, code, ir/vi manifest, the fused folder's digest); output: per_image.csv's digest."""
-    from fusion.fuse import source_pairs  # noqa: PLC0415
-    from fusion.quality import CODE_VERSION, evaluate_split  # noqa: PLC0415
+    from fusion.fuse import source_pairs
+    from fusion.quality import CODE_VERSION, evaluate_split
 
     folder = folder or layout.quality(method)
     fused = layout.fused(method)
@@ -162,7 +162,7 @@ def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: s
                          "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)]})
 
     def run(resume, identity):
-        import time  # noqa: PLC0415
+        import time
 
         pairs = source_pairs(data_root, split)[:limit]
         start = time.perf_counter()
@@ -185,7 +185,7 @@ def segmentation_stage(config: ExperimentConfig, layout: RunLayout, data_root: P
     images' digest, precision); output: metrics.json's digest. ``fused``: the folder of fused
     images (train/ and test/) of a ``fused:`` input; ``upstream``: the fuse stage writing it
     (none: the folder's own manifest identifies it)."""
-    from segmentation.train import CODE_VERSION, train_segmentation  # noqa: PLC0415
+    from segmentation.train import CODE_VERSION, train_segmentation
 
     folder = folder or layout.segmentation(input_name, seed)
     modality = {"infrared": (IR_DIR,), "visible": (VI_DIR,)}.get(input_name, ())
@@ -222,7 +222,7 @@ def input_names(config: ExperimentConfig, methods: list[str]) -> list[str]:
 
 def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
     """Two rows with one display name, or two methods writing one folder, are a plan error."""
-    from segmentation.report import display_name  # noqa: PLC0415
+    from segmentation.report import display_name
 
     folders: dict[str, str] = {}
     rows: dict[str, str] = {}
@@ -244,8 +244,8 @@ def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
 def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, methods: list[str],
                env: dict, progress: bool = True) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
-    from fusion.methods import available_methods, build_method  # noqa: PLC0415
-    from pipelines.engine.report import report_stage  # noqa: PLC0415
+    from fusion.methods import available_methods, build_method
+    from pipelines.engine.report import report_stage
 
     counts = validate_root(data_root)
     for split in SPLITS:
