@@ -77,7 +77,10 @@ class SegmentationConfig:
 
     encoder: str = "mobilenet_v2"
     encoder_weights: str | None = None  # "imagenet" needs internet the first time
+    freeze_random_encoder: bool = False  # allow a frozen phase without encoder_weights (learns nothing)
     decoder_channels: int = 256  # DeepLabV3+ ASPP/decoder width (smp's and the paper's 256)
+    output_stride: int = 16  # encoder output stride (DeepLabV3+: 16; 8 is finer and slower)
+    atrous_rates: list[int] = field(default_factory=lambda: [6, 12, 18])  # ASPP rates at stride 16
     epochs: int = 340  # total, frozen phase included
     freeze_epochs: int = 100  # first epochs with the encoder frozen
     freeze_batch_size: int = 8
@@ -87,15 +90,20 @@ class SegmentationConfig:
     momentum: float = 0.9
     nesterov: bool = False  # anchor code: true
     weight_decay: float = 0.0  # anchor code: 1e-4
-    lr_batch_scaling: bool = False  # anchor code: lr * batch / 16 per phase
+    lr_batch_scaling: bool = False  # anchor code: lr * batch / 16 per phase (within its SGD limits)
     warmup_epochs: int = 0  # anchor code: 3 (quadratic warm-up)
+    hold_epochs: int = 0  # anchor code: 15 (the last epochs stay at the minimum lr)
+    keep_optimizer: bool = False  # anchor code: true (one SGD for the run; momentum survives unfreeze)
     frozen_bn_updates: bool = False  # anchor code: true (frozen encoder's BN stats keep moving)
+    val_fraction: float = 0.0  # training images held out for validation (0 = none)
+    val_seed: int = 0  # the held-out images: the same for every input and training seed
+    reported_model: str = "last"  # last | lowest_val_loss (needs val_fraction > 0)
     dice_weight: float = 1.0
     ce_weight: float = 1.0
     crop: list[int] | None = None  # [h, w] of training crops; null = the image size
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     num_workers: int = -1  # -1: chosen from the core count
-    eval_every: int = 1  # epochs between test-split mIoU in history.csv (0 = only at the end)
+    eval_every: int = 1  # epochs between test-split mIoU (test_miou) in history.csv (0 = only at the end)
     prediction_images: int = 4
 
 
@@ -121,6 +129,7 @@ class ExperimentConfig:
     inputs: list[str] = field(default_factory=lambda: ["infrared", "visible"])
     methods: list[str] = field(default_factory=lambda: ["sspfusion"])
     metrics_convention: str = "python"  # fusion metrics: python (CDDFuse) | matlab
+    external_grey: str = "recolour"  # grey external: images: recolour (visible Cb/Cr) | keep
     data: DataConfig = field(default_factory=DataConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
@@ -202,19 +211,42 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     return raw
 
 
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+    """One YAML file as a mapping; ``extends: other.yaml`` (relative to the file) starts from
+    that file's mapping and overrides it section by section."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: 'extends' loops back to itself")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of config keys")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base = _read_yaml(path.parent / str(parent), (*chain, path.resolve()))
+    base.pop("name", None)
+    return _merged(base, raw)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        both_sections = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both_sections else value
+    return out
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment (``yaml.safe_load``), apply overrides, validate."""
+    """Read a YAML experiment (``yaml.safe_load``; ``extends:`` a base file), apply overrides,
+    validate."""
     raw: dict = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as error:
-            raise ConfigError(f"{path}: not valid YAML ({error})") from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of config keys")
+        raw = _read_yaml(path)
         raw.setdefault("name", path.stem)
     raw = apply_overrides(raw, overrides or [])
     try:
@@ -240,6 +272,10 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("metrics_convention: must be 'python' or 'matlab'")
     if not 0 <= seg.freeze_epochs <= seg.epochs:
         raise ConfigError("segmentation.freeze_epochs: must be between 0 and segmentation.epochs")
+    _validate_segmentation(seg)
+    if config.external_grey not in ("recolour", "keep"):
+        raise ConfigError("external_grey: must be 'recolour' (visible Cb/Cr, as every built-in "
+                          "method gets) or 'keep' (three grey channels)")
     if seg.decoder_channels < 1:
         raise ConfigError(f"segmentation.decoder_channels: must be >= 1, got {seg.decoder_channels}")
     if seg.crop is not None and len(seg.crop) != 2:
@@ -259,6 +295,29 @@ def validate(config: ExperimentConfig) -> None:
     for switch in ("channels_last", "cudnn_benchmark"):
         if getattr(config.runtime, switch) not in ("auto", "on", "off"):
             raise ConfigError(f"runtime.{switch}: must be auto, on or off")
+
+
+def _validate_segmentation(seg: SegmentationConfig) -> None:
+    if seg.freeze_epochs > 0 and seg.encoder_weights is None and not seg.freeze_random_encoder:
+        raise ConfigError(
+            f"segmentation.freeze_epochs: {seg.freeze_epochs} epochs with a frozen encoder, but "
+            "encoder_weights is null: a randomly initialised encoder learns nothing while frozen. "
+            "Name encoder_weights, set freeze_epochs: 0, or opt in with freeze_random_encoder: true")
+    if seg.output_stride not in (8, 16):
+        raise ConfigError(f"segmentation.output_stride: must be 8 or 16, got {seg.output_stride}")
+    if len(seg.atrous_rates) != 3 or min(seg.atrous_rates) < 1:
+        raise ConfigError("segmentation.atrous_rates: must be three rates >= 1, e.g. [6, 12, 18]")
+    if not 0.0 <= seg.val_fraction < 1.0:
+        raise ConfigError(f"segmentation.val_fraction: must be in [0, 1), got {seg.val_fraction}")
+    if seg.reported_model not in ("last", "lowest_val_loss"):
+        raise ConfigError("segmentation.reported_model: must be 'last' or 'lowest_val_loss'")
+    if seg.reported_model == "lowest_val_loss" and seg.val_fraction == 0:
+        raise ConfigError("segmentation.reported_model: lowest_val_loss needs a validation split "
+                          "(segmentation.val_fraction > 0)")
+    if seg.warmup_epochs < 0 or seg.hold_epochs < 0 or \
+            seg.warmup_epochs + seg.hold_epochs >= max(seg.epochs, 1):
+        raise ConfigError("segmentation.warmup_epochs + hold_epochs: must leave cosine epochs "
+                          f"(got {seg.warmup_epochs} + {seg.hold_epochs} of {seg.epochs})")
 
 
 def config_hash(*sections) -> str:

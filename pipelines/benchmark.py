@@ -52,7 +52,7 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
 def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int) -> dict:
     from segmentation.data import AugmentedSplit, load_split, train_transform
     from segmentation.losses import DiceCELoss
-    from segmentation.model import build_model
+    from segmentation.model import model_from_config
     from segmentation.train import train_one_epoch
 
     seg = config.segmentation
@@ -62,7 +62,7 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     dataset = AugmentedSplit(images, labels, train_transform(crop, seg.scale_range), config.seed)
     batch = seg.batch_size
     torch.manual_seed(config.seed)
-    model = build_model(seg.encoder, None, decoder_channels=seg.decoder_channels)
+    model = model_from_config(seg)
     model = model.to(device).train()
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)

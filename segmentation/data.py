@@ -27,6 +27,9 @@ from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_ir, read_lab
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+# padding colour: the normalisation mean, so padded pixels enter the network as ~0 (as a test
+# image's average pixel does) and not as -2, which BatchNorm would learn from and never see at test
+PAD_FILL = tuple(int(round(float(value))) for value in IMAGENET_MEAN)
 
 
 def _fused_files(image_dir: Path, names: list[str]) -> dict[str, Path]:
@@ -70,14 +73,42 @@ def load_split(data_root: Path, split: str, input_name: str,
     return np.stack(images), np.stack(labels), names
 
 
+def colour_mode(images: np.ndarray) -> str:
+    """``grey`` when every image of (N, H, W, 3) has three equal channels, else ``colour``: what
+    the report shows per row, since a grey row competes without the colour cue."""
+    grey = np.array_equal(images[..., 0], images[..., 1]) and \
+        np.array_equal(images[..., 0], images[..., 2])
+    return "grey" if grey else "colour"
+
+
+def held_out_count(images: int, fraction: float) -> int:
+    """How many of ``images`` training images the validation split takes."""
+    return int(round(fraction * images))
+
+
+def holdout(names: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, validation) indices into ``names``: ``round(fraction * len(names))`` images
+    drawn by ``seed`` from the names in sorted order, so the split depends on the names only
+    (the same for every input and every training seed). Both index arrays are sorted."""
+    count = held_out_count(len(names), fraction)
+    if fraction > 0 and not 0 < count < len(names):
+        raise ValueError(f"val_fraction {fraction} of {len(names)} training images leaves "
+                         f"{count} for validation and {len(names) - count} for training")
+    order = np.argsort(np.asarray(names, dtype=object), kind="stable")
+    chosen = order[np.random.default_rng(seed).permutation(len(names))[:count]]
+    held = np.zeros(len(names), bool)
+    held[chosen] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def train_transform(crop: tuple[int, int], scale_range: tuple[float, float]) -> A.Compose:
-    """Random scale, pad (labels with ignore), random crop, horizontal flip: same geometry for
-    image and mask."""
+    """Random scale, pad (image with the normalisation mean, labels with ignore), random crop,
+    horizontal flip: same geometry for image and mask."""
     height, width = crop
     low, high = scale_range
     return A.Compose([
         A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),
-        A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=0,
+        A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=PAD_FILL,
                       fill_mask=IGNORE_INDEX),
         A.RandomCrop(height, width),
         A.HorizontalFlip(p=0.5),

@@ -5,9 +5,15 @@ epochs; the first ``freeze_epochs`` train with the encoder frozen at ``freeze_ba
 rest train everything at ``batch_size``. The optimizer is built per phase over the trainable
 parameters only, so a frozen encoder has no gradient and no optimizer state; its BatchNorm
 statistics stay fixed too (see ``segmentation.model.set_train_mode``). At the unfreeze boundary
-a new optimizer starts (the decoder's momentum is not carried over).
+a new optimizer starts (the decoder's momentum is not carried over); ``keep_optimizer`` instead
+builds one SGD over all parameters for the whole run, as the anchor code does (frozen
+parameters have no gradient, so SGD skips them until the unfreeze).
 
-The reported model is the last epoch's: no checkpoint is chosen by its test-split score.
+DECISION (the paper trains on 976 of MSRS's 1083 training images and says nothing of the other
+107): ``val_fraction`` holds out a seeded part of the training split (``holdout``; the names are
+written to ``split.json``), whose loss is measured after every epoch. ``reported_model`` is the
+last epoch's model or the one of the lowest validation loss (the anchor code's
+``best_epoch_weights``). No model is ever chosen by its test-split score.
 
 A checkpoint is written atomically after every epoch; ``resume=True`` continues from it. Each
 epoch seeds its own shuffling, augmentation and dropout from (seed, epoch), so an interrupted and
@@ -26,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from configs.distributed import (
@@ -46,7 +53,15 @@ from configs.runtime import (
     write_text_atomic,
 )
 from configs.schema import ExperimentConfig
-from segmentation.data import AugmentedSplit, load_split, loader_workers, train_transform
+from segmentation.data import (
+    AugmentedSplit,
+    colour_mode,
+    holdout,
+    load_split,
+    loader_workers,
+    to_tensor,
+    train_transform,
+)
 from segmentation.evaluate import (
     confusion_matrix,
     predict,
@@ -57,6 +72,7 @@ from segmentation.losses import DiceCELoss
 from segmentation.model import (
     build_model,
     check_encoder,
+    model_from_config,
     set_encoder_frozen,
     set_train_mode,
     trainable_parameters,
@@ -74,7 +90,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
     set_encoder_frozen(model, frozen)
-    return torch.optim.SGD(trainable_parameters(model), lr=config.lr, momentum=config.momentum,
+    parameters = model.parameters() if config.keep_optimizer else trainable_parameters(model)
+    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
                            nesterov=config.nesterov and config.momentum > 0,
                            weight_decay=config.weight_decay)
 
@@ -86,6 +103,26 @@ def _sharded_scores(model, images, labels, device, place) -> tuple[dict, np.ndar
     matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels[shard]))
     matrix = all_reduce_sum(matrix.to(device), place).cpu()
     return scores(matrix), predictions
+
+
+@torch.no_grad()
+def validation_loss(model, criterion, images, labels, device, place, precision,
+                    batch_size: int) -> float:
+    """Mean loss over the held-out images at full size, without augmentation, in fixed chunks of
+    ``batch_size`` (chunk k on rank k mod K, so the value does not depend on K)."""
+    model = unwrap(model).eval()
+    height, width = images.shape[1:3]
+    pad_h, pad_w = (-height) % 16, (-width) % 16
+    total = torch.zeros(1, dtype=torch.float64, device=device)
+    for chunk, start in enumerate(range(0, len(images), batch_size)):
+        if chunk % place.world_size != place.rank:
+            continue
+        batch = to_tensor(images[start:start + batch_size]).to(device)
+        target = torch.from_numpy(labels[start:start + batch_size].astype(np.int64)).to(device)
+        with precision.autocast(device):
+            logits = model(F.pad(batch, (0, pad_w, 0, pad_h)))[..., :height, :width]
+        total += criterion(logits.float(), target).double() * len(batch)
+    return float(all_reduce_sum(total, place).item() / len(images))
 
 
 def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, device,
@@ -112,23 +149,40 @@ def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, devic
     return total, seen
 
 
+def _held_out(images, labels, names, seg, out_dir: Path, place):
+    """Split the training arrays by ``holdout``; rank 0 writes the names to ``split.json``."""
+    train, val = holdout(names, seg.val_fraction, seg.val_seed)
+    if len(val) and place.is_main:
+        write_json_atomic(out_dir / "split.json", {
+            "val_fraction": seg.val_fraction, "val_seed": seg.val_seed,
+            "train": [names[i] for i in train], "val": [names[i] for i in val]})
+    if not len(val):
+        return images, labels, images[:0], labels[:0]
+    return images[train], labels[train], images[val], labels[val]
+
+
 def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: str, out_dir: Path,
                        seed: int, image_dirs: dict[str, Path] | None = None, resume: bool = False,
                        progress: bool = True, stop_after: int | None = None,
                        identity: str | None = None) -> dict:
     """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
     folder) and write model.pt, checkpoint.pt, metrics.json, history.csv and predictions/ into
-    ``out_dir``. ``stop_after`` ends after that many epochs without the final evaluation (a
-    time-boxed job; the next call with ``resume=True`` continues). ``identity`` (the stage
-    identity of pipelines/engine) is stored in the checkpoint and metrics.json; only a checkpoint
-    of the same identity is resumed. Returns the metrics."""
+    ``out_dir`` (with a validation split also split.json and best.pt). ``stop_after`` ends after
+    that many epochs without the final evaluation (a time-boxed job; the next call with
+    ``resume=True`` continues). ``identity`` (the stage identity of pipelines/engine) is stored
+    in the checkpoint and metrics.json; only a checkpoint of the same identity is resumed.
+    Returns the metrics."""
     seg = config.segmentation
     out_dir = Path(out_dir)
     device, place = init_distributed(pick_device(config.runtime.device))
     precision = resolve_precision(config.runtime, device)
     check_encoder(seg.encoder)  # before any data is read
     dirs = image_dirs or {}
-    train_images, train_labels, _ = load_split(data_root, "train", input_name, dirs.get("train"))
+    train_images, train_labels, train_names = load_split(data_root, "train", input_name,
+                                                         dirs.get("train"))
+    colour = colour_mode(train_images)
+    train_images, train_labels, val_images, val_labels = _held_out(
+        train_images, train_labels, train_names, seg, out_dir, place)
     test_images, test_labels, test_names = load_split(data_root, "test", input_name,
                                                       dirs.get("test"))
     crop = tuple(seg.crop) if seg.crop else train_images.shape[1:3]
@@ -139,13 +193,12 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                              f"one batch of {batch}")
 
     torch.manual_seed(seed)
-    model = build_model(seg.encoder, seg.encoder_weights,
-                        decoder_channels=seg.decoder_channels).to(device)
+    model = model_from_config(seg, seg.encoder_weights).to(device)
     if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
     criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)
-    start_epoch, history = 0, []
-    checkpoint_path = out_dir / "checkpoint.pt"
+    start_epoch, history, best = 0, [], {"val_loss": float("inf"), "epoch": 0}
+    checkpoint_path, best_path = out_dir / "checkpoint.pt", out_dir / "best.pt"
     state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
     if state is not None:
         if state.get("identity") != identity:
@@ -153,10 +206,11 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                              f"{state.get('identity')}, not {identity}; move it aside to restart")
         model.load_state_dict(state["model"])
         start_epoch, history = state["epoch"], state["history"]
+        best = state.get("best", best)
     net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
     frozen = start_epoch < seg.freeze_epochs
     optimizer = _optimizer(model, seg, frozen)
-    if state is not None and state["frozen"] == frozen:
+    if state is not None and (seg.keep_optimizer or state["frozen"] == frozen):
         optimizer.load_state_dict(state["optimizer"])
     scaler = precision.make_scaler(device)
     sampler = DistributedSampler(dataset, num_replicas=place.world_size, rank=place.rank,
@@ -165,7 +219,10 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     for epoch in range(start_epoch, last):
         if (epoch < seg.freeze_epochs) != frozen:  # the unfreeze boundary
             frozen = epoch < seg.freeze_epochs
-            optimizer = _optimizer(model, seg, frozen)
+            if seg.keep_optimizer:
+                set_encoder_frozen(model, frozen)
+            else:
+                optimizer = _optimizer(model, seg, frozen)
             net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
         lr = learning_rate(seg, epoch)
         for group in optimizer.param_groups:
@@ -186,39 +243,54 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
         loss_sum = all_reduce_sum(torch.tensor([total, seen], dtype=torch.float64, device=device),
                                   place)
         row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr,
-               "loss": float(loss_sum[0] / loss_sum[1]), "val_miou": float("nan"),
-               "seconds": round(time.perf_counter() - tick, 2)}
+               "loss": float(loss_sum[0] / loss_sum[1]), "val_loss": float("nan"),
+               "test_miou": float("nan"), "seconds": round(time.perf_counter() - tick, 2)}
+        if len(val_images):
+            row["val_loss"] = validation_loss(net, criterion, val_images, val_labels, device,
+                                              place, precision, seg.batch_size)
+            if row["val_loss"] < best["val_loss"]:
+                best = {"val_loss": row["val_loss"], "epoch": epoch + 1}
+                if place.is_main and seg.reported_model == "lowest_val_loss":
+                    save_torch_atomic(best_path, {"model": model.state_dict(), **best})
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
-            row["val_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
+            row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
         history.append(row)
         if place.is_main:
             save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
                                                 "optimizer": optimizer.state_dict(),
                                                 "epoch": epoch + 1, "frozen": frozen,
-                                                "history": history, "identity": identity})
+                                                "history": history, "identity": identity,
+                                                "best": best})
         barrier(place)
     if last < seg.epochs:
         return {"stopped_after_epoch": last}
 
     evaluated = time.perf_counter()
+    reported_epoch = seg.epochs
+    if seg.reported_model == "lowest_val_loss":
+        model.load_state_dict(load_checkpoint(best_path, device)["model"])
+        reported_epoch = best["epoch"]
     metrics, _ = _sharded_scores(net, test_images, test_labels, device, place)
-    if history:
-        history[-1]["val_miou"] = metrics["miou"]
+    if history and reported_epoch == seg.epochs:
+        history[-1]["test_miou"] = metrics["miou"]
     metrics.update({"input": input_name, "seed": seed, "epochs": seg.epochs,
                     "identity": identity, "device": str(device),
                     "precision": precision.name,
                     # epochs of earlier (interrupted) sessions included
                     "wall_seconds": round(sum(row["seconds"] for row in history)
                                           + time.perf_counter() - evaluated, 1),
-                    "train_images": len(dataset), "test_images": len(test_images),
+                    "train_images": len(dataset), "val_images": len(val_images),
+                    "test_images": len(test_images), "colour": colour,
+                    "reported_model": seg.reported_model, "reported_epoch": reported_epoch,
                     "processes": place.world_size})
     if place.is_main:
         predictions = predict(model, test_images, device)
         save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
                                predictions, seg.prediction_images)
-        save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
-                                                 "encoder": seg.encoder, "input": input_name,
-                                                 "decoder_channels": seg.decoder_channels})
+        save_torch_atomic(out_dir / "model.pt", {
+            "model": model.state_dict(), "encoder": seg.encoder, "input": input_name,
+            "decoder_channels": seg.decoder_channels, "output_stride": seg.output_stride,
+            "atrous_rates": list(seg.atrous_rates)})
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "metrics.json", metrics)
     barrier(place)
@@ -226,9 +298,12 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
 
 
 def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Rebuild a model saved by train_segmentation (weights only, no pretrained download)."""
+    """Rebuild a model saved by train_segmentation (weights only, no pretrained download).
+    Files written before the rates were a setting ran smp's default (12, 24, 36)."""
     state = load_checkpoint(path, device)
     model = build_model(state["encoder"], None,
-                        decoder_channels=state.get("decoder_channels", 256))
+                        decoder_channels=state.get("decoder_channels", 256),
+                        output_stride=state.get("output_stride", 16),
+                        atrous_rates=tuple(state.get("atrous_rates", (12, 24, 36))))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

@@ -13,14 +13,22 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from configs.schema import load_config
+from configs.schema import ConfigError, load_config
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import DataError
-from segmentation.data import AugmentedSplit, load_split, train_transform
+from segmentation.data import PAD_FILL, AugmentedSplit, holdout, load_split, to_tensor, train_transform
 from segmentation.evaluate import confusion_matrix, scores
 from segmentation.losses import DiceCELoss
-from segmentation.model import build_model, check_encoder, set_encoder_frozen, set_train_mode
+from segmentation.model import (
+    aspp_rates,
+    build_model,
+    check_encoder,
+    model_from_config,
+    set_encoder_frozen,
+    set_train_mode,
+)
 from segmentation.schedule import learning_rate, phase_batch
+from segmentation.summary import recipe_summary
 from segmentation.train import _optimizer, load_trained, train_one_epoch, train_segmentation
 from tests.conftest import REPO
 
@@ -132,7 +140,7 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
     assert len(list((tmp_path / "a" / "predictions").glob("*.png"))) == 2
     history = pd.read_csv(tmp_path / "a" / "history.csv")
     assert list(history["phase"]) == ["frozen", "full", "full"]
-    assert {"loss", "lr", "val_miou"} <= set(history.columns)
+    assert {"loss", "lr", "test_miou"} <= set(history.columns)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
     for key in ("per_class_iou", "miou", "pixel_accuracy", "identity", "seed", "epochs",
                 "wall_seconds", "device", "precision"):
@@ -157,6 +165,7 @@ def test_decoder_width_is_a_config_value_kept_in_the_saved_model(synthetic_root,
                        progress=False)
     model = load_trained(tmp_path / "run" / "model.pt")
     assert model.decoder.aspp[0].convs[0][0].out_channels == 32
+    assert aspp_rates(model) == [6, 12, 18]
     assert build_model("mobilenet_v2").decoder.aspp[0].convs[0][0].out_channels == 256
 
 
@@ -183,6 +192,7 @@ def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "person" in result.stdout and "mIoU" in result.stdout
+    assert json.loads((tmp_path / "ir" / "metrics.json").read_text())["colour"] == "grey"
 
     bad = subprocess.run(
         [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config", str(TINY),
@@ -191,3 +201,141 @@ def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: unknown encoder 'resnet1000'")
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_atrous_rates_reach_the_aspp_module():
+    paper = load_config(REPO / "configs" / "paper.yaml").segmentation
+    assert (paper.output_stride, paper.atrous_rates) == (16, [6, 12, 18])
+    model = model_from_config(paper)
+    assert aspp_rates(model) == [6, 12, 18] and model.encoder.output_stride == 16
+    stride8 = load_config(REPO / "configs" / "paper.yaml", ["segmentation.output_stride=8",
+                                                           "segmentation.atrous_rates=[12,24,36]"])
+    model = model_from_config(stride8.segmentation)
+    assert aspp_rates(model) == [12, 24, 36] and model.encoder.output_stride == 8
+    with pytest.raises(ConfigError, match="atrous_rates"):
+        load_config(REPO / "configs" / "paper.yaml", ["segmentation.atrous_rates=[6,12]"])
+
+
+def test_holdout_is_seeded_deterministic_and_disjoint():
+    names = [f"{i:05d}{'DN'[i % 2]}" for i in range(1083)]
+    train, val = holdout(names, 0.099, seed=0)
+    assert (len(train), len(val)) == (976, 107)  # the paper's Table 2 counts
+    assert not set(train) & set(val) and sorted([*train, *val]) == list(range(1083))
+    again_train, again_val = holdout(names, 0.099, seed=0)
+    assert np.array_equal(train, again_train) and np.array_equal(val, again_val)
+    shuffled = list(np.random.default_rng(5).permutation(names))  # listing order does not matter
+    assert {shuffled[i] for i in holdout(shuffled, 0.099, 0)[1]} == {names[i] for i in val}
+    assert not np.array_equal(holdout(names, 0.099, seed=1)[1], val)
+    assert len(holdout(names, 0.0, 0)[1]) == 0
+    with pytest.raises(ValueError, match="leaves 0 for validation"):
+        holdout(names[:4], 0.1, 0)
+
+
+def test_validation_split_and_lowest_val_loss_model(synthetic_root, tmp_path):
+    config = tiny_config(epochs=3, freeze_epochs=1, val_fraction=0.25,
+                         reported_model="lowest_val_loss", batch_size=6, freeze_batch_size=6)
+    metrics = train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=1,
+                                 progress=False)
+    split = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert (len(split["train"]), len(split["val"])) == (18, 6)
+    assert not set(split["train"]) & set(split["val"])
+    _, _, names = load_split(synthetic_root, "train", "visible")
+    assert [names[i] for i in holdout(names, 0.25, 0)[1]] == split["val"]
+    assert (metrics["train_images"], metrics["val_images"]) == (18, 6)
+    history = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert history["val_loss"].notna().all()
+    assert metrics["reported_epoch"] == int(history["epoch"][history["val_loss"].idxmin()])
+    reported = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["model"]
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    assert all(torch.equal(reported[k], best[k]) for k in best)
+
+
+def test_anchor_schedule_matches_the_anchor_formulas():
+    """A table written from the anchor code's train.py and yolox_warm_cos_lr, epoch by epoch."""
+    import math
+
+    def yolox_warm_cos_lr(lr, min_lr, total, warmup_total, warmup_lr_start, no_aug, iters):
+        if iters <= warmup_total:
+            return (lr - warmup_lr_start) * pow(iters / float(warmup_total), 2) + warmup_lr_start
+        if iters >= total - no_aug:
+            return min_lr
+        return min_lr + 0.5 * (lr - min_lr) * (
+            1.0 + math.cos(math.pi * (iters - warmup_total) / (total - warmup_total - no_aug)))
+
+    init_lr, min_lr, nbs, total = 7e-3, 7e-3 * 0.01, 16, 340
+    table = []
+    for epoch in range(total):
+        batch = 8 if epoch < 100 else 4
+        lr_fit = min(max(batch / nbs * init_lr, 5e-4), 1e-1)
+        min_fit = min(max(batch / nbs * min_lr, 5e-4 * 1e-2), 1e-1 * 1e-2)
+        table.append(yolox_warm_cos_lr(lr_fit, min_fit, total, min(max(0.1 * total, 1), 3),
+                                       max(0.1 * lr_fit, 1e-6), min(max(0.3 * total, 1), 15),
+                                       epoch))
+    seg = load_config(REPO / "configs" / "paper-anchor.yaml").segmentation
+    ours = [learning_rate(seg, epoch) for epoch in range(total)]
+    np.testing.assert_allclose(ours, table, rtol=1e-12)
+    assert ours[0] == pytest.approx(3.5e-4) and ours[3] == pytest.approx(3.5e-3)
+    assert ours[99] == pytest.approx(2.79e-3, rel=2e-3) and ours[100] == pytest.approx(1.39e-3, rel=2e-3)
+    assert ours[325:] == [pytest.approx(1.75e-5)] * 15
+    assert (seg.keep_optimizer, seg.nesterov, seg.weight_decay, seg.frozen_bn_updates) == \
+        (True, True, 1e-4, True)
+
+
+def test_paper_anchor_extends_paper():
+    paper = load_config(REPO / "configs" / "paper.yaml")
+    anchor = load_config(REPO / "configs" / "paper-anchor.yaml")
+    assert anchor.name == "paper-anchor" and anchor.fusion == paper.fusion
+    assert anchor.methods == paper.methods and anchor.segmentation.epochs == 340
+
+
+def test_kept_optimizer_spans_the_unfreeze_and_resumes_exactly(synthetic_root, tmp_path):
+    config = tiny_config(epochs=2, freeze_epochs=1, keep_optimizer=True)
+    straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=2,
+                                  progress=False)
+    train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=2, progress=False,
+                       stop_after=1)
+    frozen_state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["optimizer"]
+    model = model_from_config(config.segmentation)
+    encoder_count = len(list(model.encoder.parameters()))
+    assert len(frozen_state["param_groups"][0]["params"]) == len(list(model.parameters()))
+    assert len(frozen_state["state"]) == len(list(model.parameters())) - encoder_count
+    resumed = train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=2,
+                                 resume=True, progress=False)
+    assert resumed["miou"] == straight["miou"]
+
+
+def test_freezing_a_random_encoder_needs_an_opt_in(tmp_path):
+    path = tmp_path / "frozen.yaml"
+    path.write_text("segmentation:\n  encoder_weights: null\n  freeze_epochs: 5\n")
+    with pytest.raises(ConfigError, match="randomly initialised encoder.*freeze_random_encoder"):
+        load_config(path)
+    assert load_config(path, ["segmentation.freeze_random_encoder=true"]).segmentation.freeze_epochs == 5
+    assert load_config(path, ["segmentation.freeze_epochs=0"])
+    assert load_config(path, ["segmentation.encoder_weights=imagenet"])
+
+
+def test_padding_uses_the_normalisation_mean_and_ignore():
+    image = np.full((20, 30, 3), 200, np.uint8)
+    label = np.ones((20, 30), np.uint8)
+    out = train_transform((40, 60), (0.5, 0.5))(image=image, mask=label)
+    padded = out["mask"] == IGNORE_INDEX
+    assert padded.mean() > 0.9 and (out["mask"][~padded] == 1).all()
+    assert (out["image"][padded] == PAD_FILL).all()
+    assert to_tensor(out["image"]).permute(1, 2, 0)[torch.from_numpy(padded)].abs().max() < 0.01
+
+
+def test_summary_counts_and_lr(synthetic_root):
+    paper = recipe_summary(load_config(REPO / "configs" / "paper.yaml"))
+    assert paper["images"] == {"train": 976, "val": 107, "test": 361}
+    assert (paper["output_stride"], paper["atrous_rates"]) == (16, [6, 12, 18])
+    assert [row["epoch"] for row in paper["schedule"]] == [0, 1, 2, 99, 100, 101, 339]
+    assert paper["schedule"][0]["lr"] == pytest.approx(7e-3)
+    counted = recipe_summary(load_config(REPO / "configs" / "paper.yaml"), synthetic_root)
+    assert counted["images"] == {"train": 22, "val": 2, "test": 10}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config",
+         str(REPO / "configs" / "paper-anchor.yaml"), "--summary"],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "output stride 16, ASPP atrous rates (6, 12, 18)" in result.stdout
+    assert "976 train, 107 validation" in result.stdout and "3.500e-04" in result.stdout
