@@ -9,6 +9,8 @@ its model from --checkpoint (default <out>/fusion/sspfusion/model.pt). A fusion-
 folder (RoadScene) is one split called "all". The stage rules of run_all apply
 (pipelines/engine): a folder fused by the same method, parameters, model and sources is kept,
 anything else there is moved aside (--force: fuse again anyway).
+Grey images of an external folder get the visible Cb/Cr, as the built-in methods' images
+do (config external_grey: keep leaves them grey).
 """
 
 import argparse
@@ -19,7 +21,7 @@ import _common
 from configs.runtime import setup_runtime
 from pipelines.engine import RunLayout, fuse_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
-from pipelines.engine.stages import environment
+from pipelines.engine.stages import environment, method_options
 
 
 def main() -> int:
@@ -40,7 +42,8 @@ def main() -> int:
     data_root = resolve_data_root(config, args.data_root, layout)
     checkpoint = args.checkpoint or layout.fusion_model / "model.pt"
     stage = fuse_stage(args.method, layout, data_root, Manifests(), checkpoint=checkpoint,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress,
+                       options=method_options(config, args.method))
     done = run_alone(stage, args.force, environment(config))
     for split, result in (done.get("result") or {}).items():
         per_image = result["seconds"] / result["written"] * 1000 if result["written"] else 0.0

@@ -58,8 +58,9 @@ def _order_key(label: str, position: int) -> tuple:
 def table2(runs: list[dict]) -> pd.DataFrame:
     """``runs``: dicts with ``input`` (name), ``seed`` and ``metrics`` (a metrics.json payload:
     ``per_class_iou`` class -> IoU %, ``miou`` %). Returns one row per input with the mean over
-    seeds, ``*_std`` columns (sample std, ddof=1) when any input has more than one seed, and
-    ``seeds`` (how many runs each row averages)."""
+    seeds, ``*_std`` columns (sample std, ddof=1) when any input has more than one seed,
+    ``seeds`` (how many runs each row averages) and ``colour`` (``grey`` or ``colour``: what the
+    network saw, metrics.json's ``colour``; empty for runs that predate it)."""
     if not runs:
         raise ValueError("no finished segmentation runs to report")
     records = []
@@ -69,6 +70,7 @@ def table2(runs: list[dict]) -> pd.DataFrame:
         row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan
                     for name in CLASS_NAMES})
         row["miou"] = float(run["metrics"]["miou"])
+        row["colour"] = run["metrics"].get("colour", "")
         records.append(row)
     frame = pd.DataFrame.from_records(records)
     order = list(dict.fromkeys(frame["input"]))
@@ -78,6 +80,7 @@ def table2(runs: list[dict]) -> pd.DataFrame:
         std = grouped.std(ddof=1).add_suffix("_std")
         table = table.join(std)
     table["seeds"] = frame.groupby("input").size()
+    table["colour"] = frame.groupby("input")["colour"].agg(lambda modes: "/".join(sorted(set(modes))))
     ranked = sorted(order, key=lambda label: _order_key(label, order.index(label)))
     return table.loc[ranked].reset_index()
 
@@ -86,7 +89,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
     """Markdown with mean +- std per cell and the best value of each column in bold (none in a
     column where every input scores 0: nothing was learned there, so nothing is best)."""
     has_std = any(column.endswith("_std") for column in table.columns)
-    header = ["Input", *CLASS_NAMES, "mIoU"]
+    show_colour = "colour" in table.columns and table["colour"].astype(bool).any()
+    header = ["Input", *CLASS_NAMES, "mIoU", *(["Colour"] if show_colour else [])]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {column: table[column].max(skipna=True) for column in COLUMNS}
     for _, row in table.iterrows():
@@ -102,6 +106,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
             if np.isclose(value, best[column]) and best[column] > 0 and len(table) > 1:
                 text = f"**{text}**"
             cells.append(text)
+        if show_colour:
+            cells.append(str(row["colour"]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -6,8 +6,15 @@
   ``test/``, or ``all/`` for a fusion-only pair folder), the layout of ``fused/<method>/``;
 * ``<folder>/<name>.<ext>`` (flat) when it has none of them: the same images serve every split.
 
-``<ext>`` is any of png, jpg/jpeg, bmp, tif/tiff. Images may be 8-bit grayscale (replicated to
-RGB, as the fused luminance) or 8-bit RGB, and must have the size of their sources.
+``<ext>`` is any of png, jpg/jpeg, bmp, tif/tiff. Images may be 8-bit grayscale or 8-bit RGB,
+and must have the size of their sources.
+
+DECISION (fairness between Table 2 rows): every built-in method fuses luminance and gets the
+visible image's Cb/Cr back, so a grey external image would lose partly for lack of colour, not
+for its fusion. A grey image (mode L, or RGB with three equal channels) is therefore taken as
+the fused luminance Y and recoloured with the visible Cb/Cr exactly as the built-in methods are
+(:func:`fusion.colour.recolour`); ``grey="keep"`` (config ``external_grey: grey``) replicates it
+to three grey channels instead. Colour images are used as they are.
 :meth:`ExternalMethod.validate` checks a whole split from the file headers (no decoding) and
 reports every problem in one :class:`~msrs.layout.DataError`.
 """
@@ -20,9 +27,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from msrs.layout import IMAGE_SUFFIXES, SPLITS, DataError, Pair, list_pairs, list_split
+from fusion.colour import recolour
+from msrs.layout import IMAGE_SUFFIXES, SPLITS, DataError, Pair, list_pairs, list_split, read_vi
 
 ACCEPTED_MODES = ("L", "RGB")
+GREY_MODES = ("recolour", "keep")  # what happens to a grey image (see the module docstring)
 _SPLIT_DIRS = (*SPLITS, "all")
 
 
@@ -52,9 +61,13 @@ def _preview(items: list[str], limit: int = 5) -> str:
 class ExternalMethod:
     """Fused images read from ``folder`` (see the module docstring for the layout)."""
 
-    def __init__(self, folder: str | Path):
+    def __init__(self, folder: str | Path, grey: str = "recolour"):
+        """``grey``: ``recolour`` (grey images get the visible Cb/Cr) or ``keep``."""
+        if grey not in GREY_MODES:
+            raise ValueError(f"external method: grey must be one of {GREY_MODES}, got {grey!r}")
         self.folder = Path(folder)
         self.name = f"external:{folder}"
+        self.grey = grey
         self._cache: dict[str, dict[str, Path]] = {}
 
     @property
@@ -125,7 +138,8 @@ class ExternalMethod:
                     digest.update(f"{path.relative_to(self.folder)}:{stat.st_size}:"
                                   f"{stat.st_mtime_ns}\n".encode())
                     count += 1
-        return f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}"
+        return (f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}"
+                f":grey-{self.grey}")
 
     def fuse_pair(self, pair: Pair, split: str) -> np.ndarray:
         path = self.files(split).get(pair.name)
@@ -138,9 +152,16 @@ class ExternalMethod:
                 array = np.asarray(image)
         except (UnidentifiedImageError, OSError, SyntaxError) as error:
             raise DataError(f"{path}: unreadable or truncated image ({error})") from None
-        if array.ndim == 2:
-            array = np.repeat(array[..., None], 3, axis=2)
-        return np.ascontiguousarray(array, dtype=np.uint8)
+        if array.ndim == 3 and not _equal_channels(array):
+            return np.ascontiguousarray(array, dtype=np.uint8)
+        fused_y = array if array.ndim == 2 else array[..., 0]
+        if self.grey == "recolour":
+            return recolour(fused_y, read_vi(pair.vi))
+        return np.ascontiguousarray(np.repeat(fused_y[..., None], 3, axis=2), dtype=np.uint8)
 
 
-__all__ = ["ExternalMethod", "ACCEPTED_MODES"]
+def _equal_channels(rgb: np.ndarray) -> bool:
+    return np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])
+
+
+__all__ = ["ExternalMethod", "ACCEPTED_MODES", "GREY_MODES"]

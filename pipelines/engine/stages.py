@@ -107,16 +107,27 @@ def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
                  lambda: _file_output(folder / "model.pt"), "train SSPFusion")
 
 
+def method_options(config: ExperimentConfig, method: str) -> dict:
+    """The builder options a method takes from the experiment config: what an external
+    folder's grey images become (``external_grey``)."""
+    if method.startswith(EXTERNAL):
+        return {"grey": config.external_grey}
+    return {}
+
+
 def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manifests,
-               checkpoint: Path | None = None, progress: bool = True) -> Stage:
-    """Fuse every split of the data root with ``method`` (identity: the method and its
-    parameters, code, ir/vi manifest, the external folder's fingerprint, the SSPFusion model's
-    digest); output: the manifest of the fused folder. In a plan, sspfusion's model comes from
-    the fusion stage; given ``checkpoint``, from that file."""
+               checkpoint: Path | None = None, progress: bool = True,
+               options: dict | None = None) -> Stage:
+    """Fuse every split of the data root with ``method`` built with ``options``
+    (:func:`method_options`) (identity: the method, its options and parameters, code, ir/vi
+    manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
+    manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
+    given ``checkpoint``, from that file."""
     from fusion.fuse import fuse_split, source_pairs, source_splits
     from fusion.methods import build_method
     from fusion.methods.base import CODE_VERSION
 
+    options = options or {}
     folder = layout.fused(method)
     splits = source_splits(data_root)
     data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
@@ -124,9 +135,10 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
     upstream = ("fusion:sspfusion",) if method == "sspfusion" and checkpoint is None else ()
 
     def identify(outputs):
-        parts = {"config": {"method": method}, "code": CODE_VERSION, "data": manifests.of(*data)}
+        parts = {"config": {"method": method, **options}, "code": CODE_VERSION,
+                 "data": manifests.of(*data)}
         if method.startswith(EXTERNAL):
-            parts["external"] = build_method(method).fingerprint()
+            parts["external"] = build_method(method, **options).fingerprint()
         elif method == "sspfusion":
             parts["upstream"] = [outputs[k] for k in upstream] or [_file_output(model)]
         else:
@@ -134,7 +146,8 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
         return Identity(parts)
 
     def run(resume, identity):
-        fuser = build_method(method, **({"checkpoint": model} if method == "sspfusion" else {}))
+        fuser = build_method(method, **options,
+                             **({"checkpoint": model} if method == "sspfusion" else {}))
         return {split: fuse_split(fuser, source_pairs(data_root, split), folder / split,
                                   progress=progress, split=split) for split in splits}
 
@@ -264,7 +277,8 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
     if "sspfusion" in methods:
         stages.append(fusion_stage(config, layout, data_root, manifests, env, progress))
     for method in methods:
-        stages.append(fuse_stage(method, layout, data_root, manifests, progress=progress))
+        stages.append(fuse_stage(method, layout, data_root, manifests, progress=progress,
+                                 options=method_options(config, method)))
         stages.append(quality_stage(method, layout, data_root, config.metrics_convention,
                                     manifests))
     for name in input_names(config, methods):
@@ -279,5 +293,5 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
     return stages
 
 
-__all__ = ["build_plan", "fusion_stage", "fuse_stage", "quality_stage", "segmentation_stage",
+__all__ = ["build_plan", "fusion_stage", "fuse_stage", "method_options", "quality_stage", "segmentation_stage",
            "resolve_data_root", "is_synthetic", "environment", "input_names", "check_collisions"]
