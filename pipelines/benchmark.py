@@ -29,6 +29,7 @@ import torch
 
 from configs.distributed import Dist, resolve_precision
 from configs.runtime import pick_device, setup_runtime, write_json_atomic
+from configs.training import amp_step
 from msrs.synthetic import write_synthetic
 
 
@@ -77,10 +78,7 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     def bare():
         with precision.autocast(device):
             loss = criterion(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
@@ -125,10 +123,7 @@ def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int)
     def bare():
         with precision.autocast(device):
             loss, _ = total_loss(model(ir, vi), ir, vi, fus, stage="fusion")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
     train_fusion_epoch(model, _take(loader, warmup), optimizer, scaler, precision, device, fus,

@@ -53,6 +53,13 @@ from configs.runtime import (
     write_text_atomic,
 )
 from configs.schema import ExperimentConfig
+from configs.training import (
+    amp_step,
+    begin_epoch,
+    epoch_means,
+    resume_state,
+    save_checkpoint,
+)
 from segmentation.data import (
     AugmentedSplit,
     colour_mode,
@@ -82,10 +89,6 @@ from segmentation.schedule import learning_rate, phase_batch
 # Bump by hand in the commit that changes what this stage computes (this module, data.py,
 # model.py, losses.py, evaluate.py, schedule.py): finished segmentation stages then rerun.
 CODE_VERSION = 1
-
-
-def _epoch_seed(seed: int, epoch: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
 
 
 def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
@@ -137,10 +140,7 @@ def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, devic
             images = images.contiguous(memory_format=torch.channels_last)
         with precision.autocast(device):
             loss = criterion(net(images), labels)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        amp_step(loss, optimizer, scaler)
         total += loss.item() * len(images)
         seen += len(images)
         if hasattr(batches, "set_postfix"):
@@ -199,11 +199,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     criterion = DiceCELoss(seg.dice_weight, seg.ce_weight)
     start_epoch, history, best = 0, [], {"val_loss": float("inf"), "epoch": 0}
     checkpoint_path, best_path = out_dir / "checkpoint.pt", out_dir / "best.pt"
-    state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
+    state = resume_state(checkpoint_path, resume, device, identity)
     if state is not None:
-        if state.get("identity") != identity:
-            raise ValueError(f"{checkpoint_path}: written by a run of identity "
-                             f"{state.get('identity')}, not {identity}; move it aside to restart")
         model.load_state_dict(state["model"])
         start_epoch, history = state["epoch"], state["history"]
         best = state.get("best", best)
@@ -225,9 +222,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                 optimizer = _optimizer(model, seg, frozen)
             net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
         lr = learning_rate(seg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(_epoch_seed(seed, epoch))  # dropout
+        begin_epoch(optimizer, lr, seed, epoch)  # dropout seeded from (seed, epoch)
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
         loader = DataLoader(dataset, batch_size=per_rank_batch(phase_batch(seg, epoch), place),
@@ -240,10 +235,8 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                            f"{' (encoder frozen)' if frozen else ''}", progress and place.is_main, lr=lr)
         total, seen = train_one_epoch(net, bar, criterion, optimizer, scaler, precision, device,
                                       place.world_size)
-        loss_sum = all_reduce_sum(torch.tensor([total, seen], dtype=torch.float64, device=device),
-                                  place)
         row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr,
-               "loss": float(loss_sum[0] / loss_sum[1]), "val_loss": float("nan"),
+               **epoch_means({"loss": total}, seen, device, place), "val_loss": float("nan"),
                "test_miou": float("nan"), "seconds": round(time.perf_counter() - tick, 2)}
         if len(val_images):
             row["val_loss"] = validation_loss(net, criterion, val_images, val_labels, device,
@@ -255,13 +248,10 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
             row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
         history.append(row)
-        if place.is_main:
-            save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
-                                                "optimizer": optimizer.state_dict(),
-                                                "epoch": epoch + 1, "frozen": frozen,
-                                                "history": history, "identity": identity,
-                                                "best": best})
-        barrier(place)
+        save_checkpoint(checkpoint_path, {"model": model.state_dict(),
+                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                          "frozen": frozen, "history": history, "best": best,
+                                          "identity": identity}, place)
     if last < seg.epochs:
         return {"stopped_after_epoch": last}
 

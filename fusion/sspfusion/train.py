@@ -43,7 +43,6 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from configs.distributed import (
     Dist,
-    all_reduce_sum,
     barrier,
     init_distributed,
     per_rank_batch,
@@ -61,6 +60,13 @@ from configs.runtime import (
     write_text_atomic,
 )
 from configs.schema import ExperimentConfig, FusionConfig, to_dict
+from configs.training import (
+    amp_step,
+    begin_epoch,
+    epoch_means,
+    resume_state,
+    save_checkpoint,
+)
 from fusion.colour import luminance
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
@@ -193,10 +199,7 @@ def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, confi
         with precision.autocast(device):
             output = net(ir, vi, reconstruct=stage == "structure")
         loss, terms = total_loss(output.float(), ir.float(), vi.float(), config, stage=stage)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        amp_step(loss, optimizer, scaler)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(ir)
         images = stage_images(output, stage).detach().float().flatten(1)
@@ -255,11 +258,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     total_epochs = structure_epochs(fus) + fus.fusion_epochs
     start, history = 0, []
     checkpoint_path = out_dir / "checkpoint.pt"
-    state = load_checkpoint(checkpoint_path, device) if resume and checkpoint_path.is_file() else None
+    state = resume_state(checkpoint_path, resume, device, identity)
     if state is not None:
-        if state.get("identity") != identity:
-            raise ValueError(f"{checkpoint_path}: written by a run of identity "
-                             f"{state.get('identity')}, not {identity}; move it aside to restart")
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     stage = stage_of(fus, start)
@@ -281,9 +281,7 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
             net = wrap_model(model, device, place)  # DDP fixes its parameter set when built
             optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
         lr = learning_rate(fus, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        begin_epoch(optimizer, lr, config.seed, epoch)
         loader = make_loader(dataset, fus.batch_size, place, config.seed, epoch,
                              precision.pin_memory)
         model.train()
@@ -291,22 +289,18 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
         bar = progress_bar(loader, f"SSPFusion {stage} epoch {epoch + 1}/{total_epochs}",
                            progress and place.is_main, lr=lr)
         sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, stage)
-        keys = sorted(k for k in sums if k != "images")
-        totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [sums["images"]],
-                                             dtype=torch.float64, device=device), place).tolist()
+        images = sums.pop("images")
         row = {"epoch": epoch + 1, "stage": stage, "lr": lr,
-               **{k: v / totals[-1] for k, v in zip(keys, totals[:-1], strict=True)},
+               **epoch_means(sums, images, device, place),
                "seconds": round(time.perf_counter() - tick, 2)}
         history.append(row)
         if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
             write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         check_not_collapsed(row)
-        if place.is_main:
-            save_torch_atomic(checkpoint_path, {"model": model.state_dict(),
-                                                "optimizer": optimizer.state_dict(),
-                                                "epoch": epoch + 1, "stage": stage,
-                                                "history": history, "identity": identity})
-        barrier(place)
+        save_checkpoint(checkpoint_path, {"model": model.state_dict(),
+                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                                          "stage": stage, "history": history,
+                                          "identity": identity}, place)
     if last < total_epochs:
         return {"stopped_after_epoch": last}
 
