@@ -297,12 +297,18 @@ def validate(config: ExperimentConfig) -> None:
             raise ConfigError(f"runtime.{switch}: must be auto, on or off")
 
 
-def _validate_segmentation(seg: SegmentationConfig) -> None:
+def check_frozen_encoder_is_trained(seg: SegmentationConfig) -> None:
+    """A frozen phase needs a pretrained encoder (a random one learns nothing while frozen),
+    unless the config opts in. Checked where segmentation is about to train (the trainer, the
+    run plan), not at load time: configs that never train segmentation stay valid."""
     if seg.freeze_epochs > 0 and seg.encoder_weights is None and not seg.freeze_random_encoder:
         raise ConfigError(
             f"segmentation.freeze_epochs: {seg.freeze_epochs} epochs with a frozen encoder, but "
             "encoder_weights is null: a randomly initialised encoder learns nothing while frozen. "
             "Name encoder_weights, set freeze_epochs: 0, or opt in with freeze_random_encoder: true")
+
+
+def _validate_segmentation(seg: SegmentationConfig) -> None:
     if seg.output_stride not in (8, 16):
         raise ConfigError(f"segmentation.output_stride: must be 8 or 16, got {seg.output_stride}")
     if len(seg.atrous_rates) != 3 or min(seg.atrous_rates) < 1:

@@ -52,7 +52,7 @@ from configs.runtime import (
     write_json_atomic,
     write_text_atomic,
 )
-from configs.schema import ExperimentConfig
+from configs.schema import ExperimentConfig, check_frozen_encoder_is_trained
 from configs.training import (
     amp_step,
     begin_epoch,
@@ -177,6 +177,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     device, place = init_distributed(pick_device(config.runtime.device))
     precision = resolve_precision(config.runtime, device)
     check_encoder(seg.encoder)  # before any data is read
+    check_frozen_encoder_is_trained(seg)
     dirs = image_dirs or {}
     train_images, train_labels, train_names = load_split(data_root, "train", input_name,
                                                          dirs.get("train"))

@@ -13,7 +13,8 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from configs.schema import ConfigError, load_config
+from configs.experiment import build_plan
+from configs.schema import ConfigError, check_frozen_encoder_is_trained, load_config
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import DataError
 from segmentation.data import PAD_FILL, AugmentedSplit, holdout, load_split, to_tensor, train_transform
@@ -304,14 +305,20 @@ def test_kept_optimizer_spans_the_unfreeze_and_resumes_exactly(synthetic_root, t
     assert resumed["miou"] == straight["miou"]
 
 
-def test_freezing_a_random_encoder_needs_an_opt_in(tmp_path):
+def test_freezing_a_random_encoder_needs_an_opt_in(synthetic_root, tmp_path):
     path = tmp_path / "frozen.yaml"
     path.write_text("segmentation:\n  encoder_weights: null\n  freeze_epochs: 5\n")
-    with pytest.raises(ConfigError, match="randomly initialised encoder.*freeze_random_encoder"):
-        load_config(path)
-    assert load_config(path, ["segmentation.freeze_random_encoder=true"]).segmentation.freeze_epochs == 5
-    assert load_config(path, ["segmentation.freeze_epochs=0"])
-    assert load_config(path, ["segmentation.encoder_weights=imagenet"])
+    config = load_config(path)  # loads: a config may never train segmentation
+    message = "randomly initialised encoder.*freeze_random_encoder"
+    with pytest.raises(ConfigError, match=message):
+        check_frozen_encoder_is_trained(config.segmentation)
+    with pytest.raises(ConfigError, match=message):  # before any data is read or model built
+        train_segmentation(config, tmp_path / "no-data", "visible", tmp_path / "run", seed=0)
+    with pytest.raises(ConfigError, match=message):  # run_all refuses the plan up front
+        build_plan(config, tmp_path / "out", synthetic_root, [])
+    for fix in ("segmentation.freeze_random_encoder=true", "segmentation.freeze_epochs=0",
+                "segmentation.encoder_weights=imagenet"):
+        check_frozen_encoder_is_trained(load_config(path, [fix]).segmentation)
 
 
 def test_padding_uses_the_normalisation_mean_and_ignore():

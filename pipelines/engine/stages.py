@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from configs.runtime import pick_device, write_text_atomic
-from configs.schema import ConfigError, ExperimentConfig, to_dict
+from configs.schema import ConfigError, ExperimentConfig, check_frozen_encoder_is_trained, to_dict
 from msrs.layout import IR_DIR, LABEL_DIR, SPLITS, VI_DIR, DataError, validate_root
 from pipelines.engine.identity import Identity, Manifests, file_digest, folder_manifest, result_fields
 from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
@@ -272,6 +272,8 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
         if method.startswith(EXTERNAL):
             build_method(method).validate_all(data_root)
     check_collisions(config, methods)
+    if input_names(config, methods):
+        check_frozen_encoder_is_trained(config.segmentation)
     manifests = Manifests()
     stages: list[Stage] = []
     if "sspfusion" in methods:
