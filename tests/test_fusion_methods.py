@@ -127,7 +127,7 @@ def test_external_validator(synthetic_root, tmp_path):
     method = build_method(f"external:{good}")
     method.validate(pairs, "test")
     assert method.validate_all(synthetic_root) == {"train": 24, "test": 10}
-    out = method.fuse_pair(pairs[0], "test")
+    out = build_method(f"external:{good}", grey="keep").fuse_pair(pairs[0], "test")
     assert out.dtype == np.uint8 and out.shape[2] == 3
     assert np.array_equal(out[..., 0], read_ir(pairs[0].ir)) and np.array_equal(out[..., 0], out[..., 2])
 
