@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from configs.experiment import method_options
 from configs.schema import ConfigError, load_config
 from fusion.colour import luminance
 from fusion.methods import build_method
 from fusion.methods.base import fuse_luminance
 from msrs.layout import list_pairs, read_ir, read_vi
+from pipelines.engine.stages import method_options
 from tests.conftest import REPO
 
 MSRS_PAIRS = REPO / "tests" / "data" / "msrs"
@@ -57,10 +57,10 @@ def test_keep_leaves_grey_and_colour_files_are_untouched(real_pair, tmp_path):
 def test_the_experiment_passes_its_grey_mode_to_external_methods(tmp_path):
     config = load_config(REPO / "configs" / "tiny.yaml")
     assert config.external_grey == "recolour"
-    assert method_options(config, f"external:{tmp_path}", tmp_path) == {"grey": "recolour"}
-    assert method_options(config, "average", tmp_path) == {}
+    assert method_options(config, f"external:{tmp_path}") == {"grey": "recolour"}
+    assert method_options(config, "average") == {}
     keep = load_config(REPO / "configs" / "tiny.yaml", ["external_grey=keep"])
-    assert method_options(keep, f"external:{tmp_path}", tmp_path) == {"grey": "keep"}
+    assert method_options(keep, f"external:{tmp_path}") == {"grey": "keep"}
     with pytest.raises(ConfigError, match="external_grey"):
         load_config(REPO / "configs" / "tiny.yaml", ["external_grey=sepia"])
 

@@ -295,5 +295,6 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
     return stages
 
 
-__all__ = ["build_plan", "fusion_stage", "fuse_stage", "method_options", "quality_stage", "segmentation_stage",
-           "resolve_data_root", "is_synthetic", "environment", "input_names", "check_collisions"]
+__all__ = ["build_plan", "fusion_stage", "fuse_stage", "method_options", "quality_stage",
+           "segmentation_stage", "resolve_data_root", "is_synthetic", "environment", "input_names",
+           "check_collisions"]
