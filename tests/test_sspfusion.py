@@ -202,6 +202,10 @@ def test_collapse_guard_stops_with_a_clear_message():
     check_not_collapsed({"epoch": 3, "stage": "fusion", "varied": 0.25, "brightness": 0.2})
     with pytest.raises(FusionCollapseError, match="epoch 9 .fusion stage.*constant.*brightness 0.0/255"):
         check_not_collapsed({"epoch": 9, "stage": "fusion", "varied": 0.0, "brightness": 0.0})
+    started = {"epoch": 2, "stage": "fusion", "varied": 0.0, "brightness": 0.0}
+    check_not_collapsed(started, first_of_stage=True)  # a new stage may start at the floor
+    with pytest.raises(FusionCollapseError, match="epoch 2 "):
+        check_not_collapsed(started, first_of_stage=True, last=True)  # but must not end there
 
 
 def test_shared_encoder_and_frozen_targets():

@@ -16,7 +16,8 @@ With ``frozen_targets`` the SFE is copied when stage 2 starts and S^{k,gt} comes
 
 Losses run in float32 outside autocast (``FusionOutput.float``). Collapse guard: an epoch in which
 every image output of the stage (stage 1: the reconstructions; stage 2: the fused images) is
-constant raises :class:`FusionCollapseError` instead of writing a model that fuses to flat images.
+constant raises :class:`FusionCollapseError` instead of writing a model that fuses to flat images
+(the first epoch of a stage is let off unless it is the last: see :func:`check_not_collapsed`).
 
 Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
 pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
@@ -212,9 +213,12 @@ def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, confi
     return {**sums, "images": seen}
 
 
-def check_not_collapsed(row: dict) -> None:
-    """Raise FusionCollapseError when no output image of the epoch ``row`` varied."""
-    if row["varied"] > 0:
+def check_not_collapsed(row: dict, first_of_stage: bool = False, last: bool = False) -> None:
+    """Raise FusionCollapseError when no output image of the epoch ``row`` varied, unless it is
+    the first epoch of its stage and not the last of training: a freshly started stage may begin
+    at the clamp's floor (its initial output is near 0) and leave it within an epoch, which a dead
+    output cannot."""
+    if row["varied"] > 0 or (first_of_stage and not last):
         return
     what = "reconstructions" if row["stage"] == "structure" else "fused images"
     raise FusionCollapseError(
@@ -296,7 +300,8 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
         history.append(row)
         if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
             write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-        check_not_collapsed(row)
+        check_not_collapsed(row, first_of_stage=epoch == 0 or stage_of(fus, epoch - 1) != stage,
+                            last=epoch + 1 == total_epochs)
         save_checkpoint(checkpoint_path, {"model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                                           "stage": stage, "history": history,
