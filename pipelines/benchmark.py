@@ -3,15 +3,19 @@
     python pipelines/benchmark.py seg [--config configs/quick.yaml] [--size H W] [--json F]
     python pipelines/benchmark.py fusion-train [--config ...] [--size H W] [--json F]
     python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
+    python pipelines/benchmark.py stats [--rows 14 --seeds 3 --images 361] [--json F]
     python pipelines/benchmark.py all --json benchmark.json
 
 "bare" times the model step alone on tensors already in memory (forward, loss, backward,
 optimizer step); "loop" times the same number of steps through the project's own training loop
 (data loader, augmentation, host-to-device copies included). ``loop / bare`` close to 1 means
-data handling is not the bottleneck. Runs on whatever device the config's runtime picks (CUDA if
-present); ``--amp off|bf16|fp16`` compares mixed precision. Synthetic scenes of the requested size
-are generated in a temporary folder, so the benchmark needs no dataset. Prints the figures and
-writes them as JSON.
+data handling is not the bottleneck. "stats" times the report's bootstrap
+(segmentation.statistics) on generated per-image confusion matrices of the given shape (the
+default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images).
+
+Runs on whatever device the config's runtime picks (CUDA if present); ``--amp off|bf16|fp16``
+compares mixed precision. Synthetic scenes of the requested size are generated in a temporary
+folder, so the benchmark needs no dataset. Prints the figures and writes them as JSON.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ import time
 from pathlib import Path
 
 import _common
+import numpy as np
 import torch
 
 from configs.distributed import Dist, resolve_precision
 from configs.runtime import pick_device, setup_runtime, write_json_atomic
 from configs.training import amp_step
 from msrs.synthetic import write_synthetic
+from segmentation.statistics import DEFAULT_RESAMPLES
 
 
 def _sync(device: torch.device) -> None:
@@ -157,6 +163,26 @@ def bench_fusion_infer(config, size: tuple[int, int], device, steps: int, warmup
             "paper_ms_per_image": 149.7, "channels": list(config.fusion.channels)}
 
 
+def bench_statistics(rows: int, seeds: int, images: int, resamples: int, seed: int) -> dict:
+    from msrs.classes import NUM_CLASSES
+    from segmentation.statistics import RowEvidence, compare_rows
+
+    rng = np.random.default_rng(seed)
+    shape = (seeds, images, NUM_CLASSES, NUM_CLASSES)
+    evidence = []
+    for row in range(rows):  # off-diagonal noise plus a diagonal that grows with the row
+        confusion = rng.integers(0, 2000, shape, dtype=np.int64)
+        diagonal = np.arange(NUM_CLASSES)
+        confusion[:, :, diagonal, diagonal] += rng.integers(0, 20000 + 500 * row, shape[:3])
+        evidence.append(RowEvidence(f"row{row}", list(range(seeds)), confusion.astype(np.uint32),
+                                    [f"{i:05d}" for i in range(images)]))
+    tick = time.perf_counter()
+    compare_rows(evidence, resamples=resamples, seed=seed)
+    seconds = time.perf_counter() - tick
+    return {"benchmark": "statistics", "rows": rows, "seeds": seeds, "images": images,
+            "resamples": resamples, "seconds": seconds, "threads": torch.get_num_threads()}
+
+
 def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
     return {"benchmark": name, "batch": batch, "size": list(size),
             "bare_images_per_second": batch / bare_s, "loop_images_per_second": batch / loop_s,
@@ -165,7 +191,7 @@ def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "all"])
+    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "stats", "all"])
     _common.add_config_args(parser)
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                         help="image size of the generated scenes (default: the config's)")
@@ -173,6 +199,10 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"])
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--rows", type=int, default=14, help="stats: Table 2 rows")
+    parser.add_argument("--seeds", type=int, default=3, help="stats: seeds per row")
+    parser.add_argument("--images", type=int, default=361, help="stats: test images")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="stats: bootstrap draws")
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.amp:
@@ -182,20 +212,24 @@ def main() -> int:
     synthetic = config.data.synthetic
     size = tuple(args.size) if args.size else (synthetic.height, synthetic.width)
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
-        count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
-        data_root = write_synthetic(Path(tmp) / "data", train=count, test=2, height=size[0],
-                                    width=size[1], seed=config.seed)
-        if args.what in ("seg", "all"):
-            if args.size:  # train at the requested size; otherwise at the config's crops
-                config.segmentation.crop = list(size)
-            results.append(bench_segmentation(config, data_root, device, args.steps, args.warmup))
-        if args.what in ("fusion-train", "all"):
-            results.append(bench_fusion_train(config, data_root, device, args.steps, args.warmup))
-        if args.what in ("fusion-infer", "all"):
-            infer_size = tuple(args.size) if args.size else (480, 640)
-            results.append(bench_fusion_infer(config, infer_size, device, max(args.steps // 2, 3),
-                                              args.warmup))
+    if args.what in ("stats", "all"):
+        results.append(bench_statistics(args.rows, args.seeds, args.images, args.resamples,
+                                        config.seed))
+    if args.what != "stats":  # the others train on generated scenes
+        with tempfile.TemporaryDirectory() as tmp:
+            count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
+            data_root = write_synthetic(Path(tmp) / "data", train=count, test=2, height=size[0],
+                                        width=size[1], seed=config.seed)
+            if args.what in ("seg", "all"):
+                if args.size:  # train at the requested size; otherwise at the config's crops
+                    config.segmentation.crop = list(size)
+                results.append(bench_segmentation(config, data_root, device, args.steps, args.warmup))
+            if args.what in ("fusion-train", "all"):
+                results.append(bench_fusion_train(config, data_root, device, args.steps, args.warmup))
+            if args.what in ("fusion-infer", "all"):
+                infer_size = tuple(args.size) if args.size else (480, 640)
+                results.append(bench_fusion_infer(config, infer_size, device, max(args.steps // 2, 3),
+                                                  args.warmup))
     machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,

@@ -22,6 +22,8 @@ from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from segmentation.data import to_tensor
 from segmentation.figures import colourise
 
+CONFUSION_FILE = "confusion_per_image.npz"  # beside metrics.json in every segmentation run
+
 
 def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
                      num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
@@ -29,6 +31,41 @@ def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
     keep = target != ignore_index
     index = target[keep].long() * num_classes + prediction[keep].long()
     return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def confusion_per_image(predictions: np.ndarray, labels: np.ndarray,
+                        num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+    """(N, C, C) uint32 counts, one confusion matrix per image (rows ground truth); their sum
+    over images is :func:`confusion_matrix` of the whole split."""
+    count = len(labels)
+    keep = labels != ignore_index
+    image = np.broadcast_to(np.arange(count)[:, None, None], labels.shape)[keep]
+    index = (image * num_classes + labels[keep].astype(np.int64)) * num_classes + predictions[keep]
+    counts = np.bincount(index, minlength=count * num_classes ** 2)
+    return counts.reshape(count, num_classes, num_classes).astype(np.uint32)
+
+
+def save_confusion_per_image(path: Path, names: list[str], predictions: np.ndarray,
+                             labels: np.ndarray) -> Path:
+    """Write the test split's per-image confusion matrices and image names (compressed .npz):
+    the evidence segmentation.statistics bootstraps over."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, confusion=confusion_per_image(predictions, labels),
+                        names=np.array(names), classes=np.array(CLASS_NAMES))
+    return write_bytes_atomic(path, buffer.getvalue())
+
+
+def load_confusion_per_image(path: Path) -> tuple[np.ndarray, list[str]]:
+    """(N, C, C) confusion matrices and the N image names saved by save_confusion_per_image."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            confusion, names, classes = data["confusion"], data["names"], data["classes"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path}: not a per-image confusion file ({error})") from error
+    if list(classes) != list(CLASS_NAMES) or confusion.shape != (len(names), *[len(CLASS_NAMES)] * 2):
+        raise ValueError(f"{path}: expected {len(names)} matrices over the classes "
+                         f"{', '.join(CLASS_NAMES)}, got shape {confusion.shape} over {list(classes)}")
+    return confusion, [str(name) for name in names]
 
 
 def scores(matrix: torch.Tensor | np.ndarray) -> dict:

@@ -12,6 +12,7 @@ import segmentation_models_pytorch as smp
 import torch
 
 from msrs.classes import NUM_CLASSES
+from segmentation.pretrained import is_packaged, load_packaged_weights
 
 
 def valid_encoders() -> list[str]:
@@ -38,10 +39,15 @@ def build_model(encoder: str, encoder_weights: str | None = None, classes: int =
     choice. At 480x640 the stride-16 feature map is 30x40, where a rate-36 branch reads mostly
     padding."""
     check_encoder(encoder)
-    return smp.DeepLabV3Plus(encoder_name=encoder, encoder_weights=encoder_weights,
-                             in_channels=3, classes=classes, decoder_channels=decoder_channels,
-                             encoder_output_stride=output_stride,
-                             decoder_atrous_rates=tuple(atrous_rates))
+    packaged = is_packaged(encoder_weights)  # weights from an installed package (offline)
+    model = smp.DeepLabV3Plus(encoder_name=encoder,
+                              encoder_weights=None if packaged else encoder_weights,
+                              in_channels=3, classes=classes, decoder_channels=decoder_channels,
+                              encoder_output_stride=output_stride,
+                              decoder_atrous_rates=tuple(atrous_rates))
+    if packaged:
+        load_packaged_weights(model.encoder, encoder, encoder_weights)
+    return model
 
 
 def model_from_config(seg, encoder_weights: str | None = None) -> smp.DeepLabV3Plus:

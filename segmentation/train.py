@@ -70,8 +70,10 @@ from segmentation.data import (
     train_transform,
 )
 from segmentation.evaluate import (
+    CONFUSION_FILE,
     confusion_matrix,
     predict,
+    save_confusion_per_image,
     save_prediction_images,
     scores,
 )
@@ -166,12 +168,12 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                        progress: bool = True, stop_after: int | None = None,
                        identity: str | None = None) -> dict:
     """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
-    folder) and write model.pt, checkpoint.pt, metrics.json, history.csv and predictions/ into
-    ``out_dir`` (with a validation split also split.json and best.pt). ``stop_after`` ends after
-    that many epochs without the final evaluation (a time-boxed job; the next call with
-    ``resume=True`` continues). ``identity`` (the stage identity of pipelines/engine) is stored
-    in the checkpoint and metrics.json; only a checkpoint of the same identity is resumed.
-    Returns the metrics."""
+    folder) and write model.pt, checkpoint.pt, metrics.json, history.csv, predictions/ and the
+    test split's per-image confusion matrices (CONFUSION_FILE) into ``out_dir`` (with a validation
+    split also split.json and best.pt). ``stop_after`` ends after that many epochs without the
+    final evaluation (a time-boxed job; the next call with ``resume=True`` continues).
+    ``identity`` (the stage identity of pipelines/engine) is stored in the checkpoint and
+    metrics.json; only a checkpoint of the same identity is resumed. Returns the metrics."""
     seg = config.segmentation
     out_dir = Path(out_dir)
     device, place = init_distributed(pick_device(config.runtime.device))
@@ -276,6 +278,7 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
                     "processes": place.world_size})
     if place.is_main:
         predictions = predict(model, test_images, device)
+        save_confusion_per_image(out_dir / CONFUSION_FILE, test_names, predictions, test_labels)
         save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
                                predictions, seg.prediction_images)
         save_torch_atomic(out_dir / "model.pt", {

@@ -1,0 +1,142 @@
+"""Bootstrap intervals and paired comparisons of mIoU from per-image confusion matrices."""
+
+import numpy as np
+import pytest
+import torch
+
+from segmentation.evaluate import (
+    confusion_matrix,
+    confusion_per_image,
+    load_confusion_per_image,
+    save_confusion_per_image,
+    scores,
+)
+from segmentation.statistics import (
+    RowEvidence,
+    best_versus_second,
+    compare_rows,
+    holm,
+    miou_from_confusion,
+)
+
+CLASSES = 9
+
+
+def _confusions(rng, accuracy: float, seeds: int = 1, images: int = 60) -> np.ndarray:
+    """(seeds, images, C, C): every class's pixels are right with probability ``accuracy``, the
+    rest spread over the other classes; classes are absent from an image now and then."""
+    out = np.zeros((seeds, images, CLASSES, CLASSES), np.int64)
+    for s in range(seeds):
+        for n in range(images):
+            pixels = rng.integers(200, 2000, CLASSES) * (rng.random(CLASSES) > 0.3)
+            for c in range(CLASSES):
+                right = rng.binomial(pixels[c], accuracy)
+                wrong = rng.multinomial(pixels[c] - right, np.full(CLASSES - 1, 1 / (CLASSES - 1)))
+                out[s, n, c] = np.insert(wrong, c, right)
+    return out
+
+
+def _row(label, confusion, names=None):
+    names = names or [f"{i:05d}" for i in range(confusion.shape[1])]
+    return RowEvidence(label, list(range(confusion.shape[0])), confusion, names)
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rng = np.random.default_rng(3)
+    return [_row("strong", _confusions(rng, 0.80)), _row("weak", _confusions(rng, 0.74)),
+            _row("twin a", _confusions(rng, 0.60)), _row("twin b", _confusions(rng, 0.60))]
+
+
+def test_bootstrap_separates_a_real_gap_and_not_noise(rows):
+    result = compare_rows(rows, resamples=2000, seed=0)
+    strong, weak = result.index("strong"), result.index("weak")
+    twin_a, twin_b = result.index("twin a"), result.index("twin b")
+    assert result.difference[strong, weak] > 0
+    assert result.significant[strong, weak] and result.difference_low[strong, weak] > 0
+    assert not result.significant[twin_a, twin_b]
+    assert result.difference_low[twin_a, twin_b] < 0 < result.difference_high[twin_a, twin_b]
+    # rank groups: strong alone on top, the twins share the last group
+    assert result.rank_group[strong] == 1 and result.rank_group[weak] == 2
+    assert result.rank_group[twin_a] == result.rank_group[twin_b] == 3
+    assert best_versus_second(result) == ("strong", "weak", True)
+    # the interval holds the point estimate, and the point estimate is the split mIoU
+    assert np.all(result.ci_low < result.miou) and np.all(result.miou < result.ci_high)
+    assert result.miou[strong] == pytest.approx(scores(rows[0].confusion[0].sum(0))["miou"])
+
+
+def test_pairing_same_images_for_every_row(rows):
+    """A row and a copy of it shifted by a small constant gain differ in every resample by the
+    same sign: pairing makes even a small gap significant, where unpaired intervals overlap."""
+    base = rows[2].confusion.copy()
+    better = base.copy()
+    diagonal = np.arange(CLASSES)
+    present = better[:, :, diagonal, diagonal] > 0
+    better[:, :, diagonal, diagonal] += 4 * present  # a few more right pixels in every image
+    result = compare_rows([_row("base", base), _row("better", better)], resamples=1000, seed=1)
+    assert result.significant[1, 0] and result.difference_low[1, 0] > 0
+    assert result.ci_low[1] < result.ci_high[0]  # the single-row intervals overlap
+
+
+def test_deterministic_given_seed(rows):
+    first = compare_rows(rows, resamples=300, seed=5)
+    second = compare_rows(rows, resamples=300, seed=5)
+    other = compare_rows(rows, resamples=300, seed=6)
+    assert np.array_equal(first.ci_low, second.ci_low)
+    assert np.array_equal(first.p_holm, second.p_holm, equal_nan=True)
+    assert not np.array_equal(first.ci_low, other.ci_low)
+
+
+def test_several_seeds_and_differing_seed_counts():
+    rng = np.random.default_rng(4)
+    three = _row("three seeds", _confusions(rng, 0.7, seeds=3, images=30))
+    one = _row("one seed", _confusions(rng, 0.7, seeds=1, images=30))
+    result = compare_rows([three, one], resamples=500, seed=0)
+    assert list(result.seeds) == [3, 1]
+    per_seed = [scores(three.confusion[s].sum(0))["miou"] for s in range(3)]
+    assert result.miou[0] == pytest.approx(np.mean(per_seed))
+
+
+def test_rows_over_different_images_are_refused(rows):
+    moved = _row("moved", rows[1].confusion, names=[f"x{i}" for i in range(60)])
+    with pytest.raises(ValueError, match="moved: its test images differ"):
+        compare_rows([rows[0], moved], resamples=10)
+    with pytest.raises(ValueError, match="no rows"):
+        compare_rows([], resamples=10)
+
+
+def test_holm_adjustment():
+    adjusted = holm(np.array([0.04, 0.01, 0.03]))
+    assert adjusted == pytest.approx([0.06, 0.03, 0.06])
+    assert holm(np.array([0.5, 0.9])) == pytest.approx([1.0, 1.0])  # monotone, capped
+
+
+def test_miou_matches_evaluate_scores_with_absent_classes():
+    rng = np.random.default_rng(0)
+    matrix = rng.integers(0, 50, (CLASSES, CLASSES))
+    matrix[4, :] = 0
+    matrix[:, 4] = 0  # class 4 absent from prediction and ground truth
+    assert miou_from_confusion(matrix) == pytest.approx(scores(matrix)["miou"])
+
+
+def test_per_image_confusion_sums_to_split_matrix_and_round_trips(tmp_path):
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, CLASSES, (5, 12, 16)).astype(np.uint8)
+    labels[0, :2] = 255  # ignored pixels
+    predictions = rng.integers(0, CLASSES, (5, 12, 16)).astype(np.uint8)
+    per_image = confusion_per_image(predictions, labels)
+    assert per_image.shape == (5, CLASSES, CLASSES) and per_image.dtype == np.uint32
+    whole = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels)).numpy()
+    assert np.array_equal(per_image.sum(0), whole)
+    assert per_image[1].sum() == 12 * 16 and per_image[0].sum() == 12 * 16 - 2 * 16
+    names = [f"{i:05d}D" for i in range(5)]
+    path = save_confusion_per_image(tmp_path / "c.npz", names, predictions, labels)
+    confusion, loaded_names = load_confusion_per_image(path)
+    assert np.array_equal(confusion, per_image) and loaded_names == names
+
+
+def test_unreadable_confusion_file_names_the_file(tmp_path):
+    bad = tmp_path / "confusion_per_image.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="confusion_per_image.npz"):
+        load_confusion_per_image(bad)
