@@ -26,15 +26,21 @@ def _save(figure, path: Path) -> Path:
 
 
 def miou_bars(table: pd.DataFrame, path: str | Path) -> Path:
-    """One bar per input (mean mIoU), error bars = std over seeds when there are several."""
+    """One bar per input (mean mIoU) on an axis from zero; error bars = the 95% bootstrap
+    interval where the table has one (segmentation.statistics), else the std over seeds."""
     figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(table) + 2), 3.6))
     errors = table["miou_std"].fillna(0).to_numpy() if "miou_std" in table else None
+    if "miou_ci_low" in table:
+        errors = np.stack([(table["miou"] - table["miou_ci_low"]).fillna(0).to_numpy(float),
+                           (table["miou_ci_high"] - table["miou"]).fillna(0).to_numpy(float)])
     colours = ["#c44e52" if name == "SSPFusion" else "#4c72b0" if name in ("Infrared", "Visible")
                else "#8c8c8c" for name in table["input"]]
     bars = axis.bar(table["input"], table["miou"], yerr=errors, capsize=4, color=colours)
     axis.bar_label(bars, fmt="%.1f", fontsize=8)  # bars start at zero: the values show small gaps
-    axis.set_ylim(0, min(100.0, float(np.nanmax(table["miou"])) + 8))
-    axis.set_ylabel("mIoU (%)")
+    top = np.nanmax(table["miou_ci_high"]) if "miou_ci_low" in table else np.nan
+    top = np.nanmax([top, float(np.nanmax(table["miou"]))])
+    axis.set_ylim(0.0, min(100.0, top + 8))
+    axis.set_ylabel("mIoU (%)" + (", 95% CI" if "miou_ci_low" in table else ""))
     axis.set_title("Segmentation mIoU per input (DeepLabV3+)")
     axis.tick_params(axis="x", rotation=30)
     return _save(figure, Path(path))
@@ -54,6 +60,30 @@ def class_heatmap(table: pd.DataFrame, path: str | Path) -> Path:
                       color="white" if value < 60 else "black")
     figure.colorbar(image, ax=axis, label="IoU (%)")
     axis.set_title("Per-class IoU")
+    return _save(figure, Path(path))
+
+
+def pairwise_heatmap(comparison, path: str | Path) -> Path:
+    """Rows x rows heat map of mIoU differences (row minus column, points), significant cells
+    (Holm, segmentation.statistics) marked with * and a black frame."""
+    labels = comparison.labels
+    values = np.where(np.eye(len(labels), dtype=bool), np.nan, comparison.difference)
+    limit = max(float(np.nanmax(np.abs(values))) if len(labels) > 1 else 1.0, 1e-6)
+    size = 0.55 * len(labels) + 2
+    figure, axis = plt.subplots(figsize=(size + 1.5, size))
+    image = axis.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)
+    axis.set_xticks(range(len(labels)), labels, rotation=35, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    for (row, column), value in np.ndenumerate(values):
+        if np.isnan(value):
+            continue
+        significant = comparison.significant[row, column]
+        axis.text(column, row, f"{value:+.1f}{'*' if significant else ''}", ha="center",
+                  va="center", fontsize=7, color="white" if abs(value) > 0.6 * limit else "black")
+        if significant:
+            axis.add_patch(plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, lw=1.2))
+    figure.colorbar(image, ax=axis, label="mIoU difference (points)")
+    axis.set_title("Row minus column mIoU; * significant at 95% (Holm)")
     return _save(figure, Path(path))
 
 

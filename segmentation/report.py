@@ -1,9 +1,16 @@
-"""Table 2: per-class IoU and mIoU per input, mean and standard deviation over seeds.
+"""Table 2: per-class IoU and mIoU per input, mean and standard deviation over seeds, and how
+sure each mIoU and each difference between rows is (segmentation.statistics).
 
 Rows follow the paper's Table 2 order (Infrared, Visible, the paper's baselines in its order,
 then methods the paper does not have, SSPFusion last); columns are the nine MSRS class names
 (``msrs.classes.CLASS_NAMES``), ``miou`` and, when there is more than one seed, a ``*_std`` column for each.
 The paper's own numbers (configs/reference/table2_paper.csv) can be put side by side.
+
+With the runs' per-image confusion matrices, :func:`add_statistics` adds per row the 95%
+bootstrap interval of mIoU (``miou_ci_low``/``miou_ci_high``), its rank group, and its paired
+difference to Infrared, Visible and the best row with a flag for significance (Holm over all
+pairs, see segmentation.statistics). Rows without that evidence (runs made before it was
+saved) keep their means; their statistics are left empty and the report says so.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from msrs.classes import CLASS_NAMES
+from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
+from segmentation.statistics import Comparison, RowEvidence, best_versus_second, compare_rows
 
 PAPER_TABLE2 = Path(__file__).resolve().parents[1] / "configs" / "reference" / "table2_paper.csv"
 PAPER_ORDER = ("Infrared", "Visible", "GTF", "DIDFuse", "AUIF", "RFN-Nest", "U2Fusion", "DeFusion",
@@ -25,6 +34,8 @@ _DISPLAY = {"infrared": "Infrared", "visible": "Visible", "sspfusion": "SSPFusio
             "average": "Average", "max": "Max", "laplacian": "Laplacian", "dwt": "DWT",
             "gff": "GFF", "tif": "TIF"}
 COLUMNS = [*CLASS_NAMES, "miou"]
+REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
+_DIFFERENCE_COLUMNS = (*REFERENCES, "best")
 
 
 EXTERNAL_SUFFIX = " (external)"
@@ -85,12 +96,35 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     return table.loc[ranked].reset_index()
 
 
+def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[str]:
+    """95% CI, rank group and the differences to Infrared, Visible and the best row (* where
+    significant) of one row; "n/a" where the row has no statistics."""
+    if pd.isna(row.get("miou_ci_low")):
+        return ["n/a"] * (2 + len(_DIFFERENCE_COLUMNS))
+    cells = [f"[{row['miou_ci_low']:.{digits}f}, {row['miou_ci_high']:.{digits}f}]",
+             str(row["rank_group"])]
+    for name in _DIFFERENCE_COLUMNS:
+        column = f"vs_{name.lower()}"
+        if column not in table or pd.isna(row[column]) or row["input"] == name:
+            cells.append("–")
+            continue
+        star = "*" if row[f"{column}_significant"] is True else ""
+        cells.append(f"{row[column]:+.{digits}f}{star}")
+    return cells
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
     """Markdown with mean +- std per cell and the best value of each column in bold (none in a
-    column where every input scores 0: nothing was learned there, so nothing is best)."""
+    column where every input scores 0: nothing was learned there, so nothing is best). With
+    statistics (add_statistics) the mIoU's 95% CI, rank group and paired differences follow."""
     has_std = any(column.endswith("_std") for column in table.columns)
     show_colour = "colour" in table.columns and table["colour"].astype(bool).any()
-    header = ["Input", *CLASS_NAMES, "mIoU", *(["Colour"] if show_colour else [])]
+    has_statistics = "miou_ci_low" in table
+    header = ["Input", *CLASS_NAMES, "mIoU"]
+    if has_statistics:
+        header += ["mIoU 95% CI", "Group", *(f"vs {name}" for name in _DIFFERENCE_COLUMNS)]
+    if show_colour:
+        header.append("Colour")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     best = {column: table[column].max(skipna=True) for column in COLUMNS}
     for _, row in table.iterrows():
@@ -106,6 +140,8 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
             if np.isclose(value, best[column]) and best[column] > 0 and len(table) > 1:
                 text = f"**{text}**"
             cells.append(text)
+        if has_statistics:
+            cells += _statistics_cells(row, table, digits)
         if show_colour:
             cells.append(str(row["colour"]))
         lines.append("| " + " | ".join(cells) + " |")
@@ -113,11 +149,133 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
 
 
 def seeds_note(table: pd.DataFrame) -> str:
-    seeds = int(table["seeds"].min())
+    counts = table.set_index("input")["seeds"].astype(int)
+    if counts.nunique() > 1:
+        listed = ", ".join(f"{label} {count}" for label, count in counts.items())
+        return (f"Seed counts differ between rows ({listed}): each row's mean, std and interval "
+                "use its own seeds, so rows with fewer seeds are less certain than they look.")
+    seeds = int(counts.iloc[0])
     if seeds == 1:
-        return ("One seed per input: differences of a few tenths of a point (the size of the gaps "
-                "in the paper's Table 2) cannot rank methods; rerun with --seeds 3 or more.")
+        return ("One seed per input: the intervals below cover the test images only, not "
+                "training noise; rerun with --seeds 3 or more to include it.")
     return f"Mean ± sample standard deviation over {seeds} seeds per input."
+
+
+def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
+    """Per-image confusion matrices per Table 2 row (runs' ``folder``/CONFUSION_FILE, seeds in
+    order), and a note for each row left out: a seed without the file (a run made before it was
+    saved) or unreadable, or test images that differ from the other rows'."""
+    by_row: dict[str, list[dict]] = {}
+    for run in runs:
+        by_row.setdefault(display_name(run["input"]), []).append(run)
+    evidence, notes = [], []
+    for label, row_runs in by_row.items():
+        row_runs = sorted(row_runs, key=lambda run: run["seed"])
+        matrices, names, problem = [], None, None
+        for run in row_runs:
+            path = Path(run.get("folder", "")) / CONFUSION_FILE
+            if "folder" not in run or not path.is_file():
+                problem = f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})"
+                break
+            try:
+                confusion, seed_names = load_confusion_per_image(path)
+            except ValueError as error:
+                problem = str(error)
+                break
+            if names is not None and seed_names != names:
+                problem = f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}"
+                break
+            matrices.append(confusion)
+            names = seed_names
+        if problem:
+            notes.append(f"{label}: statistics omitted, {problem}.")
+            continue
+        evidence.append(RowEvidence(label, [run["seed"] for run in row_runs], np.stack(matrices),
+                                    names))
+    if evidence:
+        counts = pd.Series([tuple(row.names) for row in evidence]).value_counts()
+        common = counts.index[0]
+        for row in [row for row in evidence if tuple(row.names) != common]:
+            notes.append(f"{row.label}: statistics omitted, its test images differ from the "
+                         "other rows' (paired comparisons need the same images).")
+        evidence = [row for row in evidence if tuple(row.names) == common]
+    return evidence, notes
+
+
+def add_statistics(table: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+    """``table`` with the interval, rank group and paired differences of each row that
+    ``comparison`` covers (NaN / empty for the others)."""
+    table = table.copy()
+    position = {label: i for i, label in enumerate(comparison.labels)}
+    rows = [position.get(label) for label in table["input"]]
+
+    def column(values, missing=np.nan):
+        return [values[i] if i is not None else missing for i in rows]
+
+    table["miou_ci_low"] = column(comparison.ci_low)
+    table["miou_ci_high"] = column(comparison.ci_high)
+    table["rank_group"] = pd.array(column(comparison.rank_group, None), dtype="Int64")
+    best = int(np.argmax(comparison.miou))
+    targets = {name.lower(): position.get(name) for name in REFERENCES} | {"best": best}
+    for name, target in targets.items():
+        if target is None:
+            continue
+        table[f"vs_{name}"] = column(comparison.difference[:, target])
+        significant = column(comparison.significant[:, target], None)
+        table[f"vs_{name}_significant"] = pd.array(significant, dtype="boolean")
+    return table
+
+
+def pairwise_table(comparison: Comparison) -> pd.DataFrame:
+    """Every pair of rows once (``a`` above ``b`` in mean mIoU): difference a - b, its 95%
+    interval, p-value, Holm-adjusted p-value and significance."""
+    records = []
+    order = np.argsort(-comparison.miou, kind="stable")
+    for first, i in enumerate(order):
+        for j in order[first + 1:]:
+            records.append({"a": comparison.labels[i], "b": comparison.labels[j],
+                            "difference": comparison.difference[i, j],
+                            "ci_low": comparison.difference_low[i, j],
+                            "ci_high": comparison.difference_high[i, j],
+                            "p": comparison.p_value[i, j], "p_holm": comparison.p_holm[i, j],
+                            "significant": bool(comparison.significant[i, j])})
+    return pd.DataFrame(records, columns=["a", "b", "difference", "ci_low", "ci_high", "p",
+                                          "p_holm", "significant"])
+
+
+def statistics_notes(comparison: Comparison) -> list[str]:
+    """The method in one paragraph, whether the best row is significantly better than the
+    second, and which rows beat both single modalities."""
+    notes = [f"mIoU 95% CI: percentile bootstrap over the {comparison.images} test images "
+             f"({comparison.resamples} resamples; seeds resampled too when a row has several). "
+             "Differences (vs Infrared, vs Visible, vs the best row) are paired: every row is "
+             "scored on the same resampled images. * = significant at 95% after Holm's "
+             f"correction over all {len(comparison.labels) * (len(comparison.labels) - 1) // 2} "
+             "pairs of rows. Rows in the same rank group are not significantly below the same "
+             "rows (group = 1 + the number of rows significantly better); pairwise.csv has every "
+             "pair."]
+    verdict = best_versus_second(comparison)
+    if verdict is not None:
+        best, second, significant = verdict
+        i, j = comparison.index(best), comparison.index(second)
+        detail = (f"{comparison.difference[i, j]:+.1f}, 95% CI [{comparison.difference_low[i, j]:+.1f}, "
+                  f"{comparison.difference_high[i, j]:+.1f}], Holm p = {comparison.p_holm[i, j]:.3g}")
+        notes.append(f"Best mean mIoU (bold): {best}; it is "
+                     f"{'significantly' if significant else 'NOT significantly'} better than the "
+                     f"second, {second} ({detail}).")
+    references = [comparison.labels.index(name) for name in REFERENCES if name in comparison.labels]
+    if len(references) == len(REFERENCES):
+        others = [i for i in range(len(comparison.labels)) if i not in references]
+        beats = [comparison.labels[i] for i in others
+                 if all(comparison.significant[i, r] and comparison.difference[i, r] > 0
+                        for r in references)]
+        fails = [comparison.labels[i] for i in others if comparison.labels[i] not in beats]
+        if beats:
+            notes.append("Significantly above both Infrared and Visible: " + ", ".join(beats) + ".")
+        if fails:
+            notes.append("Not shown to beat both Infrared and Visible at 95%: "
+                         + ", ".join(fails) + ".")
+    return notes
 
 
 def load_paper_table2(path: str | Path = PAPER_TABLE2) -> pd.DataFrame:
@@ -164,9 +322,20 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
     folder = Path(folder)
     written: dict[str, Path] = {}
     table = table2(runs)
+    evidence, statistics_text = row_evidence(runs)
+    comparison = compare_rows(evidence) if evidence else None
+    if comparison is not None:
+        table = add_statistics(table, comparison)
+        statistics_text = statistics_notes(comparison) + statistics_text
+        written["pairwise.csv"] = write_text_atomic(
+            folder / "pairwise.csv", pairwise_table(comparison).to_csv(index=False, float_format="%.4g"))
+        written["pairwise.png"] = figures.pairwise_heatmap(comparison, folder / "pairwise.png")
+    else:
+        statistics_text.append("No per-image evidence in any row: no intervals or significance.")
     written["table2.csv"] = write_text_atomic(folder / "table2.csv",
                                               table.to_csv(index=False, float_format="%.2f"))
-    text = ["# Table 2: segmentation IoU (%) per input", "", to_markdown(table), seeds_note(table)]
+    text = ["# Table 2: segmentation IoU (%) per input", "", to_markdown(table), seeds_note(table),
+            "", *statistics_text]
     text += notes or []
     if real_msrs:
         comparison = compare_with_paper(table)

@@ -62,6 +62,7 @@ class Comparison:
     p_holm: np.ndarray  # (R, R) Holm-adjusted over the R(R-1)/2 pairs
     significant: np.ndarray  # (R, R) bool
     rank_group: np.ndarray  # (R,) 1 = best group
+    images: int  # test images per row
     resamples: int
     alpha: float
 
@@ -159,7 +160,7 @@ def compare_rows(evidence: list[RowEvidence], resamples: int = DEFAULT_RESAMPLES
         seeds=np.array([row.confusion.shape[0] for row in evidence]), miou=miou,
         ci_low=ci_low, ci_high=ci_high, difference=difference, difference_low=low,
         difference_high=high, p_value=p_value, p_holm=p_holm, significant=significant,
-        rank_group=1 + better.sum(1), resamples=resamples, alpha=alpha)
+        rank_group=1 + better.sum(1), images=len(names), resamples=resamples, alpha=alpha)
 
 
 def best_versus_second(comparison: Comparison) -> tuple[str, str, bool] | None:

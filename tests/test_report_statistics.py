@@ -1,0 +1,104 @@
+"""Table 2 with intervals, rank groups and paired significance, from runs on disk."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from segmentation.evaluate import CONFUSION_FILE, save_confusion_per_image, scores
+from segmentation.report import row_evidence, seeds_note, table2, write_report
+
+SHAPE = (40, 24, 32)  # test images, height, width
+
+
+def _labels():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 9, SHAPE).astype(np.uint8)
+
+
+def _write_run(root, input_name, seed, accuracy, evidence=True):
+    """A finished run folder whose predictions are right on ``accuracy`` of the pixels."""
+    labels = _labels()
+    rng = np.random.default_rng([seed, int(accuracy * 100), *map(ord, input_name)])
+    wrong = rng.random(SHAPE) > accuracy
+    predictions = np.where(wrong, rng.integers(0, 9, SHAPE), labels).astype(np.uint8)
+    folder = root / input_name.replace(":", "_") / f"seed{seed}"
+    folder.mkdir(parents=True)
+    names = [f"{i:05d}N" for i in range(SHAPE[0])]
+    if evidence:
+        save_confusion_per_image(folder / CONFUSION_FILE, names, predictions, labels)
+    per_image = np.stack([np.bincount(labels[i].ravel() * 9 + predictions[i].ravel(),
+                                      minlength=81).reshape(9, 9) for i in range(SHAPE[0])])
+    metrics = scores(per_image.sum(0))
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return {"input": input_name, "seed": seed, "metrics": metrics, "folder": folder}
+
+
+def test_report_ranks_rows_with_intervals(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", s, 0.50) for s in (0, 1)]
+    runs += [_write_run(tmp_path, "visible", s, 0.50) for s in (0, 1)]
+    runs += [_write_run(tmp_path, "fused:sspfusion", s, 0.75) for s in (0, 1)]
+    written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
+    table = pd.read_csv(written["table2.csv"]).set_index("input")
+    assert list(table.index) == ["Infrared", "Visible", "SSPFusion"]
+    for column in ("miou_ci_low", "miou_ci_high", "seeds", "rank_group", "vs_infrared",
+                   "vs_visible", "vs_best", "vs_infrared_significant"):
+        assert column in table
+    ssp = table.loc["SSPFusion"]
+    assert ssp["miou_ci_low"] < ssp["miou"] < ssp["miou_ci_high"] and ssp["seeds"] == 2
+    assert ssp["rank_group"] == 1 and ssp["vs_infrared_significant"] and ssp["vs_visible_significant"]
+    assert table.loc["Infrared", "rank_group"] == table.loc["Visible", "rank_group"] == 2
+    markdown = written["table2.md"].read_text()
+    assert "Significantly above both Infrared and Visible: SSPFusion." in markdown
+    assert "Best mean mIoU (bold): SSPFusion; it is significantly better than the second" \
+        in markdown
+    pairs = pd.read_csv(written["pairwise.csv"])
+    assert len(pairs) == 3 and pairs.iloc[0]["a"] == "SSPFusion"
+    assert written["pairwise.png"].stat().st_size > 0 and written["miou.png"].stat().st_size > 0
+
+
+def test_close_rows_best_not_significantly_better(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.60), _write_run(tmp_path, "visible", 0, 0.60)]
+    markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
+    assert "it is NOT significantly better than the second" in markdown
+
+
+def test_row_without_evidence_is_omitted_with_a_note(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.6),
+            _write_run(tmp_path, "fused:gtf", 0, 0.7, evidence=False)]
+    written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
+    table = pd.read_csv(written["table2.csv"]).set_index("input")
+    assert np.isnan(table.loc["GTF", "miou_ci_low"]) and not np.isnan(table.loc["GTF", "miou"])
+    assert not np.isnan(table.loc["Visible", "miou_ci_low"])
+    markdown = written["table2.md"].read_text()
+    assert f"GTF: statistics omitted, seed 0 has no per-image evidence ({CONFUSION_FILE})" in markdown
+    assert "| GTF |" in markdown and "n/a" in markdown.split("| GTF |")[1].splitlines()[0]
+
+
+def test_no_evidence_at_all_still_reports(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.5, evidence=False),
+            {"input": "visible", "seed": 0, "metrics": _write_run(tmp_path, "visible", 0, 0.6)["metrics"]}]
+    written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
+    assert "No per-image evidence in any row" in written["table2.md"].read_text()
+    assert "miou_ci_low" not in pd.read_csv(written["table2.csv"])
+
+
+def test_different_seed_counts_are_named(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", s, 0.5) for s in (0, 1, 2)]
+    runs += [_write_run(tmp_path, "visible", 0, 0.6)]
+    note = seeds_note(table2(runs))
+    assert "Seed counts differ between rows (Infrared 3, Visible 1)" in note
+    evidence, notes = row_evidence(runs)
+    assert [row.confusion.shape[0] for row in evidence] == [3, 1] and notes == []
+
+
+def test_rows_on_other_test_images_are_omitted(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.6),
+            _write_run(tmp_path, "fused:max", 0, 0.6)]
+    labels = _labels()
+    save_confusion_per_image(runs[2]["folder"] / CONFUSION_FILE, [f"x{i}" for i in range(SHAPE[0])],
+                             labels, labels)
+    evidence, notes = row_evidence(runs)
+    assert [row.label for row in evidence] == ["Infrared", "Visible"]
+    assert notes == ["Max: statistics omitted, its test images differ from the other rows' "
+                     "(paired comparisons need the same images)."]
