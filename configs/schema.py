@@ -76,7 +76,7 @@ class SegmentationConfig:
     """DeepLabV3+ (smp) and the paper's two-phase recipe (section 4.1, segmentation paragraph)."""
 
     encoder: str = "mobilenet_v2"
-    encoder_weights: str | None = None  # "imagenet" needs internet the first time
+    encoder_weights: str | None = None  # "imagenet": smp download; or a packaged source (offline)
     freeze_random_encoder: bool = False  # allow a frozen phase without encoder_weights (learns nothing)
     decoder_channels: int = 256  # DeepLabV3+ ASPP/decoder width (smp's and the paper's 256)
     output_stride: int = 16  # encoder output stride (DeepLabV3+: 16; 8 is finer and slower)
