@@ -54,6 +54,9 @@ IR_NOISE, VI_NOISE_DAY, VI_NOISE_NIGHT = 0.02, 0.015, 0.03
 
 CAR, PERSON, BIKE, CURVE, CAR_STOP, GUARDRAIL, COLOR_CONE, BUMP = range(1, 9)
 _OBJECTS = (CAR, PERSON, BIKE, CAR_STOP, GUARDRAIL, COLOR_CONE, BUMP)
+# chance that a scene holds each object (besides the one it is forced to show); the small
+# classes more often, so that minutes of training see enough of them
+PRESENCE = {CAR: 0.6, PERSON: 0.6, BIKE: 0.8, CAR_STOP: 0.8, GUARDRAIL: 0.5, COLOR_CONE: 0.7, BUMP: 0.6}
 
 
 class _Canvas:
@@ -163,7 +166,7 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
         c.paint(wheels | frame | post, colour=colour, ir=warm - 0.05, label=BIKE)
     elif kind == CAR_STOP:
         block = c.box(y - 4 * s, x - 9 * s, y, x + 9 * s)
-        c.paint(block, colour=(0.95, 0.8, 0.1), ir=c.ir[block].mean() + 0.01 if block.any()
+        c.paint(block, colour=(0.15, 0.35, 0.85), ir=c.ir[block].mean() + 0.01 if block.any()
                 else 0.33, label=CAR_STOP, reflective=True)
     elif kind == GUARDRAIL:
         top = y - 6 * s
@@ -205,7 +208,7 @@ def generate_scene(seed: int, index: int, height: int = 96, width: int = 128,
     horizon = rng.uniform(0.35, 0.5) * height
     _background(c, rng, horizon)
     _curve(c, rng, horizon)
-    kinds = [k for k in _OBJECTS if rng.random() < 0.6]
+    kinds = [k for k in _OBJECTS if rng.random() < PRESENCE[k]]
     if force_class is not None and force_class in _OBJECTS:
         kinds.append(force_class)
     kinds += [PERSON] * int(rng.integers(0, 2))

@@ -103,9 +103,13 @@ def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[
         return ["n/a"] * (2 + len(_DIFFERENCE_COLUMNS))
     cells = [f"[{row['miou_ci_low']:.{digits}f}, {row['miou_ci_high']:.{digits}f}]",
              str(row["rank_group"])]
+    compared = table[table["miou_ci_low"].notna()]
+    itself = {row["input"]}  # no difference of a row to itself
+    if row["input"] == compared.loc[compared["miou"].idxmax(), "input"]:
+        itself.add("best")
     for name in _DIFFERENCE_COLUMNS:
         column = f"vs_{name.lower()}"
-        if column not in table or pd.isna(row[column]) or row["input"] == name:
+        if column not in table or pd.isna(row[column]) or name in itself:
             cells.append("–")
             continue
         star = "*" if row[f"{column}_significant"] is True else ""
