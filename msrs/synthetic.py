@@ -166,7 +166,7 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
         c.paint(wheels | frame | post, colour=colour, ir=warm - 0.05, label=BIKE)
     elif kind == CAR_STOP:
         block = c.box(y - 4 * s, x - 9 * s, y, x + 9 * s)
-        c.paint(block, colour=(0.15, 0.35, 0.85), ir=c.ir[block].mean() + 0.01 if block.any()
+        c.paint(block, colour=(0.25, 0.55, 0.95), ir=c.ir[block].mean() + 0.01 if block.any()
                 else 0.33, label=CAR_STOP, reflective=True)
     elif kind == GUARDRAIL:
         top = y - 6 * s
