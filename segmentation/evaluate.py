@@ -37,12 +37,12 @@ def confusion_per_image(predictions: np.ndarray, labels: np.ndarray,
                         num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
     """(N, C, C) uint32 counts, one confusion matrix per image (rows ground truth); their sum
     over images is :func:`confusion_matrix` of the whole split."""
-    count = len(labels)
-    keep = labels != ignore_index
-    image = np.broadcast_to(np.arange(count)[:, None, None], labels.shape)[keep]
-    index = (image * num_classes + labels[keep].astype(np.int64)) * num_classes + predictions[keep]
-    counts = np.bincount(index, minlength=count * num_classes ** 2)
-    return counts.reshape(count, num_classes, num_classes).astype(np.uint32)
+    out = np.empty((len(labels), num_classes, num_classes), np.uint32)
+    for image, (prediction, label) in enumerate(zip(predictions, labels, strict=True)):
+        keep = label != ignore_index  # one image at a time: MSRS's test split is 10^8 pixels
+        index = label[keep].astype(np.int64) * num_classes + prediction[keep]
+        out[image] = np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return out
 
 
 def save_confusion_per_image(path: Path, names: list[str], predictions: np.ndarray,
