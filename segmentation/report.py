@@ -165,6 +165,23 @@ def seeds_note(table: pd.DataFrame) -> str:
     return f"Mean ± sample standard deviation over {seeds} seeds per input."
 
 
+def _row_confusion(row_runs: list[dict]) -> tuple[np.ndarray, list[str]]:
+    """(seeds, images, C, C) confusion matrices of one row's runs (sorted by seed) and the test
+    image names; ValueError saying what is missing or inconsistent."""
+    matrices, names = [], None
+    for run in row_runs:
+        path = Path(run["folder"]) / CONFUSION_FILE if "folder" in run else None
+        if path is None or not path.is_file():
+            raise ValueError(f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})")
+        confusion, seed_names = load_confusion_per_image(path)
+        if names is not None and seed_names != names:
+            raise ValueError(f"seed {run['seed']} was tested on other images than seed "
+                             f"{row_runs[0]['seed']}")
+        matrices.append(confusion)
+        names = seed_names
+    return np.stack(matrices), names
+
+
 def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
     """Per-image confusion matrices per Table 2 row (runs' ``folder``/CONFUSION_FILE, seeds in
     order), and a note for each row left out: a seed without the file (a run made before it was
@@ -175,30 +192,14 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
     evidence, notes = [], []
     for label, row_runs in by_row.items():
         row_runs = sorted(row_runs, key=lambda run: run["seed"])
-        matrices, names, problem = [], None, None
-        for run in row_runs:
-            path = Path(run.get("folder", "")) / CONFUSION_FILE
-            if "folder" not in run or not path.is_file():
-                problem = f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})"
-                break
-            try:
-                confusion, seed_names = load_confusion_per_image(path)
-            except ValueError as error:
-                problem = str(error)
-                break
-            if names is not None and seed_names != names:
-                problem = f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}"
-                break
-            matrices.append(confusion)
-            names = seed_names
-        if problem:
+        try:
+            confusion, names = _row_confusion(row_runs)
+        except ValueError as problem:
             notes.append(f"{label}: statistics omitted, {problem}.")
             continue
-        evidence.append(RowEvidence(label, [run["seed"] for run in row_runs], np.stack(matrices),
-                                    names))
-    if evidence:
-        counts = pd.Series([tuple(row.names) for row in evidence]).value_counts()
-        common = counts.index[0]
+        evidence.append(RowEvidence(label, [run["seed"] for run in row_runs], confusion, names))
+    if evidence:  # pairing needs one set of test images: keep the most common one
+        common = pd.Series([tuple(row.names) for row in evidence]).value_counts().index[0]
         for row in [row for row in evidence if tuple(row.names) != common]:
             notes.append(f"{row.label}: statistics omitted, its test images differ from the "
                          "other rows' (paired comparisons need the same images).")

@@ -102,3 +102,12 @@ def test_rows_on_other_test_images_are_omitted(tmp_path):
     assert [row.label for row in evidence] == ["Infrared", "Visible"]
     assert notes == ["Max: statistics omitted, its test images differ from the other rows' "
                      "(paired comparisons need the same images)."]
+
+
+def test_unreadable_evidence_is_omitted_with_the_file_named(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.6)]
+    broken = runs[1]["folder"] / CONFUSION_FILE
+    broken.write_bytes(b"truncated")
+    evidence, notes = row_evidence(runs)
+    assert [row.label for row in evidence] == ["Infrared"]
+    assert len(notes) == 1 and notes[0].startswith(f"Visible: statistics omitted, {broken}")
