@@ -328,6 +328,8 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
     written: dict[str, Path] = {}
     table = table2(runs)
     evidence, statistics_text = row_evidence(runs)
+    order = list(table["input"])
+    evidence.sort(key=lambda row: order.index(row.label))  # heat map and pairs in table order
     comparison = compare_rows(evidence) if evidence else None
     if comparison is not None:
         table = add_statistics(table, comparison)
