@@ -39,7 +39,7 @@ STREET_CLASSES = {920, 829, 874, 817, 751, 468, 864, 627, 569, 656, 705, 734, 71
 def test_loaded_encoder_recognises_street_scenes(checkpoint):
     """The loaded encoder, given back the checkpoint's ImageNet classifier, calls every real
     visible image in tests/data (MSRS and RoadScene street scenes) a street-scene class."""
-    import timm  # noqa: PLC0415  (smp's own dependency)
+    import timm
 
     encoder = build_model(ENCODER, SOURCE, decoder_channels=64).encoder
     classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
