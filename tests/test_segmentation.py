@@ -13,10 +13,11 @@ import pytest
 import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
-from configs.experiment import build_plan
 from configs.schema import ConfigError, check_frozen_encoder_is_trained, load_config
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import DataError
+from pipelines.engine import RunLayout
+from pipelines.engine.stages import build_plan, environment
 from segmentation.data import PAD_FILL, AugmentedSplit, holdout, load_split, to_tensor, train_transform
 from segmentation.evaluate import confusion_matrix, scores
 from segmentation.losses import DiceCELoss
@@ -315,7 +316,7 @@ def test_freezing_a_random_encoder_needs_an_opt_in(synthetic_root, tmp_path):
     with pytest.raises(ConfigError, match=message):  # before any data is read or model built
         train_segmentation(config, tmp_path / "no-data", "visible", tmp_path / "run", seed=0)
     with pytest.raises(ConfigError, match=message):  # run_all refuses the plan up front
-        build_plan(config, tmp_path / "out", synthetic_root, [])
+        build_plan(config, RunLayout(tmp_path / "out"), synthetic_root, [], environment(config))
     for fix in ("segmentation.freeze_random_encoder=true", "segmentation.freeze_epochs=0",
                 "segmentation.encoder_weights=imagenet"):
         check_frozen_encoder_is_trained(load_config(path, [fix]).segmentation)
