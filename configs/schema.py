@@ -72,6 +72,64 @@ class FusionConfig:
 
 
 @dataclass
+class DIDFuseConfig:
+    """DIDFuse (Zhao et al., IJCAI 2020): auto-encoder width, loss weights, recipe (its 4.1)."""
+
+    channels: int = 64  # feature maps per layer
+    alpha1: float = 0.05  # weight of the detail-dissimilarity term
+    alpha2: float = 2.0  # weight of the infrared reconstruction f(I, Î)
+    alpha3: float = 2.0  # weight of the visible reconstruction f(V, V̂)
+    alpha4: float = 10.0  # weight of the visible gradient term
+    ssim_weight: float = 5.0  # lambda inside f(X, X̂)
+    epochs: int = 120
+    batch_size: int = 24
+    lr: float = 1e-3
+    lr_milestones: list[int] = field(default_factory=lambda: [40, 80])  # lr x lr_gamma at each
+    lr_gamma: float = 0.1
+    crop_size: int = 128
+    fusion_rule: str = "sum"  # sum | average | l1_norm
+
+
+@dataclass
+class AUIFConfig:
+    """AUIF (Zhao et al., IEEE TCSVT 2021): unrolled steps, loss weight, recipe (its 4.1)."""
+
+    layers: int = 10  # unrolled steps per encoder
+    kernels: int = 64  # 3x3 filters per step
+    blur_size: int = 11  # box blur that starts the base encoder
+    laplacian_size: int = 19  # Laplacian that starts the detail encoder
+    ssim_weight: float = 5.0
+    ssim_window: int = 3
+    epochs: int = 80
+    batch_size: int = 16  # crop pairs: 32 images per step
+    lr: float = 1e-2
+    detail_lr_factor: float = 0.1  # the detail encoder learns at lr x this
+    lr_milestones: list[int] = field(default_factory=lambda: [40])
+    lr_gamma: float = 0.1
+    crop_size: int = 128
+    fusion_rule: str = "sum"  # sum | average | l1_norm
+
+
+@dataclass
+class RFNNestConfig:
+    """RFN-Nest (Li et al., Information Fusion 2021): widths, loss weights, two-stage recipe."""
+
+    widths: list[int] = field(default_factory=lambda: [64, 112, 160, 208])  # four scales
+    stem: int = 16
+    intensity_scale: float = 255.0  # the networks see [0, 255] intensities
+    ssim_weight: float = 100.0  # lambda of the auto-encoder loss
+    detail_weight: float = 700.0  # alpha of L_RFN
+    ir_weight: float = 6.0
+    vi_weight: float = 3.0
+    feature_weights: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
+    autoencoder_epochs: int = 74
+    fusion_epochs: int = 148
+    batch_size: int = 4
+    lr: float = 1e-4
+    crop_size: int = 256  # a multiple of 8
+
+
+@dataclass
 class SegmentationConfig:
     """DeepLabV3+ (smp) and the paper's two-phase recipe (section 4.1, segmentation paragraph)."""
 
@@ -132,6 +190,9 @@ class ExperimentConfig:
     external_grey: str = "recolour"  # grey external: images: recolour (visible Cb/Cr) | keep
     data: DataConfig = field(default_factory=DataConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    didfuse: DIDFuseConfig = field(default_factory=DIDFuseConfig)
+    auif: AUIFConfig = field(default_factory=AUIFConfig)
+    rfnnest: RFNNestConfig = field(default_factory=RFNNestConfig)
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -182,6 +243,11 @@ def _from_dict(cls, raw: dict, prefix: str = ""):
             raise ConfigError(f"unknown config key '{full}' (valid: {', '.join(names)})")
         kwargs[key] = _check_type(value, hints[key], full)
     return cls(**kwargs)
+
+
+def section_from_dict(cls, raw: dict, name: str):
+    """One config section (a dataclass ``cls``) from a mapping, keys checked as in a YAML file."""
+    return _from_dict(cls, raw, name)
 
 
 def config_from_dict(raw: dict) -> ExperimentConfig:
@@ -257,6 +323,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 VALID_INPUTS = ("infrared", "visible")
+FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
 
 
 def validate(config: ExperimentConfig) -> None:
@@ -290,6 +357,14 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError("fusion.structure_target: must be 'gradient' or 'features' (eq. 2 readings)")
     if fus.output not in ("clamp", "sigmoid"):
         raise ConfigError("fusion.output: must be 'clamp' or 'sigmoid'")
+    for name in ("didfuse", "auif"):
+        section = getattr(config, name)
+        if section.fusion_rule not in FUSION_RULES:
+            raise ConfigError(f"{name}.fusion_rule: must be one of {', '.join(FUSION_RULES)}")
+    if config.rfnnest.crop_size % 8 or len(config.rfnnest.widths) != 4:
+        raise ConfigError("rfnnest: crop_size must be a multiple of 8 and widths four values")
+    if len(config.rfnnest.feature_weights) != 4:
+        raise ConfigError("rfnnest.feature_weights: one weight per scale (four)")
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
         raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
     for switch in ("channels_last", "cudnn_benchmark"):

@@ -22,6 +22,7 @@ from fusion.fuse import ALL, is_pair_folder, source_pairs
 from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
 from pipelines.engine.identity import Manifests
 from pipelines.engine.plan import run_alone
+from pipelines.engine.stages import method_options
 from segmentation.report import table1
 
 
@@ -37,8 +38,8 @@ def main() -> int:
     parser.add_argument("--split", default="test", help="MSRS split (default: %(default)s; a pair "
                         "folder has only 'all')")
     parser.add_argument("--limit", type=int, help="only the first N pairs (quick checks)")
-    parser.add_argument("--checkpoint", type=Path, help="sspfusion model (default: "
-                        "<out>/fusion/sspfusion/model.pt)")
+    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
+                        "<out>/fusion/<method>/model.pt)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
     config = _common.config_from_args(args)
@@ -50,11 +51,12 @@ def main() -> int:
     pairs = source_pairs(data_root, split)
     limit = args.limit if args.limit and args.limit < len(pairs) else None
     env, manifests = environment(config), Manifests()
-    checkpoint = args.checkpoint or layout.fusion_model / "model.pt"
     quality, timing = {}, {}
     for name in args.methods or config.methods:
+        checkpoint = args.checkpoint or layout.fusion_model(name) / "model.pt"
         fused = run_alone(fuse_stage(name, layout, data_root, manifests, checkpoint=checkpoint,
-                                     progress=not args.no_progress), False, env)
+                                     progress=not args.no_progress,
+                                     options=method_options(config, name)), False, env)
         written = (fused.get("result") or {}).get(split, {})
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
         stage = quality_stage(name, layout, data_root, convention, manifests, split, limit,

@@ -3,14 +3,14 @@
     python pipelines/fuse.py --method NAME [--config configs/quick.yaml] [--data-root DIR]
                              [--out DIR] [--checkpoint PATH] [--force] [--no-progress]
 
-NAME is a registered method (average, max, laplacian, dwt, gff, gtf, sspfusion) or
-external:<folder>. --out is the experiment folder (default runs/<config name>); sspfusion reads
-its model from --checkpoint (default <out>/fusion/sspfusion/model.pt). A fusion-only ir/ vi/
-folder (RoadScene) is one split called "all". The stage rules of run_all apply
-(pipelines/engine): a folder fused by the same method, parameters, model and sources is kept,
-anything else there is moved aside (--force: fuse again anyway).
-Grey images of an external folder get the visible Cb/Cr, as the built-in methods' images
-do (config external_grey: keep leaves them grey).
+NAME is a registered method (see fusion/methods/__init__.py) or external:<folder>. --out is the
+experiment folder (default runs/<config name>); a learned method (sspfusion, didfuse, auif,
+rfnnest) reads its model from --checkpoint (default <out>/fusion/<method>/model.pt). A
+fusion-only ir/ vi/ folder (RoadScene) is one split called "all". The stage rules of run_all
+apply (pipelines/engine): a folder fused by the same method, parameters, model and sources is
+kept, anything else there is moved aside (--force: fuse again anyway). Grey images of an
+external folder get the visible Cb/Cr, as the built-in methods' images do (config
+external_grey: keep leaves them grey).
 """
 
 import argparse
@@ -31,8 +31,8 @@ def main() -> int:
     parser.add_argument("--data-root", type=Path, help="an MSRS root or an ir/ vi/ pair folder "
                         "(default: config data.root, else the built-in synthetic scenes)")
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--checkpoint", type=Path, help="sspfusion model (default: "
-                        "<out>/fusion/sspfusion/model.pt)")
+    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
+                        "<out>/fusion/<method>/model.pt)")
     parser.add_argument("--force", action="store_true", help="fuse again, moving the old aside")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
@@ -40,7 +40,7 @@ def main() -> int:
     layout = RunLayout.default(config.name, args.out)
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config, args.data_root, layout)
-    checkpoint = args.checkpoint or layout.fusion_model / "model.pt"
+    checkpoint = args.checkpoint or layout.fusion_model(args.method) / "model.pt"
     stage = fuse_stage(args.method, layout, data_root, Manifests(), checkpoint=checkpoint,
                        progress=not args.no_progress,
                        options=method_options(config, args.method))

@@ -1,15 +1,18 @@
-"""Train SSPFusion (two stages, paper 4.1) or print its size.
+"""Train a learned fusion method (SSPFusion by default, or a learned baseline) or print its size.
 
-    python pipelines/train_fusion.py [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
+    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest]
+                                     [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
                                      [--force] [--no-progress] [--set fusion.fusion_epochs=20]
-    python pipelines/train_fusion.py --config configs/paper.yaml --summary
+    python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
 
 --data-root is an MSRS root (its train split is used) or any folder with ir/ and vi/ (RoadScene
 layout). --out is the experiment folder (default runs/<config name>); the model goes to
-<out>/fusion/sspfusion/, under the stage rules of run_all (pipelines/engine): a model of the
-same identity is kept, an unfinished run of the same identity resumes, anything else there is
-moved aside (--force: retrain anyway). --summary prints the parameter count and the FLOPs of one 640x480 pair
-(torch.utils.flop_counter) next to the paper's Table 5 and exits. Works under torchrun.
+<out>/fusion/<method>/, under the stage rules of run_all (pipelines/engine): a model of the same
+identity is kept, an unfinished run of the same identity resumes, anything else there is moved
+aside (--force: retrain anyway). The method's recipe and sizes come from its config section
+(fusion, didfuse, auif, rfnnest). --summary prints the parameter count next to the SSPFusion
+paper's Table 5 (for SSPFusion also the FLOPs of one 640x480 pair, torch.utils.flop_counter)
+and exits. Works under torchrun.
 """
 
 import argparse
@@ -20,6 +23,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from configs.runtime import setup_runtime
+from fusion.methods import TRAINABLE
+from fusion.methods.learned import count_parameters as count_learned
+from fusion.methods.learned import recipe
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
@@ -27,7 +33,13 @@ from pipelines.engine.identity import Manifests
 PAPER_PARAMETERS_K = 12021  # Table 5
 
 
-def summary(config) -> None:
+def summary(config, method: str) -> None:
+    if method != "sspfusion":
+        learned = recipe(method)
+        parameters = count_learned(learned.build_model(getattr(config, method)))
+        print(f"{learned.title} parameters: {parameters:,} (paper Table 5: "
+              f"{learned.paper_parameters:,}; {parameters / learned.paper_parameters - 1:+.2%})")
+        return
     model = SSPFusion.from_config(config.fusion).eval()
     ir = torch.rand(1, 1, 480, 640)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -42,6 +54,7 @@ def summary(config) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
+    parser.add_argument("--method", default="sspfusion", choices=TRAINABLE)
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument("--force", action="store_true",
@@ -51,20 +64,21 @@ def main() -> int:
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.summary:
-        summary(config)
+        summary(config, args.method)
         return 0
     setup_runtime(config.runtime)
     layout = RunLayout.default(config.name, args.out)
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
-    stage = fusion_stage(config, layout, data_root, Manifests(), env, not args.no_progress)
+    stage = fusion_stage(config, layout, data_root, Manifests(), env, not args.no_progress,
+                         args.method)
     main_process = _common.is_main_process()
     done = run_alone(stage, args.force, env, main=main_process,
                      log=print if main_process else lambda line: None)
     if not main_process:
         return 0
     result = done.get("result") or {}
-    print(f"SSPFusion: {result['parameters']:,} parameters, {result['epochs']} epochs in "
+    print(f"{args.method}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
           f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}")
     return 0
 

@@ -13,13 +13,13 @@ from PIL import Image
 from configs.schema import ConfigError
 from fusion.colour import luminance
 from fusion.fuse import fuse_split, source_pairs, source_splits
-from fusion.methods import available_methods, build_method
+from fusion.methods import TRAINABLE, available_methods, build_method
 from fusion.methods.classic import fuse_gtf, gtf_objective
 from msrs.layout import DataError, list_pairs, list_split, read_ir
 
 from .conftest import REPO
 
-CLASSIC = [name for name in available_methods() if name != "sspfusion"]
+CLASSIC = [name for name in available_methods() if name not in TRAINABLE]
 RNG = np.random.default_rng(0)
 
 

@@ -2,6 +2,7 @@
 listing the names never loads torch models or optional libraries.
 
 ``build_method("gtf", lam=2)`` returns a method object (see :mod:`fusion.methods.base`);
+``build_method("auif", checkpoint=path)`` loads a trained learned method (:data:`TRAINABLE`);
 ``build_method("external:/data/DDFM")`` wraps a folder of fused images made by another tool
 (:mod:`fusion.methods.external`).
 """
@@ -21,7 +22,12 @@ METHODS: dict[str, str] = {
     "dwt": "fusion.methods.classic:build_dwt",
     "gff": "fusion.methods.classic:build_gff",
     "gtf": "fusion.methods.classic:build_gtf",
+    "didfuse": "fusion.methods.didfuse:build",
+    "auif": "fusion.methods.auif:build",
+    "rfnnest": "fusion.methods.rfnnest:build",
 }
+# methods with a training stage (fusion:<name>): built with checkpoint=<out>/fusion/<name>/model.pt
+TRAINABLE = ("sspfusion", "didfuse", "auif", "rfnnest")
 EXTERNAL_PREFIX = "external:"
 
 
@@ -51,4 +57,4 @@ def build_method(name: str, **options):
     return builder(**options)
 
 
-__all__ = ["METHODS", "available_methods", "build_method", "EXTERNAL_PREFIX"]
+__all__ = ["METHODS", "TRAINABLE", "available_methods", "build_method", "EXTERNAL_PREFIX"]

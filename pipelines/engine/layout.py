@@ -49,9 +49,9 @@ class RunLayout:
     def data(self) -> Path:
         return self.out / "data"
 
-    @property
-    def fusion_model(self) -> Path:
-        return self.out / "fusion" / "sspfusion"
+    def fusion_model(self, method: str = "sspfusion") -> Path:
+        """The training stage folder of a learned fusion method (its ``model.pt``)."""
+        return self.out / "fusion" / method
 
     def fused(self, method: str) -> Path:
         return self.out / "fused" / method_slug(method)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 
@@ -84,27 +85,38 @@ def _split_dirs(root: Path, splits, subdirs) -> list[Path]:
 # ----------------------------------------------------------------------------- stages
 
 def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
-                 manifests: Manifests, env: dict, progress: bool = True) -> Stage:
-    """Train SSPFusion on the training pairs (identity: fusion section, seed, code, train
-    ir/vi manifest, precision); output: the SHA-256 of model.pt."""
+                 manifests: Manifests, env: dict, progress: bool = True,
+                 method: str = "sspfusion") -> Stage:
+    """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``) on the
+    training pairs (identity: its config section (``fusion``; a baseline's own section plus
+    ``fusion.max_pairs``), seed, code, train ir/vi manifest, precision); output: the SHA-256 of
+    model.pt."""
     from fusion.fuse import source_splits
-    from fusion.sspfusion.train import CODE_VERSION, train_fusion
 
-    folder = layout.fusion_model
+    if method == "sspfusion":
+        from fusion.sspfusion.train import CODE_VERSION, train_fusion
+
+        settings = {"fusion": to_dict(config.fusion)}
+        train = partial(train_fusion, config)
+    else:
+        from fusion.methods.training import CODE_VERSION, train_learned
+
+        settings = {method: to_dict(getattr(config, method)),
+                    "max_pairs": config.fusion.max_pairs}
+        train = partial(train_learned, method, config)
+    folder = layout.fusion_model(method)
     splits = ["train"] if "train" in source_splits(data_root) else source_splits(data_root)
     data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
 
     def identify(outputs):
-        return Identity({"config": {"fusion": to_dict(config.fusion), "seed": config.seed},
-                         "code": CODE_VERSION, "data": manifests.of(*data),
-                         "precision": env["precision"]})
+        return Identity({"config": {**settings, "seed": config.seed}, "code": CODE_VERSION,
+                         "data": manifests.of(*data), "precision": env["precision"]})
 
     def run(resume, identity):
-        return train_fusion(config, data_root, folder, resume=resume, progress=progress,
-                            identity=identity)
+        return train(data_root, folder, resume=resume, progress=progress, identity=identity)
 
-    return Stage("fusion:sspfusion", "fusion", folder, identify, run,
-                 lambda: _file_output(folder / "model.pt"), "train SSPFusion")
+    return Stage(f"fusion:{method}", "fusion", folder, identify, run,
+                 lambda: _file_output(folder / "model.pt"), f"train {method}")
 
 
 def method_options(config: ExperimentConfig, method: str) -> dict:
@@ -122,24 +134,25 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
     (:func:`method_options`) (identity: the method, its options and parameters, code, ir/vi
     manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
     manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
-    given ``checkpoint``, from that file."""
+    given ``checkpoint``, from that file. The same holds for every learned method (``TRAINABLE``)."""
     from fusion.fuse import fuse_split, source_pairs, source_splits
-    from fusion.methods import build_method
+    from fusion.methods import TRAINABLE, build_method
     from fusion.methods.base import CODE_VERSION
 
     options = options or {}
     folder = layout.fused(method)
     splits = source_splits(data_root)
     data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
-    model = checkpoint or layout.fusion_model / "model.pt"
-    upstream = ("fusion:sspfusion",) if method == "sspfusion" and checkpoint is None else ()
+    learned = method in TRAINABLE
+    model = checkpoint or layout.fusion_model(method) / "model.pt"
+    upstream = (f"fusion:{method}",) if learned and checkpoint is None else ()
 
     def identify(outputs):
         parts = {"config": {"method": method, **options}, "code": CODE_VERSION,
                  "data": manifests.of(*data)}
         if method.startswith(EXTERNAL):
             parts["external"] = build_method(method, **options).fingerprint()
-        elif method == "sspfusion":
+        elif learned:
             parts["upstream"] = [outputs[k] for k in upstream] or [_file_output(model)]
         else:
             parts["config"]["fingerprint"] = build_method(method).fingerprint()
@@ -147,7 +160,7 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
 
     def run(resume, identity):
         fuser = build_method(method, **options,
-                             **({"checkpoint": model} if method == "sspfusion" else {}))
+                             **({"checkpoint": model} if learned else {}))
         return {split: fuse_split(fuser, source_pairs(data_root, split), folder / split,
                                   progress=progress, split=split) for split in splits}
 
@@ -257,7 +270,7 @@ def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
 def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, methods: list[str],
                env: dict, progress: bool = True) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
-    from fusion.methods import available_methods, build_method
+    from fusion.methods import TRAINABLE, available_methods, build_method
     from pipelines.engine.report import report_stage
 
     counts = validate_root(data_root)
@@ -276,8 +289,10 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
         check_frozen_encoder_is_trained(config.segmentation)
     manifests = Manifests()
     stages: list[Stage] = []
-    if "sspfusion" in methods:
-        stages.append(fusion_stage(config, layout, data_root, manifests, env, progress))
+    for method in methods:
+        if method in TRAINABLE:
+            stages.append(fusion_stage(config, layout, data_root, manifests, env, progress,
+                                       method))
     for method in methods:
         stages.append(fuse_stage(method, layout, data_root, manifests, progress=progress,
                                  options=method_options(config, method)))

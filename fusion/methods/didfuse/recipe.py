@@ -1,0 +1,25 @@
+"""DIDFuse's training recipe (paper 4.1): one phase, the auto-encoder with the loss of
+:mod:`fusion.methods.didfuse.losses`, Adam, lr divided by 10 at each milestone epoch
+(120 epochs, milestones 40 and 80, batch 24 of 128x128 crops in the paper's recipe;
+values in the ``didfuse`` config section).
+
+DECISION: the paper trains on 180 FLIR pairs; here it trains on the experiment's training
+pairs (the same ones SSPFusion learns from), so every row of Table 2 saw the same data.
+"""
+
+from __future__ import annotations
+
+from fusion.methods.didfuse.losses import didfuse_loss
+from fusion.methods.didfuse.model import DIDFuse
+from fusion.methods.learned import Phase, Recipe, step_decay
+
+
+def phases(config) -> list[Phase]:
+    return [Phase("autoencoder", config.epochs,
+                  param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr}],
+                  loss=lambda model, ir, vi: didfuse_loss(model, ir, vi, config),
+                  lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
+                  batch_size=config.batch_size, crop_size=config.crop_size)]
+
+
+RECIPE = Recipe("didfuse", "DIDFuse", 260_935, DIDFuse.from_config, phases)
