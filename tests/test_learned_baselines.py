@@ -132,3 +132,20 @@ def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
     assert all(torch.equal(a[key], b[key]) for key in a)
+
+
+def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, tmp_path):
+    from pipelines.engine import RunLayout
+    from pipelines.engine.plan import UpstreamError, plan_status, run_plan
+    from pipelines.engine.stages import build_plan, environment
+
+    env = environment(TINY)
+    stages = build_plan(TINY, RunLayout(tmp_path), synthetic_root, ["auif", "average"], env,
+                        progress=False)
+    keys = [stage.key for stage in stages]
+    assert "fusion:auif" in keys and "fusion:average" not in keys
+    assert keys.index("fusion:auif") < keys.index("fuse:auif")
+    plan_status(stages, [])
+    with pytest.raises(UpstreamError, match="fusion:auif"):
+        run_plan(stages, ["fuse:auif"], env, "run_all", log=lambda line: None)
+    assert not (tmp_path / "fused" / "auif" / "train").exists()
