@@ -32,7 +32,7 @@ PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Gua
                  "ColorCone", "Bump")
 _DISPLAY = {"infrared": "Infrared", "visible": "Visible", "sspfusion": "SSPFusion", "gtf": "GTF",
             "average": "Average", "max": "Max", "laplacian": "Laplacian", "dwt": "DWT",
-            "gff": "GFF", "tif": "TIF"}
+            "gff": "GFF", "tif": "TIF", "didfuse": "DIDFuse", "auif": "AUIF", "rfnnest": "RFN-Nest"}
 COLUMNS = [*CLASS_NAMES, "miou"]
 REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
 _DIFFERENCE_COLUMNS = (*REFERENCES, "best")
