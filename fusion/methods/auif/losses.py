@@ -1,4 +1,4 @@
-"""AUIF's training loss (paper eq. 12): the auto-encoder learns to give each image back,
+"""AUIF's training loss: the auto-encoder learns to give each image back,
 
     L = ||X - X̂||² + lambda (1 - SSIM(X, X̂)) / 2,   lambda = 5,
 

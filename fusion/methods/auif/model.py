@@ -3,7 +3,7 @@ problems, one for the base (low-frequency) and one for the detail (high-frequenc
 image, are solved by a fixed number of gradient steps whose filters are learned; a tiny decoder
 turns base + detail back into an image.
 
-One unrolled step (paper eqs. 6-9, the base and the detail encoder alike):
+One unrolled step (the paper's unrolled iterations, the base and the detail encoder alike):
 
     X_{k+1} = X_k - eta_k ( sigma(K_k~ * (K_k * X_k)) - theta_k (I - X_k) )
 

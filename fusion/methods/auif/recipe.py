@@ -1,7 +1,8 @@
-"""AUIF's training recipe (paper 4.1): one phase, the auto-encoder on single images (infrared
-and visible crops alike), Adam with lr 1e-2 for the base encoder and the decoder and a tenth of it
-for the detail encoder, divided by 10 at each milestone epoch (80 epochs, milestone 40, batches
-of 32 images of 128x128 in the paper's recipe; values in the ``auif`` config section).
+"""AUIF's training recipe (its paper's training details): one phase, the auto-encoder on
+single images (infrared and visible crops alike), Adam with lr 1e-2 for the base encoder and the
+decoder and a tenth of it for the detail encoder, divided by 10 at each milestone epoch (80
+epochs, milestone 40, batches of 32 images of 128x128 in the paper's recipe; values in the
+``auif`` config section).
 
 DECISION: ``batch_size`` counts crop *pairs*, so one step sees 2 x batch_size images; the paper's
 32 images are batch_size 16. The paper trains on 180 FLIR pairs; here the experiment's training

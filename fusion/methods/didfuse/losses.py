@@ -1,4 +1,4 @@
-"""DIDFuse's training loss (paper eqs. 5-7), on an infrared and a visible batch:
+"""DIDFuse's training loss (the paper's loss section), on an infrared and a visible batch:
 
     L = tanh(||B_I - B_V||²) - alpha1 tanh(||D_I - D_V||²)
         + alpha2 f(I, Î) + alpha3 f(V, V̂) + alpha4 ||∇V - ∇V̂||_1

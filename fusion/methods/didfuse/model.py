@@ -2,7 +2,7 @@
 background (low-frequency) and a detail (high-frequency) feature map; fusion merges the maps of
 the two sources and decodes them.
 
-Architecture (paper Fig. 2 and Table 1; 260,935 parameters, as the SSPFusion paper's Table 5):
+Architecture (the paper's network figure and table; 260,935 parameters, as the SSPFusion paper's Table 5):
 
     encoder  conv1  1 -> 64   3x3, BN, PReLU            -> shallow skip  (F1)
              conv2 64 -> 64   3x3, BN, PReLU            -> middle skip   (F2)
@@ -18,7 +18,7 @@ DECISION (the paper's table lists the layers but not every normalisation): the o
 a one-channel BatchNorm before the sigmoid, as in the authors' public code; it is what makes the
 count 260,935 (without it, 260,933).
 
-DECISION (fusion rule, paper 3.3): the paper offers summation, averaging and an l1-norm weighting
+DECISION (fusion rule): the paper offers summation, averaging and an l1-norm weighting
 of the feature maps; the default is summation of every map (B, D and both skips), as the authors'
 test code runs it. ``fusion_rule`` chooses (:func:`fusion.methods.learned.combine`).
 """

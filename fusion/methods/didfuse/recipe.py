@@ -1,4 +1,4 @@
-"""DIDFuse's training recipe (paper 4.1): one phase, the auto-encoder with the loss of
+"""DIDFuse's training recipe (the paper's training details): one phase, the auto-encoder with the loss of
 :mod:`fusion.methods.didfuse.losses`, Adam, lr divided by 10 at each milestone epoch
 (120 epochs, milestones 40 and 80, batch 24 of 128x128 crops in the paper's recipe;
 values in the ``didfuse`` config section).

@@ -1,7 +1,7 @@
-"""RFN-Nest's two training losses (paper eqs. 1-2 and 4-6).
+"""RFN-Nest's two training losses.
 
-Stage 1, the nest auto-encoder (eq. 1-2):   L_auto = ||O - I||² + lambda (1 - SSIM(O, I)), lambda 100.
-Stage 2, the RFN with the auto-encoder frozen (eq. 4-6):
+Stage 1, the nest auto-encoder :   L_auto = ||O - I||² + lambda (1 - SSIM(O, I)), lambda 100.
+Stage 2, the RFN with the auto-encoder frozen:
 
     L_RFN    = alpha L_detail + L_feature,                   alpha = 700
     L_detail = 1 - SSIM(O, I_vi)

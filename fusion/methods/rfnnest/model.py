@@ -1,7 +1,7 @@
 """RFN-Nest (Li, Wu and Kittler, Information Fusion 2021): a nest-connected auto-encoder and a
 residual fusion network (RFN) that merges the two sources' features at every scale.
 
-Architecture (paper section 3, Figs. 2-5; 7,524,249 parameters, as the SSPFusion paper's Table 5):
+Architecture (the paper's section 3 and its figures; 7,524,249 parameters, as the SSPFusion paper's Table 5):
 
 * ``ConvLayer``: reflection padding, convolution, ReLU (no ReLU on the output layer).
 * ``DenseBlockLight(c_in, c_out)``: a 3x3 ConvLayer to c_in/2 channels, then a 1x1 to c_out.

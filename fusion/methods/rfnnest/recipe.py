@@ -1,4 +1,4 @@
-"""RFN-Nest's two-stage training (paper 4.1), values in the ``rfnnest`` config section.
+"""RFN-Nest's two-stage training (the paper's training details), values in the ``rfnnest`` config section.
 
 1. ``autoencoder``: the nest encoder and decoder learn to reconstruct single images (infrared and
    visible crops alike) with L_auto; the RFN blocks are frozen (they take no part).
