@@ -57,13 +57,13 @@ class FusionConfig:
     use_spf: bool = True  # ablation "w/o P" (Table 4): no unique-structure enhancement
     shared_encoder: bool = False  # one SFE for both modalities (eq. 1; model.SSPFusion)
     structure_target: str = "gradient"  # eq. 2 reading: gradient | features (model.structure_target)
-    frozen_targets: bool = False  # stage 2 targets from a frozen copy of the stage-1 SFE
+    frozen_targets: bool = False  # phase 2 targets from a frozen copy of the phase-1 SFE
     output: str = "clamp"  # decoder output: clamp (straight-through) | sigmoid (model.Decoder)
     alpha: float = 1.0  # weight of L_str, eq. 9
     beta: float = 1.0  # weight of L_rec, eq. 9
     charbonnier_eps: float = 1e-3  # epsilon of eq. 10
-    structure_epochs: int = 50  # stage 1: learn the structure maps
-    fusion_epochs: int = 300  # stage 2: learn the fusion
+    structure_epochs: int = 50  # phase 1: learn the structure maps
+    fusion_epochs: int = 300  # phase 2: learn the fusion
     batch_size: int = 8
     lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])

@@ -128,7 +128,7 @@ def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int)
 
     def bare():
         with precision.autocast(device):
-            loss, _ = total_loss(model(ir, vi), ir, vi, fus, stage="fusion")
+            loss, _ = total_loss(model(ir, vi), ir, vi, fus, phase="fusion")
         amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)

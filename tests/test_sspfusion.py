@@ -116,8 +116,8 @@ def test_model_keeps_the_input_size(size):
         assert s.shape[-1] == out.structure_ir[0].shape[-1] // 2**k
 
 
-@pytest.mark.parametrize("stage", ["structure", "fusion"])
-def test_adam_steps_lower_the_loss(stage):
+@pytest.mark.parametrize("phase", ["structure", "fusion"])
+def test_adam_steps_lower_the_loss(phase):
     torch.manual_seed(0)
     config = tiny_config()
     model = SSPFusion.from_config(config)
@@ -125,7 +125,7 @@ def test_adam_steps_lower_the_loss(stage):
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3, betas=(0.9, 0.999))
     losses = []
     for _ in range(6):
-        loss, terms = total_loss(model(ir, vi, reconstruct=stage == "structure"), ir, vi, config, stage)
+        loss, terms = total_loss(model(ir, vi, reconstruct=phase == "structure"), ir, vi, config, phase)
         assert torch.isfinite(loss) and terms["total"].item() == pytest.approx(loss.item())
         optimizer.zero_grad()
         loss.backward()
@@ -143,26 +143,26 @@ def test_ablation_switches_build_and_run(use_sfe, use_spf):
     assert out.fused.shape == ir.shape
     assert bool(out.unique) == use_spf
     assert model.sfe_ir.heads is not None and out.structure_ir  # "w/o F" keeps the network
-    for stage in ("structure", "fusion"):
-        loss, terms = total_loss(out, ir, vi, config, stage)
+    for phase in ("structure", "fusion"):
+        loss, terms = total_loss(out, ir, vi, config, phase)
         assert ("str" in terms) == use_sfe and ("rec" in terms) == use_sfe
-        assert ("fus" in terms) == (stage == "fusion")
+        assert ("fus" in terms) == (phase == "fusion")
     loss.backward()
     with pytest.raises(ValueError):
         total_loss(model(ir, vi), ir, vi, config, "structure")  # no reconstructions
 
 
 def test_without_sfe_only_the_loss_changes():
-    # paper 4.3: "w/o F" is trained without L_str and L_rec; same parameters, same stages
+    # paper 4.3: "w/o F" is trained without L_str and L_rec; same parameters, same phases
     full, ablated = tiny_config(), tiny_config(use_sfe=False)
     assert count_parameters(SSPFusion.from_config(full)) == count_parameters(SSPFusion.from_config(ablated))
     torch.manual_seed(0)
     model = SSPFusion.from_config(full)
     ir, vi = pair(1, 24, 24)
     out = model(ir, vi, reconstruct=True)
-    for stage in ("structure", "fusion"):
-        loss_full, terms = total_loss(out, ir, vi, full, stage)
-        loss_ablated, _ = total_loss(out, ir, vi, ablated, stage)
+    for phase in ("structure", "fusion"):
+        loss_full, terms = total_loss(out, ir, vi, full, phase)
+        loss_ablated, _ = total_loss(out, ir, vi, ablated, phase)
         dropped = terms["str"].item() + terms["rec"].item()
         assert loss_ablated.item() == pytest.approx(loss_full.item() - dropped, rel=1e-5)
 
@@ -186,7 +186,7 @@ def test_eq2_readings_and_constant_target_fraction():
 def test_clamp_output_never_goes_dead_but_sigmoid_does():
     from fusion.sspfusion.model import straight_through_clamp
 
-    logits = torch.full((1, 1, 4, 4), -1500.0, requires_grad=True)  # what stage 1 produced on MSRS
+    logits = torch.full((1, 1, 4, 4), -1500.0, requires_grad=True)  # what phase 1 produced on MSRS
     torch.sigmoid(logits).mean().backward()
     assert logits.grad.abs().max().item() == 0.0
     logits.grad = None
@@ -199,13 +199,13 @@ def test_clamp_output_never_goes_dead_but_sigmoid_does():
 def test_collapse_guard_stops_with_a_clear_message():
     from fusion.sspfusion.train import FusionCollapseError, check_not_collapsed
 
-    check_not_collapsed({"epoch": 3, "stage": "fusion", "varied": 0.25, "brightness": 0.2})
-    with pytest.raises(FusionCollapseError, match="epoch 9 .fusion stage.*constant.*brightness 0.0/255"):
-        check_not_collapsed({"epoch": 9, "stage": "fusion", "varied": 0.0, "brightness": 0.0})
-    started = {"epoch": 2, "stage": "fusion", "varied": 0.0, "brightness": 0.0}
-    check_not_collapsed(started, first_of_stage=True)  # a new stage may start at the floor
+    check_not_collapsed({"epoch": 3, "phase": "fusion", "varied": 0.25, "brightness": 0.2})
+    with pytest.raises(FusionCollapseError, match="epoch 9 .fusion phase.*constant.*brightness 0.0/255"):
+        check_not_collapsed({"epoch": 9, "phase": "fusion", "varied": 0.0, "brightness": 0.0})
+    started = {"epoch": 2, "phase": "fusion", "varied": 0.0, "brightness": 0.0}
+    check_not_collapsed(started, first_of_phase=True)  # a new phase may start at the floor
     with pytest.raises(FusionCollapseError, match="epoch 2 "):
-        check_not_collapsed(started, first_of_stage=True, last=True)  # but must not end there
+        check_not_collapsed(started, first_of_phase=True, last=True)  # but must not end there
 
 
 def test_shared_encoder_and_frozen_targets():
@@ -222,7 +222,7 @@ def test_shared_encoder_and_frozen_targets():
         model.sfe_ir.levels[0].entry[0].weight.mul_(-1)  # training moves the live extractor...
     model.train()
     frozen_gt = model(ir, vi).structure_gt_ir
-    model.freeze_targets()  # ...the targets follow it only when stage 2 starts
+    model.freeze_targets()  # ...the targets follow it only when phase 2 starts
     live_gt = model(ir, vi).structure_gt_ir
     assert not all(torch.equal(a, b) for a, b in zip(frozen_gt, live_gt, strict=True))
 

@@ -1,7 +1,7 @@
 """SSPFusion on real MSRS crops (tests/data/msrs): the collapse to black images is gone.
 
-With a sigmoid output, a stage 1 this long drove the decoder's logits to about -1500 on these
-crops (reconstructions black from step ~16); stage 2 then started dead and L_fus stayed flat. The
+With a sigmoid output, a phase 1 this long drove the decoder's logits to about -1500 on these
+crops (reconstructions black from step ~16); phase 2 then started dead and L_fus stayed flat. The
 test fails on that code and passes with the straight-through clamp output (model.Decoder). The
 mean standard deviation of the output images is the "not constant" check (a black image has 0).
 """
@@ -18,7 +18,7 @@ from PIL import Image
 from configs.schema import FusionConfig
 from fusion.colour import luminance
 from fusion.sspfusion import SSPFusion, total_loss
-from fusion.sspfusion.train import set_stage_trainable
+from fusion.sspfusion.train import set_phase_trainable
 
 MSRS = Path(__file__).resolve().parent / "data" / "msrs"
 
@@ -38,17 +38,17 @@ def msrs_crops(size: int = 64, per_pair: int = 3, seed: int = 0) -> tuple[torch.
     return tuple(torch.from_numpy(np.stack(a).astype(np.float32) / 255)[:, None] for a in (irs, vis))
 
 
-def train_steps(model, config, ir, vi, stage: str, steps: int, lr: float) -> list[dict]:
-    set_stage_trainable(model, stage)
+def train_steps(model, config, ir, vi, phase: str, steps: int, lr: float) -> list[dict]:
+    set_phase_trainable(model, phase)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = []
     for _ in range(steps):
-        out = model(ir, vi, reconstruct=stage == "structure")
-        loss, terms = total_loss(out, ir, vi, config, stage)
+        out = model(ir, vi, reconstruct=phase == "structure")
+        loss, terms = total_loss(out, ir, vi, config, phase)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        images = (torch.cat([out.reconstruction_ir, out.reconstruction_vi]) if stage == "structure"
+        images = (torch.cat([out.reconstruction_ir, out.reconstruction_vi]) if phase == "structure"
                   else out.fused)
         history.append({name: float(value) for name, value in terms.items()}
                        | {"std": float(images.detach().flatten(1).std(dim=1).mean())})

@@ -1,4 +1,4 @@
-"""SSPFusion training losses (paper 3.3, eqs. 3, 9-14) and the two training stages (4.1).
+"""SSPFusion training losses (paper 3.3, eqs. 3, 9-14) and the two training phases (4.1).
 
     L_total = alpha L_str + beta L_rec + L_fus                       (eq. 9)
     L_str   = Σ_k Dist(S^k, S^{k,gt})                                 (eqs. 3-4, dice distance)
@@ -22,7 +22,7 @@ from fusion.sspfusion.model import (
     sobel_gradient,
 )
 
-STAGES = ("structure", "fusion")
+PHASES = ("structure", "fusion")
 
 
 def structure_loss(predicted: list[torch.Tensor], targets: list[torch.Tensor]) -> torch.Tensor:
@@ -84,34 +84,34 @@ def fusion_loss(fused: torch.Tensor, ir_y: torch.Tensor, vi_y: torch.Tensor) -> 
 
 
 def total_loss(output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, config,
-               stage: str = "fusion") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The loss of one training stage -> (loss, {term name: detached scalar tensor}).
+               phase: str = "fusion") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The loss of one training phase -> (loss, {term name: detached scalar tensor}).
 
     ``config`` is a configs.schema.FusionConfig (or an ExperimentConfig: its .fusion is used):
     alpha, beta, charbonnier_eps, use_sfe are read.
 
-    DECISION (stages, paper 4.1: "a two-stage training scheme inspired by (Li et al., 2021)"; the
-    first stage "obtains the ground-truth structure", the second "generates the fused image"):
+    DECISION (phases, paper 4.1: "a two-stage training scheme inspired by (Li et al., 2021)"; the
+    first phase "obtains the ground-truth structure", the second "generates the fused image"):
 
-    - stage "structure": alpha L_str + beta L_rec + L_ae, where L_ae = Charbonnier(reconstruction,
+    - phase "structure": alpha L_str + beta L_rec + L_ae, where L_ae = Charbonnier(reconstruction,
       source) summed over the two sources is the auto-encoder term of Li et al.'s (RFN-Nest) first
-      stage: each source decoded from its own features (needs ``model(ir, vi, reconstruct=True)``).
+      phase: each source decoded from its own features (needs ``model(ir, vi, reconstruct=True)``).
       It is not in eq. 9; it keeps the features informative, since the structure terms alone can
       be minimised by collapsing the features (a flat feature map has a trivial S^{k,gt}).
-    - stage "fusion": the full eq. 9, alpha L_str + beta L_rec + L_fus; reconstructions, if
+    - phase "fusion": the full eq. 9, alpha L_str + beta L_rec + L_fus; reconstructions, if
       present, are ignored.
 
     Ablation "w/o F" (use_sfe off) follows the paper's text ("trained solely with L_fus" instead
-    of eq. 9): L_str and L_rec are left out of both stages and nothing else changes (same network
-    and heads, same two stages; stage 1 is then L_ae alone).
+    of eq. 9): L_str and L_rec are left out of both phases and nothing else changes (same network
+    and heads, same two phases; phase 1 is then L_ae alone).
 
     Terms in the dict: str, rec (when use_sfe), const_gt (fraction of constant target maps, see
-    model.constant_target_fraction; logged, not optimised), ae (structure stage), ssim, smooth,
-    grad, fus (fusion stage), total.
+    model.constant_target_fraction; logged, not optimised), ae (structure phase), ssim, smooth,
+    grad, fus (fusion phase), total.
     """
     config = getattr(config, "fusion", config)
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, got {stage!r}")
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
     terms: dict[str, torch.Tensor] = {}
     loss = ir_y.new_zeros(())
     targets = output.structure_gt_ir + output.structure_gt_vi
@@ -124,9 +124,9 @@ def total_loss(output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, con
         terms["str"] = structure_loss(predicted, targets)
         terms["rec"] = reconstruction_loss(predicted, targets, config.charbonnier_eps)
         loss = loss + config.alpha * terms["str"] + config.beta * terms["rec"]
-    if stage == "structure":
+    if phase == "structure":
         if output.reconstruction_ir is None or output.reconstruction_vi is None:
-            raise ValueError('stage "structure" needs the reconstructions: call '
+            raise ValueError('phase "structure" needs the reconstructions: call '
                              "model(ir_y, vi_y, reconstruct=True)")
         terms["ae"] = (charbonnier(output.reconstruction_ir, ir_y, config.charbonnier_eps)
                        + charbonnier(output.reconstruction_vi, vi_y, config.charbonnier_eps))

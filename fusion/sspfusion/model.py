@@ -57,7 +57,7 @@ def structure_target(features: torch.Tensor, reading: str = "gradient") -> torch
       a negative mean then has an all-zero target and one with a large mean an all-one target (36-
       45 % of the channels at initialisation on a real MSRS pair), and the extractor, trained on
       targets computed from its own features, can make its targets trivial by shifting its
-      features (measured: the constant-target fraction climbs during stage 1, see ``
+      features (measured: the constant-target fraction climbs during phase 1, see ``
       constant_target_fraction``).
     - ``"gradient"``: the threshold is the GAP of the gradient map, i.e. "a pixel is structure
       where its gradient exceeds the channel's average gradient". Invariant to a shift and a
@@ -65,7 +65,7 @@ def structure_target(features: torch.Tensor, reading: str = "gradient") -> torch
       with any variation has both classes.
 
     DECISION: ``"gradient"`` by default (configs/schema.py ``fusion.structure_target``): with the
-    literal reading the feature drift it rewards blew the stage-1 features up on real MSRS (see
+    literal reading the feature drift it rewards blew the phase-1 features up on real MSRS (see
     README, SSPFusion table). One map per feature channel (so S^k has C_k channels, which is what
     makes eqs. 7-8 elementwise products with F^k well defined); the polarity is the paper's: 1
     where the gradient is *at most* the threshold (1 = flat, 0 = structure); the polarity does not
@@ -285,7 +285,7 @@ class Decoder(nn.Module):
     forward pass and lets the gradient through unchanged (straight-through), so the losses always
     see a valid image and the output can never go dead. ``"sigmoid"`` was the first choice and is
     what made SSPFusion collapse to black images on real MSRS: the decoder's logits drifted to
-    about -1500 during stage 1, where the sigmoid's gradient is exactly 0 in float32, so no loss
+    about -1500 during phase 1, where the sigmoid's gradient is exactly 0 in float32, so no loss
     could bring the output back (README, SSPFusion table).
     """
 
@@ -332,7 +332,7 @@ class FusionOutput:
     - structure_gt_ir / structure_gt_vi: the targets S^{k,gt} of eq. 2 (detached).
     - unique: M^k = J_p(S^k_ir, S^k_vi) (eq. 6) used by SPF; [] when use_spf is off.
     - reconstruction_ir / reconstruction_vi: each source decoded from its own features only
-      (stage 1 auto-encoder term, see losses.total_loss); None unless forward(reconstruct=True).
+      (phase 1 auto-encoder term, see losses.total_loss); None unless forward(reconstruct=True).
     """
 
     fused: torch.Tensor
@@ -367,7 +367,7 @@ class SSPFusion(nn.Module):
         structure_target: the reading of eq. 2 (:func:`structure_target`).
         output: the decoder's output squashing (:class:`Decoder`).
         frozen_targets: keep a frozen copy of the SFE (``target_sfe``, refreshed by
-            :meth:`freeze_targets` when stage 2 starts) and compute S^{k,gt} from its features.
+            :meth:`freeze_targets` when phase 2 starts) and compute S^{k,gt} from its features.
 
     DECISION (shared_encoder, eq. 1): the paper draws two SFE branches without saying whether they
     share weights. With separate encoders channel i of F_ir and channel i of F_vi are unrelated
@@ -423,7 +423,7 @@ class SSPFusion(nn.Module):
 
     @torch.no_grad()
     def freeze_targets(self) -> None:
-        """Copy the current SFE weights into the frozen target extractor (stage 2 starts)."""
+        """Copy the current SFE weights into the frozen target extractor (phase 2 starts)."""
         if self.target_sfe is None:
             raise ValueError("model built without frozen_targets")
         for frozen, live in zip(self.target_sfe, self.extractors(), strict=True):
@@ -451,7 +451,7 @@ class SSPFusion(nn.Module):
     def forward(self, ir_y: torch.Tensor, vi_y: torch.Tensor, reconstruct: bool = False) -> FusionOutput:
         """ir_y, vi_y: (B, 1, H, W) luminance in [0, 1] -> :class:`FusionOutput`.
 
-        ``reconstruct=True`` also decodes each source from its own features (the stage-1 auto-
+        ``reconstruct=True`` also decodes each source from its own features (the phase-1 auto-
         encoder path, which shares the decoder; no extra parameters).
         """
         if ir_y.shape != vi_y.shape or ir_y.dim() != 4 or ir_y.shape[1] != 1:

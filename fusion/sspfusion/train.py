@@ -1,23 +1,23 @@
-"""Two-stage SSPFusion training (paper 4.1) on the training pairs of an MSRS root, or on any
+"""Two-phase SSPFusion training (paper 4.1) on the training pairs of an MSRS root, or on any
 folder holding ``ir/`` and ``vi/`` (RoadScene layout).
 
 Recipe, all values from ``FusionConfig``: Adam (betas 0.9, 0.999), lr 2e-4 with cosine decay,
 random ``crop_size`` square crops (plus horizontal flips), batch ``batch_size``.
 
-- Stage 1, ``structure_epochs``: the structure maps and an auto-encoder path learn
-  (``losses.total_loss(..., stage="structure")``).
-- Stage 2, ``fusion_epochs``: the full eq. 9.
+- Phase 1, ``structure_epochs``: the structure maps and an auto-encoder path learn
+  (``losses.total_loss(..., phase="structure")``).
+- Phase 2, ``fusion_epochs``: the full eq. 9.
 
-DECISION (the paper gives one lr and "cosine decay" without saying over what): each stage gets a
+DECISION (the paper gives one lr and "cosine decay" without saying over what): each phase gets a
 fresh Adam and its own cosine from ``lr`` down to ``lr / 100``, as two separate trainings in the
 style of Li et al. (2021), which the paper cites for the two-stage scheme. The ablation "w/o F"
-(``use_sfe`` off) runs the same two stages with L_str and L_rec left out (losses.total_loss).
-With ``frozen_targets`` the SFE is copied when stage 2 starts and S^{k,gt} comes from that copy.
+(``use_sfe`` off) runs the same two phases with L_str and L_rec left out (losses.total_loss).
+With ``frozen_targets`` the SFE is copied when phase 2 starts and S^{k,gt} comes from that copy.
 
 Losses run in float32 outside autocast (``FusionOutput.float``). Collapse guard: an epoch in which
-every image output of the stage (stage 1: the reconstructions; stage 2: the fused images) is
+every image output of the phase (phase 1: the reconstructions; phase 2: the fused images) is
 constant raises :class:`FusionCollapseError` instead of writing a model that fuses to flat images
-(the first epoch of a stage is let off unless it is the last: see :func:`check_not_collapsed`).
+(the first epoch of a phase is let off unless it is the last: see :func:`check_not_collapsed`).
 
 Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
 pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
@@ -156,7 +156,7 @@ def fusion_loader(config: ExperimentConfig, data_root: Path, seed: int, place: D
     return make_loader(dataset, config.fusion.batch_size, place, seed, epoch, pin_memory)
 
 
-def stage_of(config: FusionConfig, epoch: int) -> str:
+def phase_of(config: FusionConfig, epoch: int) -> str:
     return "structure" if epoch < structure_epochs(config) else "fusion"
 
 
@@ -165,7 +165,7 @@ def structure_epochs(config: FusionConfig) -> int:
 
 
 def learning_rate(config: FusionConfig, epoch: int) -> float:
-    """Cosine from lr to lr / 100 within each stage (see the module docstring)."""
+    """Cosine from lr to lr / 100 within each phase (see the module docstring)."""
     first = structure_epochs(config)
     start, length = (0, first) if epoch < first else (first, config.fusion_epochs)
     progress = (epoch - start) / max(length, 1)
@@ -173,37 +173,37 @@ def learning_rate(config: FusionConfig, epoch: int) -> float:
     return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
 
 
-def set_stage_trainable(model: SSPFusion, stage: str) -> None:
+def set_phase_trainable(model: SSPFusion, phase: str) -> None:
     """Stage "structure" trains the SFEs and the decoder (L_str, L_rec, L_ae); the fusion
     convolutions take no part in its loss, so they are frozen then rather than left without a
     gradient (which DistributedDataParallel rejects). Stage "fusion" trains everything."""
     for parameter in model.fuse.parameters():
-        parameter.requires_grad_(stage != "structure")
+        parameter.requires_grad_(phase != "structure")
 
 
-def stage_images(output, stage: str) -> torch.Tensor:
-    """The image output a stage trains: the reconstructions (stage 1) or the fused images."""
-    if stage == "structure":
+def phase_images(output, phase: str) -> torch.Tensor:
+    """The image output a phase trains: the reconstructions (phase 1) or the fused images."""
+    if phase == "structure":
         return torch.cat([output.reconstruction_ir, output.reconstruction_vi])
     return output.fused
 
 
 def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, config: FusionConfig,
-                       stage: str) -> dict:
+                       phase: str) -> dict:
     """One pass; returns summed loss terms of this rank, ``images`` seen, ``brightness`` (summed
-    mean of the stage's output images) and ``varied`` (how many of them are not constant)."""
+    mean of the phase's output images) and ``varied`` (how many of them are not constant)."""
     sums: dict[str, float] = {"brightness": 0.0, "varied": 0.0}
     seen, tick = 0, time.perf_counter()
     for ir, vi in batches:
         ir = ir.to(device, non_blocking=precision.pin_memory)
         vi = vi.to(device, non_blocking=precision.pin_memory)
         with precision.autocast(device):
-            output = net(ir, vi, reconstruct=stage == "structure")
-        loss, terms = total_loss(output.float(), ir.float(), vi.float(), config, stage=stage)
+            output = net(ir, vi, reconstruct=phase == "structure")
+        loss, terms = total_loss(output.float(), ir.float(), vi.float(), config, phase=phase)
         amp_step(loss, optimizer, scaler)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + float(value) * len(ir)
-        images = stage_images(output, stage).detach().float().flatten(1)
+        images = phase_images(output, phase).detach().float().flatten(1)
         sums["brightness"] += float(images.mean(dim=1).sum()) * len(ir) / len(images)
         sums["varied"] += float((images.std(dim=1) >= COLLAPSE_STD).sum()) * len(ir) / len(images)
         seen += len(ir)
@@ -213,16 +213,16 @@ def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, confi
     return {**sums, "images": seen}
 
 
-def check_not_collapsed(row: dict, first_of_stage: bool = False, last: bool = False) -> None:
+def check_not_collapsed(row: dict, first_of_phase: bool = False, last: bool = False) -> None:
     """Raise FusionCollapseError when no output image of the epoch ``row`` varied, unless it is
-    the first epoch of its stage and not the last of training: a freshly started stage may begin
+    the first epoch of its phase and not the last of training: a freshly started phase may begin
     at the clamp's floor (its initial output is near 0) and leave it within an epoch, which a dead
     output cannot."""
-    if row["varied"] > 0 or (first_of_stage and not last):
+    if row["varied"] > 0 or (first_of_phase and not last):
         return
-    what = "reconstructions" if row["stage"] == "structure" else "fused images"
+    what = "reconstructions" if row["phase"] == "structure" else "fused images"
     raise FusionCollapseError(
-        f"SSPFusion collapsed in epoch {row['epoch']} ({row['stage']} stage): every one of its "
+        f"SSPFusion collapsed in epoch {row['epoch']} ({row['phase']} phase): every one of its "
         f"{what} is constant (std < {COLLAPSE_STD} on [0, 1], mean brightness "
         f"{row['brightness'] * 255:.1f}/255); stopping without writing a model. Try a lower "
         "fusion.lr, fusion.output=clamp, or fewer fusion.structure_epochs")
@@ -266,22 +266,22 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
     if state is not None:
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
-    stage = stage_of(fus, start)
-    if model.target_sfe is not None and state is None and stage == "fusion":
-        model.freeze_targets()  # no stage 1: the targets come from the initial extractor
-    set_stage_trainable(model, stage)
+    phase = phase_of(fus, start)
+    if model.target_sfe is not None and state is None and phase == "fusion":
+        model.freeze_targets()  # no phase 1: the targets come from the initial extractor
+    set_phase_trainable(model, phase)
     net = wrap_model(model, device, place)
     optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
-    if state is not None and state["stage"] == stage:
+    if state is not None and state["phase"] == phase:
         optimizer.load_state_dict(state["optimizer"])
     scaler = precision.make_scaler(device)
     last = total_epochs if stop_after is None else min(total_epochs, stop_after)
     for epoch in range(start, last):
-        if stage_of(fus, epoch) != stage:  # stage 2 starts with a fresh optimizer
-            stage = stage_of(fus, epoch)
+        if phase_of(fus, epoch) != phase:  # phase 2 starts with a fresh optimizer
+            phase = phase_of(fus, epoch)
             if model.target_sfe is not None:
                 model.freeze_targets()
-            set_stage_trainable(model, stage)
+            set_phase_trainable(model, phase)
             net = wrap_model(model, device, place)  # DDP fixes its parameter set when built
             optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
         lr = learning_rate(fus, epoch)
@@ -290,21 +290,21 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
                              precision.pin_memory)
         model.train()
         tick = time.perf_counter()
-        bar = progress_bar(loader, f"SSPFusion {stage} epoch {epoch + 1}/{total_epochs}",
+        bar = progress_bar(loader, f"SSPFusion {phase} epoch {epoch + 1}/{total_epochs}",
                            progress and place.is_main, lr=lr)
-        sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, stage)
+        sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, phase)
         images = sums.pop("images")
-        row = {"epoch": epoch + 1, "stage": stage, "lr": lr,
+        row = {"epoch": epoch + 1, "phase": phase, "lr": lr,
                **epoch_means(sums, images, device, place),
                "seconds": round(time.perf_counter() - tick, 2)}
         history.append(row)
         if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
             write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-        check_not_collapsed(row, first_of_stage=epoch == 0 or stage_of(fus, epoch - 1) != stage,
+        check_not_collapsed(row, first_of_phase=epoch == 0 or phase_of(fus, epoch - 1) != phase,
                             last=epoch + 1 == total_epochs)
         save_checkpoint(checkpoint_path, {"model": model.state_dict(),
                                           "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                          "stage": stage, "history": history,
+                                          "phase": phase, "history": history,
                                           "identity": identity}, place)
     if last < total_epochs:
         return {"stopped_after_epoch": last}
