@@ -63,8 +63,10 @@ def init_distributed(device: torch.device) -> tuple[torch.device, Dist]:
 def per_rank_batch(global_batch: int, place: Dist) -> int:
     """The per-process batch keeping the global batch equal to the config's."""
     if global_batch % place.world_size:
-        raise ValueError(f"batch {global_batch} cannot be split evenly over {place.world_size} "
-                         "processes; choose a batch divisible by --nproc_per_node")
+        raise ValueError(
+            f"batch {global_batch} cannot be split evenly over {place.world_size} "
+            "processes; choose a batch divisible by --nproc_per_node"
+        )
     return global_batch // place.world_size
 
 
@@ -104,8 +106,7 @@ class GlooSyncBatchNorm(torch.nn.BatchNorm2d):
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                            else self.momentum)
+                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * n / (n - 1), momentum)
         return out
@@ -116,8 +117,9 @@ def convert_gloo_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     the same parameters and buffers; returns the module."""
     for name, child in module.named_children():
         if type(child) is torch.nn.BatchNorm2d:
-            synced = GlooSyncBatchNorm(child.num_features, child.eps, child.momentum,
-                                       child.affine, child.track_running_stats)
+            synced = GlooSyncBatchNorm(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             synced.load_state_dict(child.state_dict())
             synced.train(child.training)
             for parameter, original in zip(synced.parameters(), child.parameters(), strict=True):
@@ -128,8 +130,9 @@ def convert_gloo_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def wrap_model(model: torch.nn.Module, device: torch.device, place: Dist,
-               sync_batchnorm: bool = False) -> torch.nn.Module:
+def wrap_model(
+    model: torch.nn.Module, device: torch.device, place: Dist, sync_batchnorm: bool = False
+) -> torch.nn.Module:
     """DDP-wrap when distributed (BatchNorm synchronised first when asked); the model itself
     otherwise."""
     if not place.enabled:
@@ -139,8 +142,7 @@ def wrap_model(model: torch.nn.Module, device: torch.device, place: Dist,
     elif sync_batchnorm:
         model = convert_gloo_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
-                                                     find_unused_parameters=True)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

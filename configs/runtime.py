@@ -44,8 +44,9 @@ def setup_runtime(runtime: RuntimeConfig) -> torch.device:
     if runtime.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    benchmark = runtime.cudnn_benchmark == "on" or (runtime.cudnn_benchmark == "auto"
-                                                    and device.type == "cuda")
+    benchmark = runtime.cudnn_benchmark == "on" or (
+        runtime.cudnn_benchmark == "auto" and device.type == "cuda"
+    )
     torch.backends.cudnn.benchmark = benchmark
     torch.backends.cudnn.deterministic = runtime.deterministic and not benchmark
     return device

@@ -333,16 +333,20 @@ def validate(config: ExperimentConfig) -> None:
         raise ConfigError(f"seeds: must be >= 1, got {config.seeds}")
     for name in config.inputs:
         if name not in VALID_INPUTS:
-            raise ConfigError(f"inputs: unknown input '{name}' (valid: {', '.join(VALID_INPUTS)};"
-                              " fused inputs come from 'methods')")
+            raise ConfigError(
+                f"inputs: unknown input '{name}' (valid: {', '.join(VALID_INPUTS)};"
+                " fused inputs come from 'methods')"
+            )
     if config.metrics_convention not in ("python", "matlab"):
         raise ConfigError("metrics_convention: must be 'python' or 'matlab'")
     if not 0 <= seg.freeze_epochs <= seg.epochs:
         raise ConfigError("segmentation.freeze_epochs: must be between 0 and segmentation.epochs")
     _validate_segmentation(seg)
     if config.external_grey not in ("recolour", "keep"):
-        raise ConfigError("external_grey: must be 'recolour' (visible Cb/Cr, as every built-in "
-                          "method gets) or 'keep' (three grey channels)")
+        raise ConfigError(
+            "external_grey: must be 'recolour' (visible Cb/Cr, as every built-in "
+            "method gets) or 'keep' (three grey channels)"
+        )
     if seg.decoder_channels < 1:
         raise ConfigError(f"segmentation.decoder_channels: must be >= 1, got {seg.decoder_channels}")
     if seg.crop is not None and len(seg.crop) != 2:
@@ -380,7 +384,8 @@ def check_frozen_encoder_is_trained(seg: SegmentationConfig) -> None:
         raise ConfigError(
             f"segmentation.freeze_epochs: {seg.freeze_epochs} epochs with a frozen encoder, but "
             "encoder_weights is null: a randomly initialised encoder learns nothing while frozen. "
-            "Name encoder_weights, set freeze_epochs: 0, or opt in with freeze_random_encoder: true")
+            "Name encoder_weights, set freeze_epochs: 0, or opt in with freeze_random_encoder: true"
+        )
 
 
 def _validate_segmentation(seg: SegmentationConfig) -> None:
@@ -393,12 +398,19 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
     if seg.reported_model not in ("last", "lowest_val_loss"):
         raise ConfigError("segmentation.reported_model: must be 'last' or 'lowest_val_loss'")
     if seg.reported_model == "lowest_val_loss" and seg.val_fraction == 0:
-        raise ConfigError("segmentation.reported_model: lowest_val_loss needs a validation split "
-                          "(segmentation.val_fraction > 0)")
-    if seg.warmup_epochs < 0 or seg.hold_epochs < 0 or \
-            seg.warmup_epochs + seg.hold_epochs >= max(seg.epochs, 1):
-        raise ConfigError("segmentation.warmup_epochs + hold_epochs: must leave cosine epochs "
-                          f"(got {seg.warmup_epochs} + {seg.hold_epochs} of {seg.epochs})")
+        raise ConfigError(
+            "segmentation.reported_model: lowest_val_loss needs a validation split "
+            "(segmentation.val_fraction > 0)"
+        )
+    if (
+        seg.warmup_epochs < 0
+        or seg.hold_epochs < 0
+        or seg.warmup_epochs + seg.hold_epochs >= max(seg.epochs, 1)
+    ):
+        raise ConfigError(
+            "segmentation.warmup_epochs + hold_epochs: must leave cosine epochs "
+            f"(got {seg.warmup_epochs} + {seg.hold_epochs} of {seg.epochs})"
+        )
 
 
 def config_hash(*sections) -> str:

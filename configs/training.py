@@ -42,23 +42,24 @@ def begin_epoch(optimizer: torch.optim.Optimizer, lr: float, seed: int, epoch: i
     torch.manual_seed(epoch_seed(seed, epoch))
 
 
-def epoch_means(sums: dict[str, float], images: int, device: torch.device,
-                place: Dist) -> dict[str, float]:
+def epoch_means(sums: dict[str, float], images: int, device: torch.device, place: Dist) -> dict[str, float]:
     """This rank's summed (per-image weighted) losses -> means over the images of every rank."""
     keys = sorted(sums)
-    totals = all_reduce_sum(torch.tensor([sums[k] for k in keys] + [images], dtype=torch.float64,
-                                         device=device), place).tolist()
+    totals = all_reduce_sum(
+        torch.tensor([sums[k] for k in keys] + [images], dtype=torch.float64, device=device), place
+    ).tolist()
     return {key: value / totals[-1] for key, value in zip(keys, totals[:-1], strict=True)}
 
 
-def resume_state(path: Path, resume: bool, device: torch.device,
-                 identity: str | None = None) -> dict | None:
+def resume_state(path: Path, resume: bool, device: torch.device, identity: str | None = None) -> dict | None:
     """The checkpoint at ``path`` when resuming and it exists, else None. A checkpoint written
     under another stage ``identity`` is refused (ValueError naming the file)."""
     state = load_checkpoint(path, device) if resume and Path(path).is_file() else None
     if state is not None and state.get("identity") != identity:
-        raise ValueError(f"{path}: written by a run of identity {state.get('identity')}, "
-                         f"not {identity}; move it aside to restart")
+        raise ValueError(
+            f"{path}: written by a run of identity {state.get('identity')}, "
+            f"not {identity}; move it aside to restart"
+        )
     return state
 
 
@@ -69,5 +70,4 @@ def save_checkpoint(path: Path, state: dict, place: Dist) -> None:
     barrier(place)
 
 
-__all__ = ["amp_step", "epoch_seed", "begin_epoch", "epoch_means", "resume_state",
-           "save_checkpoint"]
+__all__ = ["amp_step", "epoch_seed", "begin_epoch", "epoch_means", "resume_state", "save_checkpoint"]

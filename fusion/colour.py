@@ -16,9 +16,9 @@ import kornia
 import numpy as np
 import torch
 
-_FORWARD = np.array([[0.299, 0.587, 0.114],
-                     [-0.168736, -0.331264, 0.5],
-                     [0.5, -0.418688, -0.081312]], np.float64)
+_FORWARD = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], np.float64
+)
 _INVERSE = np.linalg.inv(_FORWARD)
 
 

@@ -53,8 +53,9 @@ def encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def fuse_split(method, pairs: list[Pair], out_dir: str | Path, progress: bool = True,
-               split: str | None = None) -> dict:
+def fuse_split(
+    method, pairs: list[Pair], out_dir: str | Path, progress: bool = True, split: str | None = None
+) -> dict:
     """Fuse every pair into ``out_dir/<name>.png``; returns ``{"written", "seconds"}``
     (``seconds``: wall time spent fusing and writing).
 

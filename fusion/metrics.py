@@ -307,8 +307,9 @@ def _qabf_grad(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return g, a
 
 
-def _qabf_edge_preservation(g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray,
-                            a_f: np.ndarray) -> np.ndarray:
+def _qabf_edge_preservation(
+    g_src: np.ndarray, a_src: np.ndarray, g_f: np.ndarray, a_f: np.ndarray
+) -> np.ndarray:
     tg, kg, dg = QABF_STRENGTH
     ta, ka, da = QABF_ORIENTATION
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -40,8 +40,10 @@ def evaluate_split(fused_dir: str | Path, pairs: list[Pair], convention: str = "
         ir = read_ir(pair.ir)
         vi_y = luminance(read_vi(pair.vi))
         if fused_y.shape != ir.shape:
-            raise DataError(f"{fused_dir / pair.name}: fused image is {fused_y.shape[1]}x"
-                            f"{fused_y.shape[0]}, sources are {ir.shape[1]}x{ir.shape[0]}")
+            raise DataError(
+                f"{fused_dir / pair.name}: fused image is {fused_y.shape[1]}x"
+                f"{fused_y.shape[0]}, sources are {ir.shape[1]}x{ir.shape[0]}"
+            )
         rows.append({"name": pair.name, **evaluate(fused_y, ir, vi_y, convention)})
     return pd.DataFrame.from_records(rows)
 

@@ -57,8 +57,9 @@ def _index(folder: Path) -> dict[str, Path]:
         if path.name.startswith(".") or path.suffix.lower() not in IMAGE_SUFFIXES:
             continue
         if path.stem in files:
-            raise DataError(f"{folder}: two files share the name '{path.stem}' "
-                            f"({files[path.stem].name}, {path.name})")
+            raise DataError(
+                f"{folder}: two files share the name '{path.stem}' ({files[path.stem].name}, {path.name})"
+            )
         files[path.stem] = path
     return files
 
@@ -83,12 +84,16 @@ def list_pairs(folder: str | Path, labels: bool = False) -> list[Pair]:
     for sub, files in modalities.items():
         missing = every - set(files)
         if missing:
-            raise DataError(f"{folder / sub}: missing {len(missing)} name(s) present in the "
-                            f"other folders: {_preview(missing)}")
+            raise DataError(
+                f"{folder / sub}: missing {len(missing)} name(s) present in the "
+                f"other folders: {_preview(missing)}"
+            )
     if not every:
         raise DataError(f"{folder}: empty (no images in {IR_DIR}/ and {VI_DIR}/)")
-    return [Pair(name, ir[name], vi[name], modalities[LABEL_DIR][name] if labels else None)
-            for name in sorted(every)]
+    return [
+        Pair(name, ir[name], vi[name], modalities[LABEL_DIR][name] if labels else None)
+        for name in sorted(every)
+    ]
 
 
 def list_split(root: str | Path, split: str, labels: bool = True) -> list[Pair]:
@@ -97,8 +102,9 @@ def list_split(root: str | Path, split: str, labels: bool = True) -> list[Pair]:
     if not root.is_dir():
         raise DataError(f"{root}: data root not found")
     if not (root / split).is_dir():
-        raise DataError(f"{root / split}: split folder not found (an MSRS root holds "
-                        f"{' and '.join(SPLITS)}/)")
+        raise DataError(
+            f"{root / split}: split folder not found (an MSRS root holds {' and '.join(SPLITS)}/)"
+        )
     return list_pairs(root / split, labels=labels)
 
 
@@ -124,16 +130,21 @@ def check_pair(pair: Pair) -> tuple[int, int]:
     ir_size, _ = _header(pair.ir)
     vi_size, _ = _header(pair.vi)
     if ir_size != vi_size:
-        raise DataError(f"{pair.ir} is {ir_size[0]}x{ir_size[1]} but {pair.vi} is "
-                        f"{vi_size[0]}x{vi_size[1]} (width x height): sizes differ")
+        raise DataError(
+            f"{pair.ir} is {ir_size[0]}x{ir_size[1]} but {pair.vi} is "
+            f"{vi_size[0]}x{vi_size[1]} (width x height): sizes differ"
+        )
     if pair.label is not None:
         label_size, mode = _header(pair.label)
         if label_size != ir_size:
-            raise DataError(f"{pair.label} is {label_size[0]}x{label_size[1]} but {pair.ir} is "
-                            f"{ir_size[0]}x{ir_size[1]} (width x height): sizes differ")
+            raise DataError(
+                f"{pair.label} is {label_size[0]}x{label_size[1]} but {pair.ir} is "
+                f"{ir_size[0]}x{ir_size[1]} (width x height): sizes differ"
+            )
         if mode not in ("L", "P", "I", "I;16"):
-            raise DataError(f"{pair.label}: label must be a single-channel class-index image, "
-                            f"got mode {mode}")
+            raise DataError(
+                f"{pair.label}: label must be a single-channel class-index image, got mode {mode}"
+            )
     return ir_size[1], ir_size[0]
 
 
@@ -142,8 +153,9 @@ def _decode(path: Path, mode: str) -> np.ndarray:
         with Image.open(path) as image:
             if mode == "label":
                 if image.mode not in ("L", "P", "I", "I;16"):
-                    raise DataError(f"{path}: label must be a single-channel class-index image, "
-                                    f"got mode {image.mode}")
+                    raise DataError(
+                        f"{path}: label must be a single-channel class-index image, got mode {image.mode}"
+                    )
                 array = np.asarray(image)
                 return array.astype(np.uint8) if array.max(initial=0) <= 255 else array
             return np.asarray(image.convert(mode))
@@ -166,8 +178,9 @@ def read_vi(path: str | Path) -> np.ndarray:
 def check_label_values(label: np.ndarray, path: Path) -> None:
     bad = np.unique(label[(label >= NUM_CLASSES) & (label != IGNORE_INDEX)])
     if bad.size:
-        raise DataError(f"{path}: label values {bad[:8].tolist()} outside 0..{NUM_CLASSES - 1} "
-                        f"and {IGNORE_INDEX}")
+        raise DataError(
+            f"{path}: label values {bad[:8].tolist()} outside 0..{NUM_CLASSES - 1} and {IGNORE_INDEX}"
+        )
 
 
 def read_label(path: str | Path) -> np.ndarray:
@@ -185,8 +198,9 @@ def validate_pairs(pairs: list[Pair], check_labels: bool = False) -> None:
             read_label(pair.label)
 
 
-def validate_root(root: str | Path, splits=SPLITS, labels: bool = True,
-                  check_labels: bool = False) -> dict[str, int]:
+def validate_root(
+    root: str | Path, splits=SPLITS, labels: bool = True, check_labels: bool = False
+) -> dict[str, int]:
     """Validate an MSRS root before any stage uses it; returns pairs per split."""
     counts = {}
     for split in splits:

@@ -146,8 +146,12 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
         colour = rng.uniform(0.15, 0.9, 3)
         c.paint(body | roof, colour=colour, ir=warm - 0.15, label=CAR)
         for wx in (x - bw / 3, x + bw / 3):  # hot tyres and engine
-            c.paint(c.ellipse(y - 2 * s, wx, 2.5 * s, 2.5 * s), colour=(0.05, 0.05, 0.05),
-                    ir=warm + 0.05, label=CAR)
+            c.paint(
+                c.ellipse(y - 2 * s, wx, 2.5 * s, 2.5 * s),
+                colour=(0.05, 0.05, 0.05),
+                ir=warm + 0.05,
+                label=CAR,
+            )
     elif kind == PERSON:
         body = c.ellipse(y - 8 * s, x, 7 * s, 2.6 * s)
         head = c.ellipse(y - 17 * s, x, 2.2 * s, 2.0 * s)
@@ -166,8 +170,13 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
         c.paint(wheels | frame | post, colour=colour, ir=warm - 0.05, label=BIKE)
     elif kind == CAR_STOP:
         block = c.box(y - 4 * s, x - 9 * s, y, x + 9 * s)
-        c.paint(block, colour=(0.25, 0.55, 0.95), ir=c.ir[block].mean() + 0.01 if block.any()
-                else 0.33, label=CAR_STOP, reflective=True)
+        c.paint(
+            block,
+            colour=(0.25, 0.55, 0.95),
+            ir=c.ir[block].mean() + 0.01 if block.any() else 0.33,
+            label=CAR_STOP,
+            reflective=True,
+        )
     elif kind == GUARDRAIL:
         top = y - 6 * s
         rail = c.box(top, 0, top + 2.5 * s, c.w) & (c.yy >= horizon)
@@ -181,8 +190,7 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
         t = (y - c.yy) / max(height, 1.0)
         mask = (t >= 0) & (t <= 1) & (np.abs(c.xx - x) <= (1 - t) * 5 * s + 1.0)
         band = (t > 0.4) & (t < 0.6)
-        colour = np.where(band[..., None], np.array([0.95, 0.95, 0.95]),
-                          np.array([1.0, 0.42, 0.05]))
+        colour = np.where(band[..., None], np.array([0.95, 0.95, 0.95]), np.array([1.0, 0.42, 0.05]))
         c.paint(mask, colour=colour[mask], ir=0.33, label=COLOR_CONE, reflective=True)
     elif kind == BUMP:
         band = c.box(y - 4 * s, x - 25 * s, y, x + 25 * s) & (c.yy >= horizon)
@@ -194,12 +202,18 @@ def _draw(c: _Canvas, rng: np.random.Generator, kind: int, horizon: float) -> No
 def _box_blur(image: np.ndarray) -> np.ndarray:
     padded = np.pad(image, 1, mode="edge")
     h, w = image.shape
-    return sum(padded[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3)) / 9.0
+    return sum(padded[dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)) / 9.0
 
 
-def generate_scene(seed: int, index: int, height: int = 96, width: int = 128,
-                   night: bool | None = None, night_fraction: float = 0.5,
-                   force_class: int | None = None):
+def generate_scene(
+    seed: int,
+    index: int,
+    height: int = 96,
+    width: int = 128,
+    night: bool | None = None,
+    night_fraction: float = 0.5,
+    force_class: int | None = None,
+):
     """One scene: (ir uint8 HxW, vi uint8 HxWx3, label uint8 HxW, is_night)."""
     rng = np.random.default_rng([seed, index])
     if night is None:
@@ -232,8 +246,15 @@ def _png(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def write_synthetic(out: str | Path, train: int = 200, test: int = 60, height: int = 96,
-                    width: int = 128, seed: int = 0, night_fraction: float = 0.5) -> Path:
+def write_synthetic(
+    out: str | Path,
+    train: int = 200,
+    test: int = 60,
+    height: int = 96,
+    width: int = 128,
+    seed: int = 0,
+    night_fraction: float = 0.5,
+) -> Path:
     """Write a synthetic set in the MSRS layout under ``out``; returns ``out``.
 
     Train names are 00001.. and test names continue after them, as in MSRS where the two splits
@@ -248,8 +269,13 @@ def write_synthetic(out: str | Path, train: int = 200, test: int = 60, height: i
         for _ in range(count):
             index += 1
             ir, vi, label, night = generate_scene(
-                seed, index, height, width, night_fraction=night_fraction,
-                force_class=_OBJECTS[index % len(_OBJECTS)])
+                seed,
+                index,
+                height,
+                width,
+                night_fraction=night_fraction,
+                force_class=_OBJECTS[index % len(_OBJECTS)],
+            )
             name = f"{index:05d}{'N' if night else 'D'}.png"
             for sub, array in ((IR_DIR, ir), (VI_DIR, vi), (LABEL_DIR, label)):
                 write_bytes_atomic(out / split / sub / name, _png(array))

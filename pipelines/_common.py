@@ -26,11 +26,17 @@ USER_ERRORS = (ConfigError, DataError, UpstreamError, FileNotFoundError, ValueEr
 
 
 def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/quick.yaml") -> None:
-    parser.add_argument("--config", default=str(REPO / default),
-                        help="experiment YAML (default: %(default)s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config field, e.g. "
-                        "segmentation.epochs=3 (repeatable)")
+    parser.add_argument(
+        "--config", default=str(REPO / default), help="experiment YAML (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. segmentation.epochs=3 (repeatable)",
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
@@ -50,7 +56,6 @@ def run_main(main) -> None:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
-        print("interrupted: rerun the same command to continue from the last checkpoint",
-              file=sys.stderr)
+        print("interrupted: rerun the same command to continue from the last checkpoint", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)

@@ -87,17 +87,21 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
         amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
-                                         num_workers=0, pin_memory=precision.pin_memory)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        drop_last=True,
+        num_workers=0,
+        pin_memory=precision.pin_memory,
+    )
     train_one_epoch(model, _take(loader, warmup), criterion, optimizer, scaler, precision, device)
     _sync(device)
     tick = time.perf_counter()
-    _, seen = train_one_epoch(model, _take(loader, steps), criterion, optimizer, scaler,
-                              precision, device)
+    _, seen = train_one_epoch(model, _take(loader, steps), criterion, optimizer, scaler, precision, device)
     _sync(device)
     loop_s = (time.perf_counter() - tick) / (seen / batch)
-    return _figures("segmentation training", batch, crop, bare_s, loop_s, precision,
-                    encoder=seg.encoder)
+    return _figures("segmentation training", batch, crop, bare_s, loop_s, precision, encoder=seg.encoder)
 
 
 def _take(loader, steps: int):
@@ -132,16 +136,23 @@ def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int)
         amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
-    train_fusion_epoch(model, _take(loader, warmup), optimizer, scaler, precision, device, fus,
-                       "fusion")
+    train_fusion_epoch(model, _take(loader, warmup), optimizer, scaler, precision, device, fus, "fusion")
     _sync(device)
     tick = time.perf_counter()
-    seen = train_fusion_epoch(model, _take(loader, steps), optimizer, scaler, precision, device,
-                              fus, "fusion")["images"]
+    seen = train_fusion_epoch(
+        model, _take(loader, steps), optimizer, scaler, precision, device, fus, "fusion"
+    )["images"]
     _sync(device)
     loop_s = (time.perf_counter() - tick) / (seen / fus.batch_size)
-    return _figures("fusion training", fus.batch_size, (fus.crop_size, fus.crop_size), bare_s,
-                    loop_s, precision, channels=list(fus.channels))
+    return _figures(
+        "fusion training",
+        fus.batch_size,
+        (fus.crop_size, fus.crop_size),
+        bare_s,
+        loop_s,
+        precision,
+        channels=list(fus.channels),
+    )
 
 
 def bench_fusion_infer(config, size: tuple[int, int], device, steps: int, warmup: int) -> dict:
@@ -158,9 +169,15 @@ def bench_fusion_infer(config, size: tuple[int, int], device, steps: int, warmup
             model(ir, vi)
 
     seconds = _timed(step, steps, warmup, device)
-    return {"benchmark": "fusion inference", "size": list(size), "ms_per_image": seconds * 1000,
-            "images_per_second": 1 / seconds, "amp": precision.amp_dtype_name,
-            "paper_ms_per_image": 149.7, "channels": list(config.fusion.channels)}
+    return {
+        "benchmark": "fusion inference",
+        "size": list(size),
+        "ms_per_image": seconds * 1000,
+        "images_per_second": 1 / seconds,
+        "amp": precision.amp_dtype_name,
+        "paper_ms_per_image": 149.7,
+        "channels": list(config.fusion.channels),
+    }
 
 
 def bench_statistics(rows: int, seeds: int, images: int, resamples: int, seed: int) -> dict:
@@ -174,27 +191,52 @@ def bench_statistics(rows: int, seeds: int, images: int, resamples: int, seed: i
         confusion = rng.integers(0, 2000, shape, dtype=np.int64)
         diagonal = np.arange(NUM_CLASSES)
         confusion[:, :, diagonal, diagonal] += rng.integers(0, 20000 + 500 * row, shape[:3])
-        evidence.append(RowEvidence(f"row{row}", list(range(seeds)), confusion.astype(np.uint32),
-                                    [f"{i:05d}" for i in range(images)]))
+        evidence.append(
+            RowEvidence(
+                f"row{row}",
+                list(range(seeds)),
+                confusion.astype(np.uint32),
+                [f"{i:05d}" for i in range(images)],
+            )
+        )
     tick = time.perf_counter()
     compare_rows(evidence, resamples=resamples, seed=seed)
     seconds = time.perf_counter() - tick
-    return {"benchmark": "statistics", "rows": rows, "seeds": seeds, "images": images,
-            "resamples": resamples, "seconds": seconds, "threads": torch.get_num_threads()}
+    return {
+        "benchmark": "statistics",
+        "rows": rows,
+        "seeds": seeds,
+        "images": images,
+        "resamples": resamples,
+        "seconds": seconds,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
-    return {"benchmark": name, "batch": batch, "size": list(size),
-            "bare_images_per_second": batch / bare_s, "loop_images_per_second": batch / loop_s,
-            "loop_over_bare": bare_s / loop_s, "amp": precision.amp_dtype_name, **extra}
+    return {
+        "benchmark": name,
+        "batch": batch,
+        "size": list(size),
+        "bare_images_per_second": batch / bare_s,
+        "loop_images_per_second": batch / loop_s,
+        "loop_over_bare": bare_s / loop_s,
+        "amp": precision.amp_dtype_name,
+        **extra,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "stats", "all"])
     _common.add_config_args(parser)
-    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
-                        help="image size of the generated scenes (default: the config's)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="image size of the generated scenes (default: the config's)",
+    )
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--amp", choices=["auto", "off", "bf16", "fp16"])
@@ -213,13 +255,13 @@ def main() -> int:
     size = tuple(args.size) if args.size else (synthetic.height, synthetic.width)
     results = []
     if args.what in ("stats", "all"):
-        results.append(bench_statistics(args.rows, args.seeds, args.images, args.resamples,
-                                        config.seed))
+        results.append(bench_statistics(args.rows, args.seeds, args.images, args.resamples, config.seed))
     if args.what != "stats":  # the others train on generated scenes
         with tempfile.TemporaryDirectory() as tmp:
             count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
-            data_root = write_synthetic(Path(tmp) / "data", train=count, test=2, height=size[0],
-                                        width=size[1], seed=config.seed)
+            data_root = write_synthetic(
+                Path(tmp) / "data", train=count, test=2, height=size[0], width=size[1], seed=config.seed
+            )
             if args.what in ("seg", "all"):
                 if args.size:  # train at the requested size; otherwise at the config's crops
                     config.segmentation.crop = list(size)
@@ -228,12 +270,18 @@ def main() -> int:
                 results.append(bench_fusion_train(config, data_root, device, args.steps, args.warmup))
             if args.what in ("fusion-infer", "all"):
                 infer_size = tuple(args.size) if args.size else (480, 640)
-                results.append(bench_fusion_infer(config, infer_size, device, max(args.steps // 2, 3),
-                                                  args.warmup))
-    machine = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-               "cpu_count": os.cpu_count(), "platform": platform.platform(),
-               "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-               "config": Path(args.config).name}
+                results.append(
+                    bench_fusion_infer(config, infer_size, device, max(args.steps // 2, 3), args.warmup)
+                )
+    machine = {
+        "device": str(device),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "config": Path(args.config).name,
+    }
     for result in results:
         print(json.dumps(result))
     if args.json:

@@ -34,9 +34,11 @@ def main() -> int:
     try:
         socket.create_connection((HOST, 443), timeout=5).close()
     except OSError as error:
-        raise ValueError(f"cannot reach {HOST} ({error}): no internet here. Download {URL} "
-                         f"elsewhere and unpack it so that {args.out}/train and "
-                         f"{args.out}/test exist") from None
+        raise ValueError(
+            f"cannot reach {HOST} ({error}): no internet here. Download {URL} "
+            f"elsewhere and unpack it so that {args.out}/train and "
+            f"{args.out}/test exist"
+        ) from None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.out.parent, prefix=".msrs-") as tmp:
         archive = Path(tmp) / "msrs.zip"

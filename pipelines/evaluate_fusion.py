@@ -30,16 +30,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--methods", nargs="+", help="default: the config's methods")
-    parser.add_argument("--data-root", type=Path, help="an MSRS root or an ir/ vi/ pair folder "
-                        "(default: config data.root, else the built-in synthetic scenes)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="an MSRS root or an ir/ vi/ pair folder "
+        "(default: config data.root, else the built-in synthetic scenes)",
+    )
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--convention", choices=("python", "matlab"),
-                        help="metric convention (default: config metrics_convention)")
-    parser.add_argument("--split", default="test", help="MSRS split (default: %(default)s; a pair "
-                        "folder has only 'all')")
+    parser.add_argument(
+        "--convention",
+        choices=("python", "matlab"),
+        help="metric convention (default: config metrics_convention)",
+    )
+    parser.add_argument(
+        "--split", default="test", help="MSRS split (default: %(default)s; a pair folder has only 'all')"
+    )
     parser.add_argument("--limit", type=int, help="only the first N pairs (quick checks)")
-    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
-                        "<out>/fusion/<method>/model.pt)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="model of a learned method (default: <out>/fusion/<method>/model.pt)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
     config = _common.config_from_args(args)
@@ -54,27 +63,42 @@ def main() -> int:
     quality, timing = {}, {}
     for name in args.methods or config.methods:
         checkpoint = args.checkpoint or layout.fusion_model(name) / "model.pt"
-        fused = run_alone(fuse_stage(name, layout, data_root, manifests, checkpoint=checkpoint,
-                                     progress=not args.no_progress,
-                                     options=method_options(config, name)), False, env)
+        fused = run_alone(
+            fuse_stage(
+                name,
+                layout,
+                data_root,
+                manifests,
+                checkpoint=checkpoint,
+                progress=not args.no_progress,
+                options=method_options(config, name),
+            ),
+            False,
+            env,
+        )
         written = (fused.get("result") or {}).get(split, {})
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
-        stage = quality_stage(name, layout, data_root, convention, manifests, split, limit,
-                              upstream=())
+        stage = quality_stage(name, layout, data_root, convention, manifests, split, limit, upstream=())
         scored = run_alone(stage, False, env)
         quality[name] = pd.read_csv(stage.folder / "per_image.csv")
         timing[name] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
-        print(f"{name}: {len(quality[name])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
-              f"metrics {timing[name][1] or float('nan'):.1f} ms/image")
+        print(
+            f"{name}: {len(quality[name])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
+            f"metrics {timing[name][1] or float('nan'):.1f} ms/image"
+        )
     table = table1(quality)
     table["fuse_ms"] = [timing[name][0] for name in quality]
     table["metrics_ms"] = [timing[name][1] for name in quality]
     report = layout.report
     write_text_atomic(report / "table1.csv", table.to_csv(index=False, float_format="%.4f"))
-    write_text_atomic(report / "table1.md", f"# Table 1: fusion quality, mean over "
-                      f"{len(next(iter(quality.values())))} "
-                      f"images of {data_root} ({split}), {convention} convention\n\n"
-                      + table.to_markdown(index=False, floatfmt=".3f") + "\n")
+    write_text_atomic(
+        report / "table1.md",
+        f"# Table 1: fusion quality, mean over "
+        f"{len(next(iter(quality.values())))} "
+        f"images of {data_root} ({split}), {convention} convention\n\n"
+        + table.to_markdown(index=False, floatfmt=".3f")
+        + "\n",
+    )
     print(table.to_markdown(index=False, floatfmt=".3f"))
     print(f"-> {report / 'table1.csv'}")
     return 0

@@ -41,11 +41,17 @@ def main() -> int:
     parser.add_argument("--width", type=float, default=2.6, help="inches per column")
     args = parser.parse_args()
     columns = ["infrared", "visible", *args.methods]
-    fig, axes = plt.subplots(len(args.pairs), len(columns), squeeze=False,
-                             figsize=(args.width * len(columns), args.width * 0.75 * len(args.pairs)))
+    fig, axes = plt.subplots(
+        len(args.pairs),
+        len(columns),
+        squeeze=False,
+        figsize=(args.width * len(columns), args.width * 0.75 * len(args.pairs)),
+    )
     for row, name in enumerate(args.pairs):
-        images = [read_rgb(args.data_root / "ir" / f"{name}.png"),
-                  read_rgb(args.data_root / "vi" / f"{name}.png")]
+        images = [
+            read_rgb(args.data_root / "ir" / f"{name}.png"),
+            read_rgb(args.data_root / "vi" / f"{name}.png"),
+        ]
         images += [read_rgb(args.fused / method_slug(m) / args.split / f"{name}.png") for m in args.methods]
         for col, (title, image) in enumerate(zip(columns, images, strict=True)):
             axis = axes[row][col]

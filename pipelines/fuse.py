@@ -28,11 +28,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--method", required=True, help="registered name or external:<folder>")
-    parser.add_argument("--data-root", type=Path, help="an MSRS root or an ir/ vi/ pair folder "
-                        "(default: config data.root, else the built-in synthetic scenes)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="an MSRS root or an ir/ vi/ pair folder "
+        "(default: config data.root, else the built-in synthetic scenes)",
+    )
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--checkpoint", type=Path, help="model of a learned method (default: "
-                        "<out>/fusion/<method>/model.pt)")
+    parser.add_argument(
+        "--checkpoint", type=Path, help="model of a learned method (default: <out>/fusion/<method>/model.pt)"
+    )
     parser.add_argument("--force", action="store_true", help="fuse again, moving the old aside")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
@@ -41,14 +46,22 @@ def main() -> int:
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config, args.data_root, layout)
     checkpoint = args.checkpoint or layout.fusion_model(args.method) / "model.pt"
-    stage = fuse_stage(args.method, layout, data_root, Manifests(), checkpoint=checkpoint,
-                       progress=not args.no_progress,
-                       options=method_options(config, args.method))
+    stage = fuse_stage(
+        args.method,
+        layout,
+        data_root,
+        Manifests(),
+        checkpoint=checkpoint,
+        progress=not args.no_progress,
+        options=method_options(config, args.method),
+    )
     done = run_alone(stage, args.force, environment(config))
     for split, result in (done.get("result") or {}).items():
         per_image = result["seconds"] / result["written"] * 1000 if result["written"] else 0.0
-        print(f"{args.method} {split}: {result['written']} images, {per_image:.1f} ms per image "
-              f"-> {stage.folder / split}")
+        print(
+            f"{args.method} {split}: {result['written']} images, {per_image:.1f} ms per image "
+            f"-> {stage.folder / split}"
+        )
     return 0
 
 

@@ -1,6 +1,6 @@
 """Write a set of synthetic MSRS-like scenes (MSRS layout) from the command line.
 
-    python pipelines/make_synthetic.py --out DIR [--seed S] [--train N] [--test N]
+python pipelines/make_synthetic.py --out DIR [--seed S] [--train N] [--test N]
 """
 
 import argparse
@@ -27,10 +27,11 @@ def main() -> int:
     if any((args.out / split).exists() for split in ("train", "test")):
         raise ValueError(f"{args.out}: already holds a data set; choose an empty --out")
     start = time.perf_counter()
-    write_synthetic(args.out, args.train, args.test, args.height, args.width, args.seed,
-                    args.night_fraction)
-    print(f"wrote {args.train} train + {args.test} test scenes ({args.height}x{args.width}, "
-          f"seed {args.seed}) to {args.out} in {time.perf_counter() - start:.1f} s")
+    write_synthetic(args.out, args.train, args.test, args.height, args.width, args.seed, args.night_fraction)
+    print(
+        f"wrote {args.train} train + {args.test} test scenes ({args.height}x{args.width}, "
+        f"seed {args.seed}) to {args.out} in {time.perf_counter() - start:.1f} s"
+    )
     return 0
 
 

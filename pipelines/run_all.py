@@ -52,19 +52,32 @@ def _without_option(argv: list[str], *options: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
-    parser.add_argument("--data-root", type=Path, help="an MSRS root (default: config data.root, "
-                        "else the built-in synthetic scenes)")
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="an MSRS root (default: config data.root, else the built-in synthetic scenes)",
+    )
     parser.add_argument("--methods", nargs="+", help="fusion methods (default: config methods)")
     parser.add_argument("--seeds", type=int, help="segmentation trainings per input")
     parser.add_argument("--only", nargs="+", default=[], metavar="STAGE")
-    parser.add_argument("--force", nargs="+", default=[], metavar="STAGE",
-                        help="rerun these stages and those reading them (old results kept)")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="validate and print the plan: why each stage is cached or runs")
+    parser.add_argument(
+        "--force",
+        nargs="+",
+        default=[],
+        metavar="STAGE",
+        help="rerun these stages and those reading them (old results kept)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="validate and print the plan: why each stage is cached or runs"
+    )
     parser.add_argument("--out", type=Path, help="default: runs/<config name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--jobs", type=int, default=1, help="segmentation runs side by side, "
-                        "each in its own process (one GPU each when there are several)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="segmentation runs side by side, each in its own process (one GPU each when there are several)",
+    )
     args = parser.parse_args()
     if args.seeds is not None:
         args.overrides.append(f"seeds={args.seeds}")
@@ -76,22 +89,21 @@ def main() -> int:
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
-    stages = build_plan(config, layout, data_root, config.methods, env,
-                        progress=not args.no_progress)
+    stages = build_plan(config, layout, data_root, config.methods, env, progress=not args.no_progress)
     plan_status(stages, args.force)
-    print(f"experiment '{config.name}': {len(stages)} stages, data {data_root}"
-          f"{' (synthetic)' if is_synthetic(data_root) else ''}, output {layout.out}")
+    print(
+        f"experiment '{config.name}': {len(stages)} stages, data {data_root}"
+        f"{' (synthetic)' if is_synthetic(data_root) else ''}, output {layout.out}"
+    )
     if args.dry_run:
         for stage in stages:
             print(f"  {stage.status:7s} {stage.key:45s} {stage.reason}")
         return 0
-    rerun = shlex.join([Path(sys.executable).name, *_without_option(sys.argv, "--only",
-                                                                    "--force", "--jobs")])
+    rerun = shlex.join([Path(sys.executable).name, *_without_option(sys.argv, "--only", "--force", "--jobs")])
     if args.jobs > 1:
         command = [sys.executable, *_without_option(sys.argv, "--jobs", "--force", "--only")]
         run_parallel(stages, args.only, args.jobs, command, layout.logs, env, rerun)
-        stages = build_plan(config, layout, data_root, config.methods, env,
-                            progress=not args.no_progress)
+        stages = build_plan(config, layout, data_root, config.methods, env, progress=not args.no_progress)
         plan_status(stages)
         if not args.only or "report" in args.only:
             run_plan(stages, ["report"], env, rerun)

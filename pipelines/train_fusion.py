@@ -37,16 +37,17 @@ def summary(config, method: str) -> None:
     if method != "sspfusion":
         learned = recipe(method)
         parameters = count_learned(learned.build_model(getattr(config, method)))
-        print(f"{learned.title} parameters: {parameters:,} (paper Table 5: "
-              f"{learned.paper_parameters:,}; {parameters / learned.paper_parameters - 1:+.2%})")
+        print(
+            f"{learned.title} parameters: {parameters:,} (paper Table 5: "
+            f"{learned.paper_parameters:,}; {parameters / learned.paper_parameters - 1:+.2%})"
+        )
         return
     model = SSPFusion.from_config(config.fusion).eval()
     ir = torch.rand(1, 1, 480, 640)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(ir, ir.clone())
     parameters = count_parameters(model)
-    print(f"parameters: {parameters} ({parameters / 1000:,.0f} K; paper Table 5: "
-          f"{PAPER_PARAMETERS_K:,} K)")
+    print(f"parameters: {parameters} ({parameters / 1000:,.0f} K; paper Table 5: {PAPER_PARAMETERS_K:,} K)")
     flops = counter.get_total_flops()
     print(f"FLOPs at 640x480: {flops / 1e9:,.1f} G ({flops / 2e9:,.1f} G multiply-adds)")
 
@@ -57,8 +58,7 @@ def main() -> int:
     parser.add_argument("--method", default="sspfusion", choices=TRAINABLE)
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
-    parser.add_argument("--force", action="store_true",
-                        help="retrain, moving a finished model aside")
+    parser.add_argument("--force", action="store_true", help="retrain, moving a finished model aside")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--summary", action="store_true", help="print size and FLOPs, then exit")
     args = parser.parse_args()
@@ -70,16 +70,18 @@ def main() -> int:
     layout = RunLayout.default(config.name, args.out)
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
-    stage = fusion_stage(config, layout, data_root, Manifests(), env, not args.no_progress,
-                         args.method)
+    stage = fusion_stage(config, layout, data_root, Manifests(), env, not args.no_progress, args.method)
     main_process = _common.is_main_process()
-    done = run_alone(stage, args.force, env, main=main_process,
-                     log=print if main_process else lambda line: None)
+    done = run_alone(
+        stage, args.force, env, main=main_process, log=print if main_process else lambda line: None
+    )
     if not main_process:
         return 0
     result = done.get("result") or {}
-    print(f"{args.method}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
-          f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}")
+    print(
+        f"{args.method}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
+        f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
+    )
     return 0
 
 

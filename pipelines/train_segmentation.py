@@ -29,12 +29,16 @@ from segmentation.summary import recipe_summary
 def print_summary(config, data_root) -> None:
     info = recipe_summary(config, data_root)
     weights = info["encoder_weights"] or "none (random)"
-    print(f"{config.name}: encoder {info['encoder']} (weights: {weights}), output stride "
-          f"{info['output_stride']}, ASPP atrous rates {tuple(info['atrous_rates'])}, "
-          f"decoder width {info['decoder_channels']}")
+    print(
+        f"{config.name}: encoder {info['encoder']} (weights: {weights}), output stride "
+        f"{info['output_stride']}, ASPP atrous rates {tuple(info['atrous_rates'])}, "
+        f"decoder width {info['decoder_channels']}"
+    )
     images = info["images"]
-    print(f"images: {images['train']} train, {images['val']} validation (seed {info['val_seed']}),"
-          f" {images['test']} test; counted from {info['counted_from']}")
+    print(
+        f"images: {images['train']} train, {images['val']} validation (seed {info['val_seed']}),"
+        f" {images['test']} test; counted from {info['counted_from']}"
+    )
     chosen = {"last": "the last epoch's", "lowest_val_loss": "the lowest validation loss"}
     print(f"reported model: {chosen[info['reported_model']]}")
     print(pd.DataFrame(info["schedule"]).to_string(index=False, formatters={"lr": "{:.3e}".format}))
@@ -43,15 +47,15 @@ def print_summary(config, data_root) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
-    parser.add_argument("--input",
-                        help="infrared | visible | a fused folder holding train/ and test/")
+    parser.add_argument("--input", help="infrared | visible | a fused folder holding train/ and test/")
     parser.add_argument("--data-root", type=Path)
     parser.add_argument("--out", type=Path, help="the stage folder")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--force", action="store_true", help="retrain, moving a finished run aside")
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--summary", action="store_true",
-                        help="print the network, image counts and lr schedule, then exit")
+    parser.add_argument(
+        "--summary", action="store_true", help="print the network, image counts and lr schedule, then exit"
+    )
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.summary:
@@ -69,19 +73,32 @@ def main() -> int:
         name = f"fused:{fused.name}"
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
-    stage = segmentation_stage(config, layout, data_root, name, seed, Manifests(), env,
-                               fused=fused, folder=args.out, progress=not args.no_progress)
+    stage = segmentation_stage(
+        config,
+        layout,
+        data_root,
+        name,
+        seed,
+        Manifests(),
+        env,
+        fused=fused,
+        folder=args.out,
+        progress=not args.no_progress,
+    )
     main_process = _common.is_main_process()
-    done = run_alone(stage, args.force, env, main=main_process,
-                     log=print if main_process else lambda line: None)
+    done = run_alone(
+        stage, args.force, env, main=main_process, log=print if main_process else lambda line: None
+    )
     if not main_process:
         return 0
     metrics = done.get("result") or {}
     table = pd.Series(metrics["per_class_iou"], dtype=float).rename("IoU %").to_frame()
     print(table.to_string(float_format=lambda v: f"{v:6.1f}", na_rep="   n/a"))
-    print(f"{name} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "
-          f"{metrics['pixel_accuracy']:.1f}%, {metrics['epochs']} epochs in "
-          f"{metrics['wall_seconds']:.0f} s -> {stage.folder}")
+    print(
+        f"{name} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "
+        f"{metrics['pixel_accuracy']:.1f}%, {metrics['epochs']} epochs in "
+        f"{metrics['wall_seconds']:.0f} s -> {stage.folder}"
+    )
     return 0
 
 

@@ -17,13 +17,13 @@ from msrs.layout import SPLITS, list_pairs, validate_pairs, validate_root
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", required=True, type=Path)
-    parser.add_argument("--check-labels", action="store_true",
-                        help="decode every label and check its values (slower)")
+    parser.add_argument(
+        "--check-labels", action="store_true", help="decode every label and check its values (slower)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     root = args.data_root
-    if root.is_dir() and not any((root / split).is_dir() for split in SPLITS) \
-            and (root / "ir").is_dir():
+    if root.is_dir() and not any((root / split).is_dir() for split in SPLITS) and (root / "ir").is_dir():
         pairs = list_pairs(root)
         validate_pairs(pairs)
         counts = {"pairs (no labels)": len(pairs)}

@@ -43,8 +43,9 @@ def _fused_files(image_dir: Path, names: list[str]) -> dict[str, Path]:
     return files
 
 
-def load_split(data_root: Path, split: str, input_name: str,
-               image_dir: Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_split(
+    data_root: Path, split: str, input_name: str, image_dir: Path | None = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Decode one split: images uint8 (N, H, W, 3), labels uint8 (N, H, W), names."""
     pairs = list_split(data_root, split, labels=True)
     names = [p.name for p in pairs]
@@ -62,22 +63,24 @@ def load_split(data_root: Path, split: str, input_name: str,
             raise ValueError(f"input '{input_name}' needs a folder of fused images")
         if image.shape[:2] != label.shape:
             where = files[pair.name] if files is not None else pair.ir
-            raise DataError(f"{where}: image is {image.shape[1]}x{image.shape[0]} but its label "
-                            f"{pair.label} is {label.shape[1]}x{label.shape[0]} (width x height)")
+            raise DataError(
+                f"{where}: image is {image.shape[1]}x{image.shape[0]} but its label "
+                f"{pair.label} is {label.shape[1]}x{label.shape[0]} (width x height)"
+            )
         images.append(image)
         labels.append(label)
     sizes = {image.shape for image in images}
     if len(sizes) > 1:
-        raise DataError(f"{data_root / split}: images of several sizes {sorted(sizes)}; "
-                        "one size per split is expected")
+        raise DataError(
+            f"{data_root / split}: images of several sizes {sorted(sizes)}; one size per split is expected"
+        )
     return np.stack(images), np.stack(labels), names
 
 
 def colour_mode(images: np.ndarray) -> str:
     """``grey`` when every image of (N, H, W, 3) has three equal channels, else ``colour``: what
     the report shows per row, since a grey row competes without the colour cue."""
-    grey = np.array_equal(images[..., 0], images[..., 1]) and \
-        np.array_equal(images[..., 0], images[..., 2])
+    grey = np.array_equal(images[..., 0], images[..., 1]) and np.array_equal(images[..., 0], images[..., 2])
     return "grey" if grey else "colour"
 
 
@@ -92,8 +95,10 @@ def holdout(names: list[str], fraction: float, seed: int) -> tuple[np.ndarray, n
     (the same for every input and every training seed). Both index arrays are sorted."""
     count = held_out_count(len(names), fraction)
     if fraction > 0 and not 0 < count < len(names):
-        raise ValueError(f"val_fraction {fraction} of {len(names)} training images leaves "
-                         f"{count} for validation and {len(names) - count} for training")
+        raise ValueError(
+            f"val_fraction {fraction} of {len(names)} training images leaves "
+            f"{count} for validation and {len(names) - count} for training"
+        )
     order = np.argsort(np.asarray(names, dtype=object), kind="stable")
     chosen = order[np.random.default_rng(seed).permutation(len(names))[:count]]
     held = np.zeros(len(names), bool)
@@ -106,13 +111,16 @@ def train_transform(crop: tuple[int, int], scale_range: tuple[float, float]) -> 
     horizontal flip: same geometry for image and mask."""
     height, width = crop
     low, high = scale_range
-    return A.Compose([
-        A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),
-        A.PadIfNeeded(height, width, border_mode=cv2.BORDER_CONSTANT, fill=PAD_FILL,
-                      fill_mask=IGNORE_INDEX),
-        A.RandomCrop(height, width),
-        A.HorizontalFlip(p=0.5),
-    ])
+    return A.Compose(
+        [
+            A.RandomScale(scale_limit=(low - 1.0, high - 1.0), p=1.0),
+            A.PadIfNeeded(
+                height, width, border_mode=cv2.BORDER_CONSTANT, fill=PAD_FILL, fill_mask=IGNORE_INDEX
+            ),
+            A.RandomCrop(height, width),
+            A.HorizontalFlip(p=0.5),
+        ]
+    )
 
 
 def loader_workers(configured: int, device: torch.device) -> int:
@@ -147,6 +155,7 @@ class AugmentedSplit(Dataset):
 
     def __getitem__(self, index: int):
         self.transform.set_random_seed(
-            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0]))
+            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+        )
         out = self.transform(image=self.images[index], mask=self.labels[index])
         return to_tensor(out["image"]), torch.from_numpy(out["mask"].astype(np.int64))

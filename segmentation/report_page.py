@@ -25,9 +25,11 @@ import pandas as pd
 from configs.runtime import write_text_atomic
 from segmentation.report import display_name, load_paper_table2
 
-FIGURE_TITLES = {"miou.png": "mIoU per input (bars start at zero)",
-                 "per_class_iou.png": "Per-class IoU (%)",
-                 "qualitative.png": "Test images: sources, fused images, ground truth, predictions"}
+FIGURE_TITLES = {
+    "miou.png": "mIoU per input (bars start at zero)",
+    "per_class_iou.png": "Per-class IoU (%)",
+    "qualitative.png": "Test images: sources, fused images, ground truth, predictions",
+}
 
 
 @dataclass
@@ -52,30 +54,55 @@ def describe_input(input_name: str) -> str:
     return f"infrared + visible fused by {display_name(input_name)}"
 
 
-def collect_facts(argv: list[str], config_yaml: str, provenance: list[dict],
-                  stage_seconds: list[dict], runs: list[dict], data_root: Path, real_msrs: bool,
-                  fusion_folder: Path | None = None) -> RunFacts:
+def collect_facts(
+    argv: list[str],
+    config_yaml: str,
+    provenance: list[dict],
+    stage_seconds: list[dict],
+    runs: list[dict],
+    data_root: Path,
+    real_msrs: bool,
+    fusion_folder: Path | None = None,
+) -> RunFacts:
     """Facts of a run_all run: ``provenance`` holds one record per Table 2 row (``input``,
     ``seeds``, ``data``, ``fusion_model``, ``fused_images``, ``device``, ``precision``,
     ``wall_seconds``, as the report stage writes to provenance.json), ``stage_seconds`` one
     ``{stage, kind, seconds}`` per finished stage, ``runs`` the finished segmentation runs and
     ``fusion_folder`` the SSPFusion training folder (its ``preview.png`` becomes a figure)."""
-    inputs = pd.DataFrame([{
-        "row": display_name(row["input"]), "trained on": describe_input(row["input"]),
-        "seeds": ", ".join(map(str, row["seeds"])), "data": row.get("data") or "",
-        "fusion model": row.get("fusion_model") or "", "fused images": row.get("fused_images") or "",
-        "device": row.get("device"), "precision": row.get("precision"),
-        "wall time (s)": row.get("wall_seconds")} for row in provenance])
+    inputs = pd.DataFrame(
+        [
+            {
+                "row": display_name(row["input"]),
+                "trained on": describe_input(row["input"]),
+                "seeds": ", ".join(map(str, row["seeds"])),
+                "data": row.get("data") or "",
+                "fusion model": row.get("fusion_model") or "",
+                "fused images": row.get("fused_images") or "",
+                "device": row.get("device"),
+                "precision": row.get("precision"),
+                "wall time (s)": row.get("wall_seconds"),
+            }
+            for row in provenance
+        ]
+    )
     first = runs[0]["metrics"] if runs else {}
     kind = "real MSRS" if real_msrs else "the built-in synthetic MSRS-layout scenes"
     figures = {}
     if fusion_folder is not None and (fusion_folder / "preview.png").is_file():
         figures["SSPFusion after training: infrared | visible Y | fused (training pairs)"] = (
-            fusion_folder / "preview.png")
-    return RunFacts(command=shlex.join(["python", *argv]), config_yaml=config_yaml,
-                    data=f"{kind} at {data_root}", real_msrs=real_msrs,
-                    train_images=first.get("train_images"), test_images=first.get("test_images"),
-                    inputs=inputs, stage_seconds=pd.DataFrame(stage_seconds), figures=figures)
+            fusion_folder / "preview.png"
+        )
+    return RunFacts(
+        command=shlex.join(["python", *argv]),
+        config_yaml=config_yaml,
+        data=f"{kind} at {data_root}",
+        real_msrs=real_msrs,
+        train_images=first.get("train_images"),
+        test_images=first.get("test_images"),
+        inputs=inputs,
+        stage_seconds=pd.DataFrame(stage_seconds),
+        figures=figures,
+    )
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -85,12 +112,14 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFacts) -> list:
     """The page as (heading, blocks) pairs; a block is a paragraph (str), a table (DataFrame),
     a figure ((title, path)) or a code block (("code", text))."""
-    counts = ", ".join(f"{n} {split}" for n, split in ((facts.train_images, "train"),
-                                                         (facts.test_images, "test")) if n)
+    counts = ", ".join(
+        f"{n} {split}" for n, split in ((facts.train_images, "train"), (facts.test_images, "test")) if n
+    )
     total = pd.to_numeric(facts.stage_seconds.get("seconds", pd.Series(dtype=float))).sum()
-    overview = [f"Data: {facts.data}" + (f" ({counts} images)." if counts else "."),
-                f"Stage wall time, summed: {total:.0f} s (cached stages count the time of the run "
-                "that made them)."]
+    overview = [
+        f"Data: {facts.data}" + (f" ({counts} images)." if counts else "."),
+        f"Stage wall time, summed: {total:.0f} s (cached stages count the time of the run that made them).",
+    ]
     sections = [("Run", overview)]
 
     table2 = [_read_csv(folder / "table2.csv")]
@@ -102,8 +131,10 @@ def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFact
         miou = vs_paper[vs_paper["column"] == "miou"].drop(columns="column")
         table2 += ["mIoU, ours against the paper's:", miou]
     elif not facts.real_msrs:
-        table2 += ["Synthetic data: the paper's numbers (real MSRS) are not comparable and are "
-                   "not put beside these (they are in configs/reference/table2_paper.csv)."]
+        table2 += [
+            "Synthetic data: the paper's numbers (real MSRS) are not comparable and are "
+            "not put beside these (they are in configs/reference/table2_paper.csv)."
+        ]
     sections.append(("Table 2: segmentation IoU (%) per input", table2))
     table1 = _read_csv(folder / "table1.csv")
     if table1 is not None:
@@ -111,8 +142,12 @@ def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFact
     sections.append(("Figures", figure_paths))
     sections.append(("What each row was trained on", [facts.inputs]))
     sections.append(("Wall time per stage", [facts.stage_seconds]))
-    sections.append(("How to reproduce", ["Command:", ("code", facts.command),
-                                          "Resolved configuration:", ("code", facts.config_yaml)]))
+    sections.append(
+        (
+            "How to reproduce",
+            ["Command:", ("code", facts.command), "Resolved configuration:", ("code", facts.config_yaml)],
+        )
+    )
     return sections
 
 
@@ -122,8 +157,7 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
         lines += [f"## {heading}", ""]
         for block in blocks:
             if isinstance(block, pd.DataFrame):
-                lines.append(block.to_markdown(index=False, floatfmt=".2f") if len(block)
-                             else "(none)")
+                lines.append(block.to_markdown(index=False, floatfmt=".2f") if len(block) else "(none)")
             elif isinstance(block, tuple) and block[0] == "code":
                 lines += ["```", block[1].rstrip(), "```"]
             elif isinstance(block, tuple):
@@ -135,51 +169,67 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
     return "\n".join(lines)
 
 
-STYLE = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-         "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}"
-         "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-         "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
-         "img{max-width:100%;border:1px solid #ddd}"
-         "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}figure{margin:1em 0}")
+STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+    "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
+    "img{max-width:100%;border:1px solid #ddd}"
+    "pre{background:#f6f6f6;padding:.8em;overflow-x:auto}figure{margin:1em 0}"
+)
 
 
 def _html(title: str, sections: list) -> str:
-    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-             f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
     for heading, blocks in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         for block in blocks:
             if isinstance(block, pd.DataFrame):
-                parts.append(block.to_html(index=False, float_format=lambda v: f"{v:.2f}",
-                                           na_rep="n/a", border=0) if len(block) else "<p>(none)</p>")
+                parts.append(
+                    block.to_html(index=False, float_format=lambda v: f"{v:.2f}", na_rep="n/a", border=0)
+                    if len(block)
+                    else "<p>(none)</p>"
+                )
             elif isinstance(block, tuple) and block[0] == "code":
                 parts.append(f"<pre><code>{html.escape(block[1].rstrip())}</code></pre>")
             elif isinstance(block, tuple):
                 data = base64.b64encode(Path(block[1]).read_bytes()).decode("ascii")
-                parts.append(f'<figure><img alt="{html.escape(block[0])}" '
-                             f'src="data:image/png;base64,{data}">'
-                             f"<figcaption>{html.escape(block[0])}</figcaption></figure>")
+                parts.append(
+                    f'<figure><img alt="{html.escape(block[0])}" '
+                    f'src="data:image/png;base64,{data}">'
+                    f"<figcaption>{html.escape(block[0])}</figcaption></figure>"
+                )
             else:
                 parts.append(f"<p>{html.escape(block)}</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_report_page(folder: str | Path, written: dict[str, Path], facts: RunFacts,
-                      title: str = "fusionseg-bench report") -> dict[str, Path]:
+def write_report_page(
+    folder: str | Path, written: dict[str, Path], facts: RunFacts, title: str = "fusionseg-bench report"
+) -> dict[str, Path]:
     """Write ``index.md`` and ``index.html`` into the report ``folder`` from the files the
     report wrote (``written``: name -> path) and ``facts``; returns their paths by name."""
     folder = Path(folder)
-    figures = [(FIGURE_TITLES.get(name, name), Path(path)) for name, path in written.items()
-               if str(path).endswith(".png")]
+    figures = [
+        (FIGURE_TITLES.get(name, name), Path(path))
+        for name, path in written.items()
+        if str(path).endswith(".png")
+    ]
     figures += [(caption, Path(path)) for caption, path in facts.figures.items()]
     missing = [str(path) for _, path in figures if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"report figures not found: {', '.join(missing)}")
     sections = _sections(folder, figures, facts)
-    return {"index.md": write_text_atomic(folder / "index.md", _markdown(title, sections, folder)),
-            "index.html": write_text_atomic(folder / "index.html", _html(title, sections))}
+    return {
+        "index.md": write_text_atomic(folder / "index.md", _markdown(title, sections, folder)),
+        "index.html": write_text_atomic(folder / "index.html", _html(title, sections)),
+    }
 
 
 __all__ = ["RunFacts", "collect_facts", "describe_input", "write_report_page"]

@@ -97,8 +97,9 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _resampled_miou(evidence: list[RowEvidence], image_draws: np.ndarray,
-                    seed_uniforms: np.ndarray) -> np.ndarray:
+def _resampled_miou(
+    evidence: list[RowEvidence], image_draws: np.ndarray, seed_uniforms: np.ndarray
+) -> np.ndarray:
     """(B, R) bootstrap mIoU per row for one chunk of B resamples."""
     images = image_draws.shape[1]
     weights = np.zeros((len(image_draws), images))
@@ -115,8 +116,13 @@ def _resampled_miou(evidence: list[RowEvidence], image_draws: np.ndarray,
     return out
 
 
-def compare_rows(evidence: list[RowEvidence], resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
-                 alpha: float = 0.05, chunk: int = 1000) -> Comparison:
+def compare_rows(
+    evidence: list[RowEvidence],
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+    alpha: float = 0.05,
+    chunk: int = 1000,
+) -> Comparison:
     """Bootstrap the rows of ``evidence`` (same test images, in the same order, in every row;
     seed counts may differ) as described in the module docstring."""
     if not evidence:
@@ -124,11 +130,14 @@ def compare_rows(evidence: list[RowEvidence], resamples: int = DEFAULT_RESAMPLES
     names = evidence[0].names
     for row in evidence:
         if row.confusion.ndim != 4 or row.confusion.shape[2] != row.confusion.shape[3]:
-            raise ValueError(f"{row.label}: confusion matrices must be (seeds, images, C, C), "
-                             f"got {row.confusion.shape}")
+            raise ValueError(
+                f"{row.label}: confusion matrices must be (seeds, images, C, C), got {row.confusion.shape}"
+            )
         if row.names != names:
-            raise ValueError(f"{row.label}: its test images differ from {evidence[0].label}'s; "
-                             "paired comparisons need the same images in every row")
+            raise ValueError(
+                f"{row.label}: its test images differ from {evidence[0].label}'s; "
+                "paired comparisons need the same images in every row"
+            )
     rng = np.random.default_rng(seed)
     max_seeds = max(row.confusion.shape[0] for row in evidence)
     chunks = []
@@ -157,10 +166,21 @@ def compare_rows(evidence: list[RowEvidence], resamples: int = DEFAULT_RESAMPLES
     ci_low, ci_high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
     return Comparison(
         labels=[row.label for row in evidence],
-        seeds=np.array([row.confusion.shape[0] for row in evidence]), miou=miou,
-        ci_low=ci_low, ci_high=ci_high, difference=difference, difference_low=low,
-        difference_high=high, p_value=p_value, p_holm=p_holm, significant=significant,
-        rank_group=1 + better.sum(1), images=len(names), resamples=resamples, alpha=alpha)
+        seeds=np.array([row.confusion.shape[0] for row in evidence]),
+        miou=miou,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        difference=difference,
+        difference_low=low,
+        difference_high=high,
+        p_value=p_value,
+        p_holm=p_holm,
+        significant=significant,
+        rank_group=1 + better.sum(1),
+        images=len(names),
+        resamples=resamples,
+        alpha=alpha,
+    )
 
 
 def best_versus_second(comparison: Comparison) -> tuple[str, str, bool] | None:
@@ -169,5 +189,4 @@ def best_versus_second(comparison: Comparison) -> tuple[str, str, bool] | None:
     if len(comparison.labels) < 2:
         return None
     second, best = np.argsort(comparison.miou, kind="stable")[-2:]
-    return (comparison.labels[best], comparison.labels[second],
-            bool(comparison.significant[best, second]))
+    return (comparison.labels[best], comparison.labels[second], bool(comparison.significant[best, second]))

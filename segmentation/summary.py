@@ -15,8 +15,9 @@ MSRS_COUNTS = {"train": 1083, "test": 361}  # the paper's 4.1 (and the public MS
 SUMMARY_EPOCHS = (0, 1, 2, 99, 100, 101, 339)  # warm-up, last frozen / first full, last
 
 
-def recipe_summary(config: ExperimentConfig, data_root: Path | None = None,
-                   epochs: tuple[int, ...] = SUMMARY_EPOCHS) -> dict:
+def recipe_summary(
+    config: ExperimentConfig, data_root: Path | None = None, epochs: tuple[int, ...] = SUMMARY_EPOCHS
+) -> dict:
     """The network as built (output stride and atrous rates read from the module), the
     train / validation / test counts (of ``data_root``, else MSRS's 1083 / 361) and the lr,
     phase and batch of each of ``epochs`` that the run has."""
@@ -25,13 +26,23 @@ def recipe_summary(config: ExperimentConfig, data_root: Path | None = None,
     counts = validate_root(data_root) if data_root is not None else MSRS_COUNTS
     val = held_out_count(counts["train"], seg.val_fraction)
     return {
-        "encoder": seg.encoder, "encoder_weights": seg.encoder_weights,
-        "output_stride": model.encoder.output_stride, "atrous_rates": aspp_rates(model),
+        "encoder": seg.encoder,
+        "encoder_weights": seg.encoder_weights,
+        "output_stride": model.encoder.output_stride,
+        "atrous_rates": aspp_rates(model),
         "decoder_channels": seg.decoder_channels,
         "images": {"train": counts["train"] - val, "val": val, "test": counts["test"]},
         "counted_from": str(data_root) if data_root is not None else "MSRS (1083 train, 361 test)",
-        "val_seed": seg.val_seed, "reported_model": seg.reported_model,
-        "schedule": [{"epoch": e, "phase": "frozen" if e < seg.freeze_epochs else "full",
-                      "batch": phase_batch(seg, e), "lr": learning_rate(seg, e)}
-                     for e in epochs if e < seg.epochs],
+        "val_seed": seg.val_seed,
+        "reported_model": seg.reported_model,
+        "schedule": [
+            {
+                "epoch": e,
+                "phase": "frozen" if e < seg.freeze_epochs else "full",
+                "batch": phase_batch(seg, e),
+                "lr": learning_rate(seg, e),
+            }
+            for e in epochs
+            if e < seg.epochs
+        ],
     }

@@ -96,9 +96,13 @@ CODE_VERSION = 1
 def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
     set_encoder_frozen(model, frozen)
     parameters = model.parameters() if config.keep_optimizer else trainable_parameters(model)
-    return torch.optim.SGD(parameters, lr=config.lr, momentum=config.momentum,
-                           nesterov=config.nesterov and config.momentum > 0,
-                           weight_decay=config.weight_decay)
+    return torch.optim.SGD(
+        parameters,
+        lr=config.lr,
+        momentum=config.momentum,
+        nesterov=config.nesterov and config.momentum > 0,
+        weight_decay=config.weight_decay,
+    )
 
 
 def _sharded_scores(model, images, labels, device, place) -> tuple[dict, np.ndarray]:
@@ -111,8 +115,7 @@ def _sharded_scores(model, images, labels, device, place) -> tuple[dict, np.ndar
 
 
 @torch.no_grad()
-def validation_loss(model, criterion, images, labels, device, place, precision,
-                    batch_size: int) -> float:
+def validation_loss(model, criterion, images, labels, device, place, precision, batch_size: int) -> float:
     """Mean loss over the held-out images at full size, without augmentation, in fixed chunks of
     ``batch_size`` (chunk k on rank k mod K, so the value does not depend on K)."""
     model = unwrap(model).eval()
@@ -122,16 +125,17 @@ def validation_loss(model, criterion, images, labels, device, place, precision,
     for chunk, start in enumerate(range(0, len(images), batch_size)):
         if chunk % place.world_size != place.rank:
             continue
-        batch = to_tensor(images[start:start + batch_size]).to(device)
-        target = torch.from_numpy(labels[start:start + batch_size].astype(np.int64)).to(device)
+        batch = to_tensor(images[start : start + batch_size]).to(device)
+        target = torch.from_numpy(labels[start : start + batch_size].astype(np.int64)).to(device)
         with precision.autocast(device):
             logits = model(F.pad(batch, (0, pad_w, 0, pad_h)))[..., :height, :width]
         total += criterion(logits.float(), target).double() * len(batch)
     return float(all_reduce_sum(total, place).item() / len(images))
 
 
-def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, device,
-                    world_size: int = 1) -> tuple[float, int]:
+def train_one_epoch(
+    net, batches, criterion, optimizer, scaler, precision, device, world_size: int = 1
+) -> tuple[float, int]:
     """One pass over ``batches`` (a DataLoader, or a tqdm around one whose postfix shows the
     running loss and images/second). Returns (summed loss, images seen) of this rank."""
     total, seen, tick = 0.0, 0, time.perf_counter()
@@ -146,8 +150,9 @@ def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, devic
         total += loss.item() * len(images)
         seen += len(images)
         if hasattr(batches, "set_postfix"):
-            batches.set_postfix(loss=f"{total / seen:.3f}",
-                                img_s=f"{seen * world_size / (time.perf_counter() - tick):.1f}")
+            batches.set_postfix(
+                loss=f"{total / seen:.3f}", img_s=f"{seen * world_size / (time.perf_counter() - tick):.1f}"
+            )
     return total, seen
 
 
@@ -155,18 +160,32 @@ def _held_out(images, labels, names, seg, out_dir: Path, place):
     """Split the training arrays by ``holdout``; rank 0 writes the names to ``split.json``."""
     train, val = holdout(names, seg.val_fraction, seg.val_seed)
     if len(val) and place.is_main:
-        write_json_atomic(out_dir / "split.json", {
-            "val_fraction": seg.val_fraction, "val_seed": seg.val_seed,
-            "train": [names[i] for i in train], "val": [names[i] for i in val]})
+        write_json_atomic(
+            out_dir / "split.json",
+            {
+                "val_fraction": seg.val_fraction,
+                "val_seed": seg.val_seed,
+                "train": [names[i] for i in train],
+                "val": [names[i] for i in val],
+            },
+        )
     if not len(val):
         return images, labels, images[:0], labels[:0]
     return images[train], labels[train], images[val], labels[val]
 
 
-def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: str, out_dir: Path,
-                       seed: int, image_dirs: dict[str, Path] | None = None, resume: bool = False,
-                       progress: bool = True, stop_after: int | None = None,
-                       identity: str | None = None) -> dict:
+def train_segmentation(
+    config: ExperimentConfig,
+    data_root: Path,
+    input_name: str,
+    out_dir: Path,
+    seed: int,
+    image_dirs: dict[str, Path] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    identity: str | None = None,
+) -> dict:
     """Train on ``input_name`` (infrared | visible | fused:<method> with ``image_dirs``: split ->
     folder) and write model.pt, checkpoint.pt, metrics.json, history.csv, predictions/ and the
     test split's per-image confusion matrices (CONFUSION_FILE) into ``out_dir`` (with a validation
@@ -181,19 +200,19 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     check_encoder(seg.encoder)  # before any data is read
     check_frozen_encoder_is_trained(seg)
     dirs = image_dirs or {}
-    train_images, train_labels, train_names = load_split(data_root, "train", input_name,
-                                                         dirs.get("train"))
+    train_images, train_labels, train_names = load_split(data_root, "train", input_name, dirs.get("train"))
     colour = colour_mode(train_images)
     train_images, train_labels, val_images, val_labels = _held_out(
-        train_images, train_labels, train_names, seg, out_dir, place)
-    test_images, test_labels, test_names = load_split(data_root, "test", input_name,
-                                                      dirs.get("test"))
+        train_images, train_labels, train_names, seg, out_dir, place
+    )
+    test_images, test_labels, test_names = load_split(data_root, "test", input_name, dirs.get("test"))
     crop = tuple(seg.crop) if seg.crop else train_images.shape[1:3]
     dataset = AugmentedSplit(train_images, train_labels, train_transform(crop, seg.scale_range), seed)
     for batch in {seg.freeze_batch_size, seg.batch_size}:
         if len(dataset) < batch:
-            raise ValueError(f"{data_root / 'train'}: {len(dataset)} training images, fewer than "
-                             f"one batch of {batch}")
+            raise ValueError(
+                f"{data_root / 'train'}: {len(dataset)} training images, fewer than one batch of {batch}"
+            )
 
     torch.manual_seed(seed)
     model = model_from_config(seg, seg.encoder_weights).to(device)
@@ -213,8 +232,9 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     if state is not None and (seg.keep_optimizer or state["frozen"] == frozen):
         optimizer.load_state_dict(state["optimizer"])
     scaler = precision.make_scaler(device)
-    sampler = DistributedSampler(dataset, num_replicas=place.world_size, rank=place.rank,
-                                 shuffle=True, seed=seed)
+    sampler = DistributedSampler(
+        dataset, num_replicas=place.world_size, rank=place.rank, shuffle=True, seed=seed
+    )
     last = seg.epochs if stop_after is None else min(seg.epochs, stop_after)
     for epoch in range(start_epoch, last):
         if (epoch < seg.freeze_epochs) != frozen:  # the unfreeze boundary
@@ -228,22 +248,38 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
         begin_epoch(optimizer, lr, seed, epoch)  # dropout seeded from (seed, epoch)
         sampler.set_epoch(epoch)
         dataset.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=per_rank_batch(phase_batch(seg, epoch), place),
-                            sampler=sampler, drop_last=True,
-                            num_workers=loader_workers(seg.num_workers, device),
-                            pin_memory=precision.pin_memory)
+        loader = DataLoader(
+            dataset,
+            batch_size=per_rank_batch(phase_batch(seg, epoch), place),
+            sampler=sampler,
+            drop_last=True,
+            num_workers=loader_workers(seg.num_workers, device),
+            pin_memory=precision.pin_memory,
+        )
         set_train_mode(model, frozen, seg.frozen_bn_updates)
         tick = time.perf_counter()
-        bar = progress_bar(loader, f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}"
-                           f"{' (encoder frozen)' if frozen else ''}", progress and place.is_main, lr=lr)
-        total, seen = train_one_epoch(net, bar, criterion, optimizer, scaler, precision, device,
-                                      place.world_size)
-        row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr,
-               **epoch_means({"loss": total}, seen, device, place), "val_loss": float("nan"),
-               "test_miou": float("nan"), "seconds": round(time.perf_counter() - tick, 2)}
+        bar = progress_bar(
+            loader,
+            f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}{' (encoder frozen)' if frozen else ''}",
+            progress and place.is_main,
+            lr=lr,
+        )
+        total, seen = train_one_epoch(
+            net, bar, criterion, optimizer, scaler, precision, device, place.world_size
+        )
+        row = {
+            "epoch": epoch + 1,
+            "phase": "frozen" if frozen else "full",
+            "lr": lr,
+            **epoch_means({"loss": total}, seen, device, place),
+            "val_loss": float("nan"),
+            "test_miou": float("nan"),
+            "seconds": round(time.perf_counter() - tick, 2),
+        }
         if len(val_images):
-            row["val_loss"] = validation_loss(net, criterion, val_images, val_labels, device,
-                                              place, precision, seg.batch_size)
+            row["val_loss"] = validation_loss(
+                net, criterion, val_images, val_labels, device, place, precision, seg.batch_size
+            )
             if row["val_loss"] < best["val_loss"]:
                 best = {"val_loss": row["val_loss"], "epoch": epoch + 1}
                 if place.is_main and seg.reported_model == "lowest_val_loss":
@@ -251,10 +287,19 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
             row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
         history.append(row)
-        save_checkpoint(checkpoint_path, {"model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                          "frozen": frozen, "history": history, "best": best,
-                                          "identity": identity}, place)
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "frozen": frozen,
+                "history": history,
+                "best": best,
+                "identity": identity,
+            },
+            place,
+        )
     if last < seg.epochs:
         return {"stopped_after_epoch": last}
 
@@ -266,25 +311,44 @@ def train_segmentation(config: ExperimentConfig, data_root: Path, input_name: st
     metrics, _ = _sharded_scores(net, test_images, test_labels, device, place)
     if history and reported_epoch == seg.epochs:
         history[-1]["test_miou"] = metrics["miou"]
-    metrics.update({"input": input_name, "seed": seed, "epochs": seg.epochs,
-                    "identity": identity, "device": str(device),
-                    "precision": precision.name,
-                    # epochs of earlier (interrupted) sessions included
-                    "wall_seconds": round(sum(row["seconds"] for row in history)
-                                          + time.perf_counter() - evaluated, 1),
-                    "train_images": len(dataset), "val_images": len(val_images),
-                    "test_images": len(test_images), "colour": colour,
-                    "reported_model": seg.reported_model, "reported_epoch": reported_epoch,
-                    "processes": place.world_size})
+    metrics.update(
+        {
+            "input": input_name,
+            "seed": seed,
+            "epochs": seg.epochs,
+            "identity": identity,
+            "device": str(device),
+            "precision": precision.name,
+            # epochs of earlier (interrupted) sessions included
+            "wall_seconds": round(
+                sum(row["seconds"] for row in history) + time.perf_counter() - evaluated, 1
+            ),
+            "train_images": len(dataset),
+            "val_images": len(val_images),
+            "test_images": len(test_images),
+            "colour": colour,
+            "reported_model": seg.reported_model,
+            "reported_epoch": reported_epoch,
+            "processes": place.world_size,
+        }
+    )
     if place.is_main:
         predictions = predict(model, test_images, device)
         save_confusion_per_image(out_dir / CONFUSION_FILE, test_names, predictions, test_labels)
-        save_prediction_images(out_dir / "predictions", test_names, test_images, test_labels,
-                               predictions, seg.prediction_images)
-        save_torch_atomic(out_dir / "model.pt", {
-            "model": model.state_dict(), "encoder": seg.encoder, "input": input_name,
-            "decoder_channels": seg.decoder_channels, "output_stride": seg.output_stride,
-            "atrous_rates": list(seg.atrous_rates)})
+        save_prediction_images(
+            out_dir / "predictions", test_names, test_images, test_labels, predictions, seg.prediction_images
+        )
+        save_torch_atomic(
+            out_dir / "model.pt",
+            {
+                "model": model.state_dict(),
+                "encoder": seg.encoder,
+                "input": input_name,
+                "decoder_channels": seg.decoder_channels,
+                "output_stride": seg.output_stride,
+                "atrous_rates": list(seg.atrous_rates),
+            },
+        )
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "metrics.json", metrics)
     barrier(place)
@@ -295,9 +359,12 @@ def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Mod
     """Rebuild a model saved by train_segmentation (weights only, no pretrained download).
     Files written before the rates were a setting ran smp's default (12, 24, 36)."""
     state = load_checkpoint(path, device)
-    model = build_model(state["encoder"], None,
-                        decoder_channels=state.get("decoder_channels", 256),
-                        output_stride=state.get("output_stride", 16),
-                        atrous_rates=tuple(state.get("atrous_rates", (12, 24, 36))))
+    model = build_model(
+        state["encoder"],
+        None,
+        decoder_channels=state.get("decoder_channels", 256),
+        output_stride=state.get("output_stride", 16),
+        atrous_rates=tuple(state.get("atrous_rates", (12, 24, 36))),
+    )
     model.load_state_dict(state["model"])
     return model.to(device).eval()

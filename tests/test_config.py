@@ -38,8 +38,7 @@ def test_wrong_type_is_named(tmp_path):
 
 def test_overrides_and_hash():
     base = load_config(REPO / "configs" / "quick.yaml")
-    changed = load_config(REPO / "configs" / "quick.yaml",
-                          ["segmentation.epochs=3", "methods=[average]"])
+    changed = load_config(REPO / "configs" / "quick.yaml", ["segmentation.epochs=3", "methods=[average]"])
     assert changed.segmentation.epochs == 3 and changed.methods == ["average"]
     assert config_hash(base.segmentation) != config_hash(changed.segmentation)
     assert config_hash(base.fusion) == config_hash(changed.fusion)

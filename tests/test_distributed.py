@@ -21,12 +21,24 @@ pytestmark = pytest.mark.slow
 def _run(script: str, args: list[str], processes: int) -> subprocess.CompletedProcess:
     launcher = [sys.executable]
     if processes > 1:
-        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-                     str(processes)]
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([*launcher, str(REPO / "pipelines" / script), "--config", TINY,
-                             "--no-progress", "--set", "runtime.threads=1", *args],
-                            capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [
+            *launcher,
+            str(REPO / "pipelines" / script),
+            "--config",
+            TINY,
+            "--no-progress",
+            "--set",
+            "runtime.threads=1",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
@@ -61,8 +73,7 @@ def test_fusion_two_processes_match_one(synthetic_root, tmp_path):
     summaries = [json.loads((f / "summary.json").read_text()) for f in folders]
     assert [s["processes"] for s in summaries] == [1, 2]
     histories = [pd.read_csv(f / "history.csv") for f in folders]
-    assert histories[0]["total"].to_numpy() == pytest.approx(histories[1]["total"].to_numpy(),
-                                                             rel=1e-3)
+    assert histories[0]["total"].to_numpy() == pytest.approx(histories[1]["total"].to_numpy(), rel=1e-3)
 
 
 def _sync_bn_rank(rank: int, world: int, init_file: str, x, grad_out, queue) -> None:
@@ -104,9 +115,10 @@ def test_gloo_sync_batchnorm_equals_whole_batch_batchnorm(tmp_path):
 
     context = mp.get_context("spawn")
     queue = context.SimpleQueue()
-    processes = [context.Process(target=_sync_bn_rank,
-                                 args=(r, 2, str(tmp_path / "init"), x, grad_out, queue))
-                 for r in range(2)]
+    processes = [
+        context.Process(target=_sync_bn_rank, args=(r, 2, str(tmp_path / "init"), x, grad_out, queue))
+        for r in range(2)
+    ]
     for p in processes:
         p.start()
     results = dict((item[0], item[1:]) for item in (queue.get() for _ in processes))
@@ -119,7 +131,8 @@ def test_gloo_sync_batchnorm_equals_whole_batch_batchnorm(tmp_path):
     torch.testing.assert_close(input_grad, whole.grad, rtol=1e-4, atol=1e-5)
     for r in range(2):
         grads, running_mean, running_var = results[r][2:]
-        torch.testing.assert_close(grads, torch.stack([reference.weight.grad, reference.bias.grad]),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            grads, torch.stack([reference.weight.grad, reference.bias.grad]), rtol=1e-4, atol=1e-5
+        )
         torch.testing.assert_close(running_mean, reference.running_mean)
         torch.testing.assert_close(running_var, reference.running_var)

@@ -27,8 +27,17 @@ def _stage(tmp_path, key, calls, kind="fuse", config="a", upstream=(), input_nam
         (folder / "out.txt").write_text(f"{config} {identity}")
         return {"ok": True}
 
-    return Stage(key, kind, folder, identify, run, lambda: _digest(folder / "out.txt"), key,
-                 upstream=tuple(upstream), input_name=input_name)
+    return Stage(
+        key,
+        kind,
+        folder,
+        identify,
+        run,
+        lambda: _digest(folder / "out.txt"),
+        key,
+        upstream=tuple(upstream),
+        input_name=input_name,
+    )
 
 
 def _digest(path):
@@ -36,11 +45,26 @@ def _digest(path):
 
 
 def _plan(tmp_path, calls, **configs):
-    return [_stage(tmp_path, "fuse:a", calls, config=configs.get("fuse", "a")),
-            _stage(tmp_path, "segmentation:fused:a:seed0", calls, "segmentation",
-                   configs.get("seg", "a"), upstream=("fuse:a",), input_name="fused:a"),
-            _stage(tmp_path, "segmentation:visible:seed0", calls, "segmentation",
-                   configs.get("seg", "a"), input_name="visible")]
+    return [
+        _stage(tmp_path, "fuse:a", calls, config=configs.get("fuse", "a")),
+        _stage(
+            tmp_path,
+            "segmentation:fused:a:seed0",
+            calls,
+            "segmentation",
+            configs.get("seg", "a"),
+            upstream=("fuse:a",),
+            input_name="fused:a",
+        ),
+        _stage(
+            tmp_path,
+            "segmentation:visible:seed0",
+            calls,
+            "segmentation",
+            configs.get("seg", "a"),
+            input_name="visible",
+        ),
+    ]
 
 
 def _run(stages, force=(), only=()):
@@ -112,8 +136,11 @@ def test_force_reruns_downstream_and_keeps_the_old_result(tmp_path):
     calls = []
     _run(_plan(tmp_path, calls))
     before = _run(_plan(tmp_path, calls), force=["fuse"])
-    assert before == {"fuse:a": "forced", "segmentation:fused:a:seed0": "forced",
-                      "segmentation:visible:seed0": "cached"}
+    assert before == {
+        "fuse:a": "forced",
+        "segmentation:fused:a:seed0": "forced",
+        "segmentation:visible:seed0": "cached",
+    }
     assert len(list(tmp_path.glob("fuse_a.superseded-*-forced"))) == 1
 
 
@@ -152,10 +179,12 @@ def test_failed_stage_is_not_marked_done(tmp_path):
 
 def test_time_left_names_kinds_not_timed_yet(tmp_path):
     calls, lines = [], []
-    stages = [_stage(tmp_path, "fuse:a", calls, "fuse"),
-              _stage(tmp_path, "segmentation:x", calls, "segmentation"),
-              _stage(tmp_path, "fuse:b", calls, "fuse"),
-              _stage(tmp_path, "segmentation:y", calls, "segmentation")]
+    stages = [
+        _stage(tmp_path, "fuse:a", calls, "fuse"),
+        _stage(tmp_path, "segmentation:x", calls, "segmentation"),
+        _stage(tmp_path, "fuse:b", calls, "fuse"),
+        _stage(tmp_path, "segmentation:y", calls, "segmentation"),
+    ]
     plan_status(stages)
     run_plan(stages, [], ENV, "run_all", log=lines.append)
     assert lines[0].endswith(", 2 segmentation and 1 fuse stage(s) not timed yet left after it")
@@ -174,11 +203,20 @@ def test_done_json_is_plain_json(tmp_path):
 def test_report_warns_when_rows_were_trained_differently():
     from pipelines.engine.report import provenance_notes
 
-    row = {"input": "visible", "seeds": [0], "data": "d", "fusion_model": None,
-           "fused_images": None, "device": "cpu", "precision": "fp32", "torch": "2", "smp": "0.6",
-           "config": "c", "wall_seconds": 3.0}
+    row = {
+        "input": "visible",
+        "seeds": [0],
+        "data": "d",
+        "fusion_model": None,
+        "fused_images": None,
+        "device": "cpu",
+        "precision": "fp32",
+        "torch": "2",
+        "smp": "0.6",
+        "config": "c",
+        "wall_seconds": 3.0,
+    }
     same = provenance_notes([row, {**row, "input": "infrared"}])
     assert "## Provenance" in same and not any("Warning" in line for line in same)
-    mixed = provenance_notes([row, {**row, "input": "infrared", "device": "cuda",
-                                    "precision": "bfloat16"}])
+    mixed = provenance_notes([row, {**row, "input": "infrared", "device": "cuda", "precision": "bfloat16"}])
     assert any("Warning" in line and "device, precision differ" in line for line in mixed)

@@ -27,15 +27,13 @@ def test_recoloured_grey_external_equals_the_builtin_path(real_pair, tmp_path):
     Image.fromarray(fused_y, "L").save(tmp_path / f"{real_pair.name}.png")
     external = build_method(f"external:{tmp_path}").fuse_pair(real_pair, "all")
     # the built-in path (fusion/methods/base.py) on the same luminance
-    builtin = fuse_luminance(lambda ir_y, vi_y: fused_y / 255.0, read_ir(real_pair.ir),
-                             read_vi(real_pair.vi))
+    builtin = fuse_luminance(lambda ir_y, vi_y: fused_y / 255.0, read_ir(real_pair.ir), read_vi(real_pair.vi))
     np.testing.assert_array_equal(external, builtin)
     assert not np.array_equal(external[..., 0], external[..., 1])  # it has colour
 
     # grey saved as RGB (three equal channels) is grey too
     Image.fromarray(np.repeat(fused_y[..., None], 3, axis=2)).save(tmp_path / f"{real_pair.name}.png")
-    np.testing.assert_array_equal(build_method(f"external:{tmp_path}").fuse_pair(real_pair, "all"),
-                                  builtin)
+    np.testing.assert_array_equal(build_method(f"external:{tmp_path}").fuse_pair(real_pair, "all"), builtin)
 
 
 def test_keep_leaves_grey_and_colour_files_are_untouched(real_pair, tmp_path):
@@ -48,8 +46,7 @@ def test_keep_leaves_grey_and_colour_files_are_untouched(real_pair, tmp_path):
 
     colour = read_vi(real_pair.vi)[::-1].copy()  # any RGB image with colour
     Image.fromarray(colour).save(tmp_path / f"{real_pair.name}.png")
-    np.testing.assert_array_equal(build_method(f"external:{tmp_path}").fuse_pair(real_pair, "all"),
-                                  colour)
+    np.testing.assert_array_equal(build_method(f"external:{tmp_path}").fuse_pair(real_pair, "all"), colour)
     with pytest.raises(ValueError, match="grey must be one of"):
         build_method(f"external:{tmp_path}", grey="sepia")
 
@@ -70,11 +67,11 @@ def test_table2_shows_each_rows_colour_mode():
 
     def run(name, colour):
         iou = dict.fromkeys(("background", "car"), 50.0)
-        return {"input": name, "seed": 0,
-                "metrics": {"per_class_iou": iou, "miou": 50.0, "colour": colour}}
+        return {"input": name, "seed": 0, "metrics": {"per_class_iou": iou, "miou": 50.0, "colour": colour}}
 
-    table = table2([run("infrared", "grey"), run("visible", "colour"),
-                    run("fused:external:/x/DDFM", "colour")])
+    table = table2(
+        [run("infrared", "grey"), run("visible", "colour"), run("fused:external:/x/DDFM", "colour")]
+    )
     assert list(table["colour"]) == ["grey", "colour", "colour"]
     lines = to_markdown(table).splitlines()
     assert lines[0].endswith("| Colour |") and lines[2].endswith("| grey |")

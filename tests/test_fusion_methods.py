@@ -26,7 +26,7 @@ RNG = np.random.default_rng(0)
 def _scene(height=48, width=64) -> tuple[np.ndarray, np.ndarray]:
     """A smooth-ish test scene: uint8 infrared and a colourful visible image of its own."""
     yy, xx = np.mgrid[0:height, 0:width]
-    ir = (128 + 80 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + RNG.normal(0, 8, (height, width)))
+    ir = 128 + 80 * np.sin(xx / 5.0) * np.cos(yy / 7.0) + RNG.normal(0, 8, (height, width))
     vi = np.stack([(xx * 3) % 256, (yy * 5) % 256, 128 + 60 * np.cos((xx + yy) / 6.0)], axis=2)
     return np.clip(ir, 0, 255).astype(np.uint8), np.clip(vi, 0, 255).astype(np.uint8)
 
@@ -71,8 +71,9 @@ def test_gtf_lambda_zero_is_the_infrared_image():
     out = build_method("gtf", lam=0.0).fuse(ir, vi)
     assert np.abs(luminance(out).astype(int) - ir.astype(int)).max() <= 1
     ir_f, vi_f = ir / 255.0, luminance(vi) / 255.0
-    assert np.array_equal(fuse_gtf(ir_f.astype(np.float32), vi_f.astype(np.float32), lam=0.0),
-                          ir_f.astype(np.float32))
+    assert np.array_equal(
+        fuse_gtf(ir_f.astype(np.float32), vi_f.astype(np.float32), lam=0.0), ir_f.astype(np.float32)
+    )
 
 
 def test_gtf_minimises_its_objective():
@@ -108,6 +109,7 @@ def test_unknown_name_and_bad_option_raise_config_error():
 
 
 # ----------------------------------------------------------------------------- external folders
+
 
 def _write_fused(folder, pairs, grey=True, size=None):
     folder.mkdir(parents=True, exist_ok=True)
@@ -159,6 +161,7 @@ def test_external_fingerprint_changes_with_the_files(synthetic_root, tmp_path):
 
 # ----------------------------------------------------------------------------- fuse stage
 
+
 def test_fuse_split_writes_every_pair(synthetic_root, tmp_path):
     pairs = list_split(synthetic_root, "test", labels=False)
     out = tmp_path / "fused" / "average" / "test"
@@ -174,8 +177,9 @@ def test_fuse_split_validates_external_before_writing(synthetic_root, tmp_path):
     pairs = list_split(synthetic_root, "test", labels=False)
     _write_fused(tmp_path / "ext" / "test", pairs[2:])
     with pytest.raises(DataError, match="2 of"):
-        fuse_split(build_method(f"external:{tmp_path / 'ext'}"), pairs, tmp_path / "out" / "test",
-                   progress=False)
+        fuse_split(
+            build_method(f"external:{tmp_path / 'ext'}"), pairs, tmp_path / "out" / "test", progress=False
+        )
     assert not list((tmp_path / "out" / "test").glob("*.png"))
 
 
@@ -186,26 +190,51 @@ def test_pair_folder_is_one_split(roadscene):
 
 # ----------------------------------------------------------------------------- pipelines
 
+
 def _pipeline(script, *args, timeout=300):
-    return subprocess.run([sys.executable, str(REPO / "pipelines" / script), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 @pytest.mark.slow
 def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     out = tmp_path / "exp"
-    result = _pipeline("fuse.py", "--config", str(REPO / "configs" / "tiny.yaml"), "--method",
-                       "average", "--data-root", str(synthetic_root), "--out", str(out),
-                       "--no-progress")
+    result = _pipeline(
+        "fuse.py",
+        "--config",
+        str(REPO / "configs" / "tiny.yaml"),
+        "--method",
+        "average",
+        "--data-root",
+        str(synthetic_root),
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     for split, count in (("train", 24), ("test", 10)):
         assert len(list((out / "fused" / "average" / split).glob("*.png"))) == count
     assert "average test: 10 images" in result.stdout
     assert (out / "fused" / "average" / "done.json").is_file()
     # the same stage again is cached (one rule with run_all); --force keeps the old folder
-    again = _pipeline("fuse.py", "--config", str(REPO / "configs" / "tiny.yaml"), "--method",
-                      "average", "--data-root", str(synthetic_root), "--out", str(out),
-                      "--no-progress", "--force")
+    again = _pipeline(
+        "fuse.py",
+        "--config",
+        str(REPO / "configs" / "tiny.yaml"),
+        "--method",
+        "average",
+        "--data-root",
+        str(synthetic_root),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--force",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert "fuse:average: forced" in again.stdout
     assert len(list((out / "fused").glob("average.superseded-*-forced"))) == 1
@@ -214,14 +243,27 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
 @pytest.mark.slow
 def test_evaluate_fusion_on_roadscene(roadscene, tmp_path):
     out = tmp_path / "exp"
-    result = _pipeline("evaluate_fusion.py", "--config", str(REPO / "configs" / "tiny.yaml"),
-                       "--methods", "average", "gff", "--data-root", str(roadscene), "--out", str(out),
-                       "--limit", "3", "--no-progress")
+    result = _pipeline(
+        "evaluate_fusion.py",
+        "--config",
+        str(REPO / "configs" / "tiny.yaml"),
+        "--methods",
+        "average",
+        "gff",
+        "--data-root",
+        str(roadscene),
+        "--out",
+        str(out),
+        "--limit",
+        "3",
+        "--no-progress",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_csv(out / "report" / "table1.csv")
     assert list(table["method"]) == ["Average", "GFF"]
-    assert {"EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "fuse_ms",
-            "metrics_ms"} <= set(table.columns)
+    assert {"EN", "SD", "SF", "AG", "MI", "SCD", "VIF", "Qabf", "SSIM", "fuse_ms", "metrics_ms"} <= set(
+        table.columns
+    )
     assert (out / "report" / "table1.md").is_file()
     per_image = pd.read_csv(out / "quality" / "average" / "per_image.csv")
     assert len(per_image) == 3 and per_image.columns[0] == "name"

@@ -7,8 +7,10 @@ import pytest
 
 from .conftest import REPO
 
-FORBIDDEN = {"configs": ("pipelines", "fusion", "segmentation", "msrs"),
-             "msrs": ("pipelines", "fusion", "segmentation")}
+FORBIDDEN = {
+    "configs": ("pipelines", "fusion", "segmentation", "msrs"),
+    "msrs": ("pipelines", "fusion", "segmentation"),
+}
 
 
 def _imported(path) -> set[str]:
@@ -25,8 +27,7 @@ def _imported(path) -> set[str]:
 def test_ground_floor_imports_nothing_above_it(package):
     files = sorted((REPO / package).rglob("*.py"))
     assert files
-    wrong = {str(path.relative_to(REPO)): sorted(_imported(path) & set(FORBIDDEN[package]))
-             for path in files}
+    wrong = {str(path.relative_to(REPO)): sorted(_imported(path) & set(FORBIDDEN[package])) for path in files}
     assert {name: found for name, found in wrong.items() if found} == {}
 
 

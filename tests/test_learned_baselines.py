@@ -124,10 +124,10 @@ def test_train_then_fuse_a_real_pair_with_visible_colour(name, tmp_path):
 def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
     config = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1", "auif.epochs=2"])
     whole = train_learned("auif", config, MSRS_PAIRS, tmp_path / "whole", progress=False)
-    assert train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", progress=False,
-                         stop_after=1) == {"stopped_after_epoch": 1}
-    resumed = train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", resume=True,
-                            progress=False)
+    assert train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", progress=False, stop_after=1) == {
+        "stopped_after_epoch": 1
+    }
+    resumed = train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", resume=True, progress=False)
     assert resumed["final_loss"] == whole["final_loss"]
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]
@@ -140,8 +140,7 @@ def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, t
     from pipelines.engine.stages import build_plan, environment
 
     env = environment(TINY)
-    stages = build_plan(TINY, RunLayout(tmp_path), synthetic_root, ["auif", "average"], env,
-                        progress=False)
+    stages = build_plan(TINY, RunLayout(tmp_path), synthetic_root, ["auif", "average"], env, progress=False)
     keys = [stage.key for stage in stages]
     assert "fusion:auif" in keys and "fusion:average" not in keys
     assert keys.index("fusion:auif") < keys.index("fuse:auif")

@@ -82,15 +82,26 @@ CASES = {
     "missing root": (lambda r: shutil.rmtree(r), "data root not found", False),
     "missing split": (lambda r: shutil.rmtree(r / "test"), "split folder not found", False),
     "name missing in vi": (lambda r: _first(r).unlink(), "vi: missing 1 name", False),
-    "name missing in label": (lambda r: _first(r, "Segmentation_labels").unlink(),
-                              "Segmentation_labels: missing 1 name", False),
+    "name missing in label": (
+        lambda r: _first(r, "Segmentation_labels").unlink(),
+        "Segmentation_labels: missing 1 name",
+        False,
+    ),
     "unreadable image": (lambda r: _garbage(_first(r, "ir")), "unreadable image", False),
     "truncated image": (lambda r: _truncate(_first(r, "vi")), "truncated PNG", False),
     "size mismatch": (lambda r: _resize(_first(r, "vi")), "sizes differ", False),
-    "label out of range": (lambda r: _bad_label(_first(r, "Segmentation_labels")),
-                           r"label values \[12\] outside 0..8", True),
-    "empty split": (lambda r: [p.unlink() for s in ("ir", "vi", "Segmentation_labels")
-                               for p in (r / "train" / s).iterdir()], "empty", False),
+    "label out of range": (
+        lambda r: _bad_label(_first(r, "Segmentation_labels")),
+        r"label values \[12\] outside 0..8",
+        True,
+    ),
+    "empty split": (
+        lambda r: [
+            p.unlink() for s in ("ir", "vi", "Segmentation_labels") for p in (r / "train" / s).iterdir()
+        ],
+        "empty",
+        False,
+    ),
 }
 
 
@@ -111,12 +122,10 @@ def test_label_values_unchecked_without_the_option(copy):
 
 def test_validate_data_cli(copy):
     script = str(REPO / "pipelines" / "validate_data.py")
-    ok = subprocess.run([sys.executable, script, "--data-root", str(copy)],
-                        capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, script, "--data-root", str(copy)], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: ") and "train: 24, test: 10" in ok.stdout
     _truncate(_first(copy, "ir", "test"))
-    bad = subprocess.run([sys.executable, script, "--data-root", str(copy)],
-                         capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, script, "--data-root", str(copy)], capture_output=True, text=True)
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "truncated PNG" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -44,8 +44,9 @@ def test_loaded_encoder_recognises_street_scenes(checkpoint):
     encoder = build_model(ENCODER, SOURCE, decoder_channels=64).encoder
     classifier = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     classifier.load_state_dict(encoder.state_dict(), strict=False)
-    classifier.classifier.load_state_dict({"weight": checkpoint["_fc.weight"],
-                                           "bias": checkpoint["_fc.bias"]})
+    classifier.classifier.load_state_dict(
+        {"weight": checkpoint["_fc.weight"], "bias": checkpoint["_fc.bias"]}
+    )
     files = sorted(Path(__file__).parent.glob("data/*/vi/*"))
     images = np.stack([np.asarray(Image.open(f).convert("RGB").resize((224, 224))) for f in files])
     with torch.no_grad():

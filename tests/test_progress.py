@@ -61,10 +61,14 @@ def test_trainers_write_one_line_per_epoch_to_a_log(synthetic_root, tmp_path, ca
     lines = captured.out.splitlines()
     segmentation = [line for line in lines if line.startswith("visible seed 0 epoch ")]
     assert [line.split(":")[0] for line in segmentation] == [
-        "visible seed 0 epoch 1/2 (encoder frozen)", "visible seed 0 epoch 2/2"]
+        "visible seed 0 epoch 1/2 (encoder frozen)",
+        "visible seed 0 epoch 2/2",
+    ]
     fusion = [line for line in lines if line.startswith("SSPFusion ")]
-    assert [line.split(":")[0] for line in fusion] == ["SSPFusion structure epoch 1/2",
-                                                       "SSPFusion fusion epoch 2/2"]
+    assert [line.split(":")[0] for line in fusion] == [
+        "SSPFusion structure epoch 1/2",
+        "SSPFusion fusion epoch 2/2",
+    ]
     for line in segmentation + fusion:
         assert " lr=" in line and " img_s=" in line and " elapsed=" in line
     assert all(" loss=" in line for line in segmentation)

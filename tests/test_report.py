@@ -17,8 +17,11 @@ from segmentation.report import (
 
 def _run(name, seed, base):
     iou = {c: base + i for i, c in enumerate(CLASS_NAMES)}
-    return {"input": name, "seed": seed,
-            "metrics": {"per_class_iou": iou, "miou": float(np.mean(list(iou.values())))}}
+    return {
+        "input": name,
+        "seed": seed,
+        "metrics": {"per_class_iou": iou, "miou": float(np.mean(list(iou.values())))},
+    }
 
 
 def test_paper_reference_columns_and_mean():
@@ -29,8 +32,14 @@ def test_paper_reference_columns_and_mean():
 
 
 def test_rows_in_paper_order_mean_and_std():
-    runs = [_run("fused:sspfusion", 0, 60), _run("fused:average", 0, 50), _run("visible", 0, 40),
-            _run("infrared", 0, 30), _run("fused:gtf", 0, 45), _run("infrared", 1, 32)]
+    runs = [
+        _run("fused:sspfusion", 0, 60),
+        _run("fused:average", 0, 50),
+        _run("visible", 0, 40),
+        _run("infrared", 0, 30),
+        _run("fused:gtf", 0, 45),
+        _run("infrared", 1, 32),
+    ]
     table = table2(runs)
     assert list(table["input"]) == ["Infrared", "Visible", "GTF", "Average", "SSPFusion"]
     infrared = table.set_index("input").loc["Infrared"]
@@ -72,8 +81,15 @@ def test_write_report_files(tmp_path):
     runs = [_run("infrared", 0, 30), _run("visible", 0, 40), _run("fused:sspfusion", 0, 60)]
     quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0], "SSIM": [1, 1.2]})}
     written = write_report(tmp_path, runs, quality, real_msrs=True)
-    for name in ("table2.csv", "table2.md", "table1.csv", "table1.md", "miou.png",
-                 "per_class_iou.png", "table2_vs_paper.csv"):
+    for name in (
+        "table2.csv",
+        "table2.md",
+        "table1.csv",
+        "table1.md",
+        "miou.png",
+        "per_class_iou.png",
+        "table2_vs_paper.csv",
+    ):
         assert (tmp_path / name).is_file() and name in written
     csv = pd.read_csv(tmp_path / "table2.csv")
     assert list(csv.columns[:11]) == ["input", *CLASS_NAMES, "miou"]

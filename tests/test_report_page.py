@@ -21,9 +21,17 @@ def _run(name, seed, base, folder):
     iou = {c: base + i for i, c in enumerate(CLASS_NAMES)}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.pt").write_bytes(f"weights of {name} {seed}".encode())
-    return {"input": name, "seed": seed, "folder": folder,
-            "metrics": {"per_class_iou": iou, "miou": float(np.mean(list(iou.values()))),
-                        "train_images": 24, "test_images": 10}}
+    return {
+        "input": name,
+        "seed": seed,
+        "folder": folder,
+        "metrics": {
+            "per_class_iou": iou,
+            "miou": float(np.mean(list(iou.values()))),
+            "train_images": 24,
+            "test_images": 10,
+        },
+    }
 
 
 def _stage(key, kind, folder, seconds):
@@ -34,23 +42,50 @@ def _stage(key, kind, folder, seconds):
 
 def _report(tmp_path, real_msrs):
     out = tmp_path / "exp"
-    runs = [_run("infrared", 0, 30, out / "segmentation" / "infrared" / "seed0"),
-            _run("fused:sspfusion", 0, 60, out / "segmentation" / "fused-sspfusion" / "seed0")]
+    runs = [
+        _run("infrared", 0, 30, out / "segmentation" / "infrared" / "seed0"),
+        _run("fused:sspfusion", 0, 60, out / "segmentation" / "fused-sspfusion" / "seed0"),
+    ]
     fusion = _stage("fusion:sspfusion", "fusion", out / "fusion" / "sspfusion", 12.5)
     (fusion.folder / "model.pt").write_bytes(b"fusion weights")
     figures.miou_bars(table2(runs), fusion.folder / "preview.png")  # any PNG will do
-    stages = [fusion, _stage("segmentation:infrared:seed0", "segmentation", runs[0]["folder"], 3.0),
-              _stage("segmentation:fused:sspfusion:seed0", "segmentation", runs[1]["folder"], 4.0)]
+    stages = [
+        fusion,
+        _stage("segmentation:infrared:seed0", "segmentation", runs[0]["folder"], 3.0),
+        _stage("segmentation:fused:sspfusion:seed0", "segmentation", runs[1]["folder"], 4.0),
+    ]
     quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
     written = write_report(out / "report", runs, quality, real_msrs=real_msrs)
-    provenance = [{"input": "infrared", "seeds": [0], "data": "d41d8c", "device": "cpu",
-                   "precision": "fp32", "wall_seconds": 3.0},
-                  {"input": "fused:sspfusion", "seeds": [0], "data": "d41d8c",
-                   "fusion_model": "f00d5eed", "fused_images": "feedbeef", "device": "cpu",
-                   "precision": "fp32", "wall_seconds": 4.0}]
-    facts = collect_facts(["pipelines/run_all.py", "--out", "my run"], "seed: 0\nseeds: 1\n",
-                          provenance, stage_seconds(stages), runs, Path("data/MSRS"), real_msrs,
-                          fusion.folder)
+    provenance = [
+        {
+            "input": "infrared",
+            "seeds": [0],
+            "data": "d41d8c",
+            "device": "cpu",
+            "precision": "fp32",
+            "wall_seconds": 3.0,
+        },
+        {
+            "input": "fused:sspfusion",
+            "seeds": [0],
+            "data": "d41d8c",
+            "fusion_model": "f00d5eed",
+            "fused_images": "feedbeef",
+            "device": "cpu",
+            "precision": "fp32",
+            "wall_seconds": 4.0,
+        },
+    ]
+    facts = collect_facts(
+        ["pipelines/run_all.py", "--out", "my run"],
+        "seed: 0\nseeds: 1\n",
+        provenance,
+        stage_seconds(stages),
+        runs,
+        Path("data/MSRS"),
+        real_msrs,
+        fusion.folder,
+    )
     return out, written, facts, write_report_page(out / "report", written, facts)
 
 
@@ -62,8 +97,10 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", markdown)
     assert len(links) == 3  # miou, per-class, and the SSPFusion preview outside the report folder
     assert {(report / link).resolve() for link in links} == {
-        written["miou.png"].resolve(), written["per_class_iou.png"].resolve(),
-        (out / "fusion" / "sspfusion" / "preview.png").resolve()}
+        written["miou.png"].resolve(),
+        written["per_class_iou.png"].resolve(),
+        (out / "fusion" / "sspfusion" / "preview.png").resolve(),
+    }
     assert all((report / link).is_file() for link in links)
     assert "## Table 2" in markdown and "## Table 1" in markdown
     assert "The paper's Table 2" in markdown and "72.2" in markdown  # paper's SSPFusion mIoU
@@ -79,7 +116,7 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     assert len(images) == len(links)
     assert base64.b64decode(images[0]) == written["miou.png"].read_bytes()
     assert text.count("<table") == 6  # Table 2, paper rows, mIoU vs paper, Table 1, inputs, times
-    assert "src=\"/" not in text and "file:" not in text  # nothing outside the page itself
+    assert 'src="/' not in text and "file:" not in text  # nothing outside the page itself
 
 
 def test_synthetic_page_says_the_paper_is_not_comparable(tmp_path):
@@ -98,8 +135,9 @@ def test_missing_figure_is_named(tmp_path):
 
 def test_miou_bars_start_at_zero(tmp_path, monkeypatch):
     limits = []
-    monkeypatch.setattr(figures, "_save", lambda figure, path: limits.append(
-        figure.axes[0].get_ylim()) or path)
+    monkeypatch.setattr(
+        figures, "_save", lambda figure, path: limits.append(figure.axes[0].get_ylim()) or path
+    )
     frame = pd.DataFrame({"input": ["Infrared", "Visible"], "miou": [70.0, 71.0]})
     figures.miou_bars(frame, tmp_path / "m.png")
     assert limits[0][0] == 0

@@ -27,8 +27,12 @@ def _write_run(root, input_name, seed, accuracy, evidence=True):
     names = [f"{i:05d}N" for i in range(SHAPE[0])]
     if evidence:
         save_confusion_per_image(folder / CONFUSION_FILE, names, predictions, labels)
-    per_image = np.stack([np.bincount(labels[i].ravel() * 9 + predictions[i].ravel(),
-                                      minlength=81).reshape(9, 9) for i in range(SHAPE[0])])
+    per_image = np.stack(
+        [
+            np.bincount(labels[i].ravel() * 9 + predictions[i].ravel(), minlength=81).reshape(9, 9)
+            for i in range(SHAPE[0])
+        ]
+    )
     metrics = scores(per_image.sum(0))
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return {"input": input_name, "seed": seed, "metrics": metrics, "folder": folder}
@@ -41,8 +45,16 @@ def test_report_ranks_rows_with_intervals(tmp_path):
     written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
     table = pd.read_csv(written["table2.csv"]).set_index("input")
     assert list(table.index) == ["Infrared", "Visible", "SSPFusion"]
-    for column in ("miou_ci_low", "miou_ci_high", "seeds", "rank_group", "vs_infrared",
-                   "vs_visible", "vs_best", "vs_infrared_significant"):
+    for column in (
+        "miou_ci_low",
+        "miou_ci_high",
+        "seeds",
+        "rank_group",
+        "vs_infrared",
+        "vs_visible",
+        "vs_best",
+        "vs_infrared_significant",
+    ):
         assert column in table
     ssp = table.loc["SSPFusion"]
     assert ssp["miou_ci_low"] < ssp["miou"] < ssp["miou_ci_high"] and ssp["seeds"] == 2
@@ -50,8 +62,7 @@ def test_report_ranks_rows_with_intervals(tmp_path):
     assert table.loc["Infrared", "rank_group"] == table.loc["Visible", "rank_group"] == 2
     markdown = written["table2.md"].read_text()
     assert "Significantly above both Infrared and Visible: SSPFusion." in markdown
-    assert "Best mean mIoU (bold): SSPFusion; it is significantly better than the second" \
-        in markdown
+    assert "Best mean mIoU (bold): SSPFusion; it is significantly better than the second" in markdown
     pairs = pd.read_csv(written["pairwise.csv"])
     assert len(pairs) == 3 and pairs.iloc[0]["a"] == "SSPFusion"
     assert written["pairwise.png"].stat().st_size > 0 and written["miou.png"].stat().st_size > 0
@@ -64,8 +75,11 @@ def test_close_rows_best_not_significantly_better(tmp_path):
 
 
 def test_row_without_evidence_is_omitted_with_a_note(tmp_path):
-    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.6),
-            _write_run(tmp_path, "fused:gtf", 0, 0.7, evidence=False)]
+    runs = [
+        _write_run(tmp_path, "infrared", 0, 0.5),
+        _write_run(tmp_path, "visible", 0, 0.6),
+        _write_run(tmp_path, "fused:gtf", 0, 0.7, evidence=False),
+    ]
     written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
     table = pd.read_csv(written["table2.csv"]).set_index("input")
     assert np.isnan(table.loc["GTF", "miou_ci_low"]) and not np.isnan(table.loc["GTF", "miou"])
@@ -76,8 +90,10 @@ def test_row_without_evidence_is_omitted_with_a_note(tmp_path):
 
 
 def test_no_evidence_at_all_still_reports(tmp_path):
-    runs = [_write_run(tmp_path, "infrared", 0, 0.5, evidence=False),
-            {"input": "visible", "seed": 0, "metrics": _write_run(tmp_path, "visible", 0, 0.6)["metrics"]}]
+    runs = [
+        _write_run(tmp_path, "infrared", 0, 0.5, evidence=False),
+        {"input": "visible", "seed": 0, "metrics": _write_run(tmp_path, "visible", 0, 0.6)["metrics"]},
+    ]
     written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
     assert "No per-image evidence in any row" in written["table2.md"].read_text()
     assert "miou_ci_low" not in pd.read_csv(written["table2.csv"])
@@ -93,15 +109,21 @@ def test_different_seed_counts_are_named(tmp_path):
 
 
 def test_rows_on_other_test_images_are_omitted(tmp_path):
-    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.6),
-            _write_run(tmp_path, "fused:max", 0, 0.6)]
+    runs = [
+        _write_run(tmp_path, "infrared", 0, 0.5),
+        _write_run(tmp_path, "visible", 0, 0.6),
+        _write_run(tmp_path, "fused:max", 0, 0.6),
+    ]
     labels = _labels()
-    save_confusion_per_image(runs[2]["folder"] / CONFUSION_FILE, [f"x{i}" for i in range(SHAPE[0])],
-                             labels, labels)
+    save_confusion_per_image(
+        runs[2]["folder"] / CONFUSION_FILE, [f"x{i}" for i in range(SHAPE[0])], labels, labels
+    )
     evidence, notes = row_evidence(runs)
     assert [row.label for row in evidence] == ["Infrared", "Visible"]
-    assert notes == ["Max: statistics omitted, its test images differ from the other rows' "
-                     "(paired comparisons need the same images)."]
+    assert notes == [
+        "Max: statistics omitted, its test images differ from the other rows' "
+        "(paired comparisons need the same images)."
+    ]
 
 
 def test_unreadable_evidence_is_omitted_with_the_file_named(tmp_path):

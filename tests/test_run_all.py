@@ -18,9 +18,13 @@ pytestmark = pytest.mark.slow
 
 
 def _run_all(out, *extra, timeout=600):
-    return subprocess.run([sys.executable, RUN_ALL, "--config", TINY, "--out", str(out),
-                           "--no-progress", *extra], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, RUN_ALL, "--config", TINY, "--out", str(out), "--no-progress", *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def test_full_run_then_everything_cached(tmp_path):
@@ -28,8 +32,15 @@ def test_full_run_then_everything_cached(tmp_path):
     first = _run_all(out)
     assert first.returncode == 0, first.stderr[-3000:]
     report = out / "report"
-    for name in ("table2.csv", "table2.md", "table1.csv", "table1.md", "miou.png",
-                 "per_class_iou.png", "qualitative.png"):
+    for name in (
+        "table2.csv",
+        "table2.md",
+        "table1.csv",
+        "table1.md",
+        "miou.png",
+        "per_class_iou.png",
+        "qualitative.png",
+    ):
         assert (report / name).is_file(), name
     table = pd.read_csv(report / "table2.csv")
     assert list(table["input"]) == ["Infrared", "Visible", "Average", "SSPFusion"]
@@ -46,8 +57,11 @@ def test_full_run_then_everything_cached(tmp_path):
     assert list((out / "segmentation" / "visible").glob("seed0.superseded-*"))
     plan = _run_all(out, "--dry-run")
     assert plan.returncode == 0, plan.stderr[-3000:]
-    lines = {line.split()[1]: line.split(maxsplit=2)[::2] for line in plan.stdout.splitlines()
-             if line.startswith("  ")}
+    lines = {
+        line.split()[1]: line.split(maxsplit=2)[::2]
+        for line in plan.stdout.splitlines()
+        if line.startswith("  ")
+    }
     assert lines["segmentation:visible:seed0"] == ["stale", "changed: config"]
     assert lines["fuse:average"] == ["cached", "identity and output unchanged"]
     assert (out / "report" / "provenance.json").is_file()
@@ -69,10 +83,20 @@ def test_killed_during_segmentation_resumes_to_the_same_table(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     out = tmp_path / "killed"
-    command = [sys.executable, RUN_ALL, "--config", TINY, "--out", str(out), "--no-progress",
-               "--methods", "average"]
-    child = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    command = [
+        sys.executable,
+        RUN_ALL,
+        "--config",
+        TINY,
+        "--out",
+        str(out),
+        "--no-progress",
+        "--methods",
+        "average",
+    ]
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     checkpoint = out / "segmentation" / "visible" / "seed0" / "checkpoint.pt"
     deadline = time.time() + 300
     while not checkpoint.exists() and time.time() < deadline and child.poll() is None:
@@ -101,5 +125,7 @@ def test_jobs_run_rows_side_by_side_to_the_same_table(tmp_path):
     assert parallel.stdout.count("started in process") == 3  # infrared, visible, fused:average
     logs = sorted(p.name for p in (tmp_path / "parallel" / "logs").glob("*.log"))
     assert len(logs) == 3
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "parallel" / "report" / "table2.csv"),
-                                  pd.read_csv(tmp_path / "sequential" / "report" / "table2.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "parallel" / "report" / "table2.csv"),
+        pd.read_csv(tmp_path / "sequential" / "report" / "table2.csv"),
+    )

@@ -48,14 +48,15 @@ def test_confusion_matrix_matches_torchmetrics():
     generator = torch.Generator().manual_seed(0)
     target = torch.randint(0, NUM_CLASSES, (4, 30, 40), generator=generator)
     target[:, :3] = IGNORE_INDEX
-    prediction = torch.where(torch.rand(target.shape, generator=generator) < 0.6,
-                             target.clamp(max=NUM_CLASSES - 1),
-                             torch.randint(0, NUM_CLASSES, target.shape, generator=generator))
+    prediction = torch.where(
+        torch.rand(target.shape, generator=generator) < 0.6,
+        target.clamp(max=NUM_CLASSES - 1),
+        torch.randint(0, NUM_CLASSES, target.shape, generator=generator),
+    )
     ours = scores(confusion_matrix(prediction, target))
     metric = MulticlassJaccardIndex(NUM_CLASSES, average=None, ignore_index=IGNORE_INDEX)
     reference = metric(prediction, target).numpy() * 100
-    np.testing.assert_allclose([ours["per_class_iou"][n] for n in CLASS_NAMES], reference,
-                               rtol=1e-6)
+    np.testing.assert_allclose([ours["per_class_iou"][n] for n in CLASS_NAMES], reference, rtol=1e-6)
     assert ours["miou"] == pytest.approx(reference.mean(), rel=1e-6)
 
 
@@ -95,10 +96,18 @@ def test_frozen_phase_really_freezes(synthetic_root):
     dataset = AugmentedSplit(images, labels, train_transform((48, 64), (0.5, 2.0)), 0)
     set_train_mode(model, frozen=True)
     from configs.distributed import resolve_precision
+
     precision = resolve_precision(config.runtime, torch.device("cpu"))
     loader = torch.utils.data.DataLoader(dataset, batch_size=8)
-    train_one_epoch(model, loader, DiceCELoss(), optimizer, precision.make_scaler(
-        torch.device("cpu")), precision, torch.device("cpu"))
+    train_one_epoch(
+        model,
+        loader,
+        DiceCELoss(),
+        optimizer,
+        precision.make_scaler(torch.device("cpu")),
+        precision,
+        torch.device("cpu"),
+    )
     for key, value in model.encoder.state_dict().items():  # weights and BN running stats
         assert torch.equal(value, before[key]), f"encoder {key} changed while frozen"
     assert all(p.grad is None for p in model.encoder.parameters())
@@ -107,18 +116,29 @@ def test_frozen_phase_really_freezes(synthetic_root):
 
     # the anchor-code variant lets the "frozen" encoder's BatchNorm statistics move
     set_train_mode(model, frozen=True, frozen_bn_updates=True)
-    train_one_epoch(model, loader, DiceCELoss(), optimizer, precision.make_scaler(
-        torch.device("cpu")), precision, torch.device("cpu"))
-    moved = [k for k, v in model.encoder.state_dict().items() if "running_mean" in k
-             and not torch.equal(v, before[k])]
+    train_one_epoch(
+        model,
+        loader,
+        DiceCELoss(),
+        optimizer,
+        precision.make_scaler(torch.device("cpu")),
+        precision,
+        torch.device("cpu"),
+    )
+    moved = [
+        k
+        for k, v in model.encoder.state_dict().items()
+        if "running_mean" in k and not torch.equal(v, before[k])
+    ]
     assert moved
     set_encoder_frozen(model, False)
     assert all(p.requires_grad for p in model.encoder.parameters())
 
 
 def test_schedule_phases_and_cosine():
-    seg = tiny_config(epochs=10, freeze_epochs=4, freeze_batch_size=8, batch_size=4, lr=7e-3,
-                      min_lr_ratio=0.01).segmentation
+    seg = tiny_config(
+        epochs=10, freeze_epochs=4, freeze_batch_size=8, batch_size=4, lr=7e-3, min_lr_ratio=0.01
+    ).segmentation
     assert [phase_batch(seg, e) for e in (0, 3, 4, 9)] == [8, 8, 4, 4]
     rates = [learning_rate(seg, e) for e in range(10)]
     assert rates[0] == pytest.approx(7e-3) and all(a > b for a, b in zip(rates, rates[1:], strict=False))
@@ -134,8 +154,7 @@ def test_unknown_encoder_lists_valid_names():
 @pytest.mark.slow  # three trainings: the longest in-process test
 def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_root, tmp_path):
     config = tiny_config()
-    straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=3,
-                                  progress=False)
+    straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=3, progress=False)
     assert set(straight["per_class_iou"]) == set(CLASS_NAMES)
     for name in ("model.pt", "metrics.json", "history.csv", "checkpoint.pt"):
         assert (tmp_path / "a" / name).is_file()
@@ -144,27 +163,45 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
     assert list(history["phase"]) == ["frozen", "full", "full"]
     assert {"loss", "lr", "test_miou"} <= set(history.columns)
     saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    for key in ("per_class_iou", "miou", "pixel_accuracy", "identity", "seed", "epochs",
-                "wall_seconds", "device", "precision"):
+    for key in (
+        "per_class_iou",
+        "miou",
+        "pixel_accuracy",
+        "identity",
+        "seed",
+        "epochs",
+        "wall_seconds",
+        "device",
+        "precision",
+    ):
         assert key in saved
 
-    partial = train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=3,
-                                 progress=False, stop_after=2)  # killed after the unfreeze
+    partial = train_segmentation(
+        config, synthetic_root, "visible", tmp_path / "b", seed=3, progress=False, stop_after=2
+    )  # killed after the unfreeze
     assert partial == {"stopped_after_epoch": 2}
-    resumed = train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=3,
-                                 resume=True, progress=False)
+    resumed = train_segmentation(
+        config, synthetic_root, "visible", tmp_path / "b", seed=3, resume=True, progress=False
+    )
     assert resumed["per_class_iou"] == straight["per_class_iou"]
     assert resumed["miou"] == straight["miou"]
     assert saved["device"] == "cpu" and saved["precision"] == "fp32"
     with pytest.raises(ValueError, match="written by a run of identity None, not other"):
-        train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=3,
-                           resume=True, progress=False, identity="other")
+        train_segmentation(
+            config,
+            synthetic_root,
+            "visible",
+            tmp_path / "b",
+            seed=3,
+            resume=True,
+            progress=False,
+            identity="other",
+        )
 
 
 def test_decoder_width_is_a_config_value_kept_in_the_saved_model(synthetic_root, tmp_path):
     config = tiny_config(epochs=1, freeze_epochs=0, decoder_channels=32)
-    train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=0,
-                       progress=False)
+    train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=0, progress=False)
     model = load_trained(tmp_path / "run" / "model.pt")
     assert model.decoder.aspp[0].convs[0][0].out_channels == 32
     assert aspp_rates(model) == [6, 12, 18]
@@ -179,6 +216,7 @@ def test_fused_folder_missing_names_and_wrong_size(synthetic_root, tmp_path):
     with pytest.raises(DataError, match=r"missing 1 of 10 fused images"):
         load_split(synthetic_root, "test", "fused:x", fused / "test")
     from PIL import Image
+
     first = sorted((fused / "train").iterdir())[0]
     Image.new("RGB", (10, 12)).save(first)
     with pytest.raises(DataError, match=rf"{first.name}.*10x12.*label"):
@@ -188,18 +226,48 @@ def test_fused_folder_missing_names_and_wrong_size(synthetic_root, tmp_path):
 @pytest.mark.slow
 def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config", str(TINY),
-         "--input", "infrared", "--data-root", str(synthetic_root), "--out", str(tmp_path / "ir"),
-         "--no-progress", "--set", "segmentation.epochs=2"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(REPO / "pipelines" / "train_segmentation.py"),
+            "--config",
+            str(TINY),
+            "--input",
+            "infrared",
+            "--data-root",
+            str(synthetic_root),
+            "--out",
+            str(tmp_path / "ir"),
+            "--no-progress",
+            "--set",
+            "segmentation.epochs=2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert "person" in result.stdout and "mIoU" in result.stdout
     assert json.loads((tmp_path / "ir" / "metrics.json").read_text())["colour"] == "grey"
 
     bad = subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config", str(TINY),
-         "--input", "visible", "--data-root", str(synthetic_root), "--out", str(tmp_path / "x"),
-         "--set", "segmentation.encoder=resnet1000"], capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(REPO / "pipelines" / "train_segmentation.py"),
+            "--config",
+            str(TINY),
+            "--input",
+            "visible",
+            "--data-root",
+            str(synthetic_root),
+            "--out",
+            str(tmp_path / "x"),
+            "--set",
+            "segmentation.encoder=resnet1000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: unknown encoder 'resnet1000'")
     assert len(bad.stderr.strip().splitlines()) == 1
@@ -210,8 +278,10 @@ def test_atrous_rates_reach_the_aspp_module():
     assert (paper.output_stride, paper.atrous_rates) == (16, [6, 12, 18])
     model = model_from_config(paper)
     assert aspp_rates(model) == [6, 12, 18] and model.encoder.output_stride == 16
-    stride8 = load_config(REPO / "configs" / "paper.yaml", ["segmentation.output_stride=8",
-                                                           "segmentation.atrous_rates=[12,24,36]"])
+    stride8 = load_config(
+        REPO / "configs" / "paper.yaml",
+        ["segmentation.output_stride=8", "segmentation.atrous_rates=[12,24,36]"],
+    )
     model = model_from_config(stride8.segmentation)
     assert aspp_rates(model) == [12, 24, 36] and model.encoder.output_stride == 8
     with pytest.raises(ConfigError, match="atrous_rates"):
@@ -234,10 +304,15 @@ def test_holdout_is_seeded_deterministic_and_disjoint():
 
 
 def test_validation_split_and_lowest_val_loss_model(synthetic_root, tmp_path):
-    config = tiny_config(epochs=3, freeze_epochs=1, val_fraction=0.25,
-                         reported_model="lowest_val_loss", batch_size=6, freeze_batch_size=6)
-    metrics = train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=1,
-                                 progress=False)
+    config = tiny_config(
+        epochs=3,
+        freeze_epochs=1,
+        val_fraction=0.25,
+        reported_model="lowest_val_loss",
+        batch_size=6,
+        freeze_batch_size=6,
+    )
+    metrics = train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=1, progress=False)
     split = json.loads((tmp_path / "run" / "split.json").read_text())
     assert (len(split["train"]), len(split["val"])) == (18, 6)
     assert not set(split["train"]) & set(split["val"])
@@ -262,7 +337,8 @@ def test_anchor_schedule_matches_the_anchor_formulas():
         if iters >= total - no_aug:
             return min_lr
         return min_lr + 0.5 * (lr - min_lr) * (
-            1.0 + math.cos(math.pi * (iters - warmup_total) / (total - warmup_total - no_aug)))
+            1.0 + math.cos(math.pi * (iters - warmup_total) / (total - warmup_total - no_aug))
+        )
 
     init_lr, min_lr, nbs, total = 7e-3, 7e-3 * 0.01, 16, 340
     table = []
@@ -270,17 +346,29 @@ def test_anchor_schedule_matches_the_anchor_formulas():
         batch = 8 if epoch < 100 else 4
         lr_fit = min(max(batch / nbs * init_lr, 5e-4), 1e-1)
         min_fit = min(max(batch / nbs * min_lr, 5e-4 * 1e-2), 1e-1 * 1e-2)
-        table.append(yolox_warm_cos_lr(lr_fit, min_fit, total, min(max(0.1 * total, 1), 3),
-                                       max(0.1 * lr_fit, 1e-6), min(max(0.3 * total, 1), 15),
-                                       epoch))
+        table.append(
+            yolox_warm_cos_lr(
+                lr_fit,
+                min_fit,
+                total,
+                min(max(0.1 * total, 1), 3),
+                max(0.1 * lr_fit, 1e-6),
+                min(max(0.3 * total, 1), 15),
+                epoch,
+            )
+        )
     seg = load_config(REPO / "configs" / "paper-anchor.yaml").segmentation
     ours = [learning_rate(seg, epoch) for epoch in range(total)]
     np.testing.assert_allclose(ours, table, rtol=1e-12)
     assert ours[0] == pytest.approx(3.5e-4) and ours[3] == pytest.approx(3.5e-3)
     assert ours[99] == pytest.approx(2.79e-3, rel=2e-3) and ours[100] == pytest.approx(1.39e-3, rel=2e-3)
     assert ours[325:] == [pytest.approx(1.75e-5)] * 15
-    assert (seg.keep_optimizer, seg.nesterov, seg.weight_decay, seg.frozen_bn_updates) == \
-        (True, True, 1e-4, True)
+    assert (seg.keep_optimizer, seg.nesterov, seg.weight_decay, seg.frozen_bn_updates) == (
+        True,
+        True,
+        1e-4,
+        True,
+    )
 
 
 def test_paper_anchor_extends_paper():
@@ -292,17 +380,18 @@ def test_paper_anchor_extends_paper():
 
 def test_kept_optimizer_spans_the_unfreeze_and_resumes_exactly(synthetic_root, tmp_path):
     config = tiny_config(epochs=2, freeze_epochs=1, keep_optimizer=True)
-    straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=2,
-                                  progress=False)
-    train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=2, progress=False,
-                       stop_after=1)
+    straight = train_segmentation(config, synthetic_root, "visible", tmp_path / "a", seed=2, progress=False)
+    train_segmentation(
+        config, synthetic_root, "visible", tmp_path / "b", seed=2, progress=False, stop_after=1
+    )
     frozen_state = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["optimizer"]
     model = model_from_config(config.segmentation)
     encoder_count = len(list(model.encoder.parameters()))
     assert len(frozen_state["param_groups"][0]["params"]) == len(list(model.parameters()))
     assert len(frozen_state["state"]) == len(list(model.parameters())) - encoder_count
-    resumed = train_segmentation(config, synthetic_root, "visible", tmp_path / "b", seed=2,
-                                 resume=True, progress=False)
+    resumed = train_segmentation(
+        config, synthetic_root, "visible", tmp_path / "b", seed=2, resume=True, progress=False
+    )
     assert resumed["miou"] == straight["miou"]
 
 
@@ -317,8 +406,11 @@ def test_freezing_a_random_encoder_needs_an_opt_in(synthetic_root, tmp_path):
         train_segmentation(config, tmp_path / "no-data", "visible", tmp_path / "run", seed=0)
     with pytest.raises(ConfigError, match=message):  # run_all refuses the plan up front
         build_plan(config, RunLayout(tmp_path / "out"), synthetic_root, [], environment(config))
-    for fix in ("segmentation.freeze_random_encoder=true", "segmentation.freeze_epochs=0",
-                "segmentation.encoder_weights=imagenet"):
+    for fix in (
+        "segmentation.freeze_random_encoder=true",
+        "segmentation.freeze_epochs=0",
+        "segmentation.encoder_weights=imagenet",
+    ):
         check_frozen_encoder_is_trained(load_config(path, [fix]).segmentation)
 
 
@@ -341,9 +433,17 @@ def test_summary_counts_and_lr(synthetic_root):
     counted = recipe_summary(load_config(REPO / "configs" / "paper.yaml"), synthetic_root)
     assert counted["images"] == {"train": 22, "val": 2, "test": 10}
     result = subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / "train_segmentation.py"), "--config",
-         str(REPO / "configs" / "paper-anchor.yaml"), "--summary"],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(REPO / "pipelines" / "train_segmentation.py"),
+            "--config",
+            str(REPO / "configs" / "paper-anchor.yaml"),
+            "--summary",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "output stride 16, ASPP atrous rates (6, 12, 18)" in result.stdout
     assert "976 train, 107 validation" in result.stdout and "3.500e-04" in result.stdout

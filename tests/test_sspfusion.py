@@ -35,7 +35,7 @@ def pair(batch: int = 2, height: int = 32, width: int = 40, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     vi = torch.nn.functional.avg_pool2d(torch.rand(batch, 1, height, width, generator=g), 3, 1, 1)
     ir = 0.3 * torch.rand(batch, 1, height, width, generator=g)
-    ir[..., height // 4: height // 2, width // 4: width // 2] = 0.9
+    ir[..., height // 4 : height // 2, width // 4 : width // 2] = 0.9
     return ir, vi
 
 
@@ -229,8 +229,12 @@ def test_shared_encoder_and_frozen_targets():
 
 def test_losses_run_in_float32():
     out = SSPFusion(TINY, rcab_per_level=1, reduction=4)(*pair(1, 16, 16), reconstruct=True)
-    half = type(out)(**{k: [t.bfloat16() for t in v] if isinstance(v, list) else v.bfloat16()
-                        for k, v in vars(out).items()})
+    half = type(out)(
+        **{
+            k: [t.bfloat16() for t in v] if isinstance(v, list) else v.bfloat16()
+            for k, v in vars(out).items()
+        }
+    )
     assert half.float().fused.dtype == torch.float32
     assert all(t.dtype == torch.float32 for t in half.float().structure_ir)
 
@@ -239,6 +243,8 @@ def test_paper_size_parameter_count():
     config = FusionConfig()
     model = SSPFusion.from_config(config)
     n = count_parameters(model)
-    print(f"SSPFusion {config.channels}, rcab {config.rcab_per_level}, r {config.reduction}: "
-          f"{n / 1000:.3f} K parameters (paper Table 5: {PAPER_PARAMETERS_K} K)")
+    print(
+        f"SSPFusion {config.channels}, rcab {config.rcab_per_level}, r {config.reduction}: "
+        f"{n / 1000:.3f} K parameters (paper Table 5: {PAPER_PARAMETERS_K} K)"
+    )
     assert PAPER_PARAMETERS_K * 1000 / 3 < n < PAPER_PARAMETERS_K * 1000 * 3

@@ -33,8 +33,8 @@ def msrs_crops(size: int = 64, per_pair: int = 3, seed: int = 0) -> tuple[torch.
         vi = luminance(np.asarray(Image.open(MSRS / "vi" / name).convert("RGB")))
         for _ in range(per_pair):
             top, left = rng.integers(0, ir.shape[0] - size), rng.integers(0, ir.shape[1] - size)
-            irs.append(ir[top:top + size, left:left + size])
-            vis.append(vi[top:top + size, left:left + size])
+            irs.append(ir[top : top + size, left : left + size])
+            vis.append(vi[top : top + size, left : left + size])
     return tuple(torch.from_numpy(np.stack(a).astype(np.float32) / 255)[:, None] for a in (irs, vis))
 
 
@@ -48,10 +48,13 @@ def train_steps(model, config, ir, vi, phase: str, steps: int, lr: float) -> lis
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        images = (torch.cat([out.reconstruction_ir, out.reconstruction_vi]) if phase == "structure"
-                  else out.fused)
-        history.append({name: float(value) for name, value in terms.items()}
-                       | {"std": float(images.detach().flatten(1).std(dim=1).mean())})
+        images = (
+            torch.cat([out.reconstruction_ir, out.reconstruction_vi]) if phase == "structure" else out.fused
+        )
+        history.append(
+            {name: float(value) for name, value in terms.items()}
+            | {"std": float(images.detach().flatten(1).std(dim=1).mean())}
+        )
     return history
 
 

@@ -33,11 +33,19 @@ from segmentation.train import train_segmentation
 from .conftest import REPO
 
 TINY = REPO / "configs" / "tiny.yaml"
-FAST = ["segmentation.epochs=2", "segmentation.freeze_epochs=0", "segmentation.decoder_channels=32",
-        "runtime.threads=1"]
+FAST = [
+    "segmentation.epochs=2",
+    "segmentation.freeze_epochs=0",
+    "segmentation.decoder_channels=32",
+    "runtime.threads=1",
+]
 NO_REPORT = ["fusion", "fuse", "quality", "segmentation"]
-ALL_SEGMENTATION = {"segmentation:infrared:seed0", "segmentation:visible:seed0",
-                    "segmentation:fused:sspfusion:seed0", "segmentation:fused:average:seed0"}
+ALL_SEGMENTATION = {
+    "segmentation:infrared:seed0",
+    "segmentation:visible:seed0",
+    "segmentation:fused:sspfusion:seed0",
+    "segmentation:fused:average:seed0",
+}
 
 
 def _config(*overrides):
@@ -47,8 +55,9 @@ def _config(*overrides):
 def _plan(out, config, force=()):
     layout = RunLayout(out)
     env = environment(config)
-    stages = build_plan(config, layout, resolve_data_root(config, None, layout), config.methods,
-                        env, progress=False)
+    stages = build_plan(
+        config, layout, resolve_data_root(config, None, layout), config.methods, env, progress=False
+    )
     plan_status(stages, list(force))
     return stages, env
 
@@ -104,8 +113,16 @@ def test_crash_then_changed_setting_does_not_resume_the_old_checkpoint(run):
     stages, _ = _plan(run, visible)
     (stage,) = [s for s in stages if s.kind == "segmentation"]
     shutil.rmtree(stage.folder)  # the run crashed after one epoch:
-    train_segmentation(visible, run / "data", "visible", stage.folder, 0, progress=False,
-                       stop_after=1, identity=stage.identity.digest)
+    train_segmentation(
+        visible,
+        run / "data",
+        "visible",
+        stage.folder,
+        0,
+        progress=False,
+        stop_after=1,
+        identity=stage.identity.digest,
+    )
     assert _plan(run, visible)[0][0].status == "resume"
     changed = _config("inputs=[visible]", "methods=[]", "segmentation.lr=0.02")
     stages, _ = _plan(run, changed)
@@ -123,8 +140,9 @@ def test_crash_then_changed_setting_does_not_resume_the_old_checkpoint(run):
 
 def test_changed_label_reruns_segmentation_only(run):
     config = _config("inputs=[visible]", "methods=[average]")
-    _touch_png(next((run / "data" / "train" / "Segmentation_labels").iterdir()),
-               lambda value: (value + 1) % 9)
+    _touch_png(
+        next((run / "data" / "train" / "Segmentation_labels").iterdir()), lambda value: (value + 1) % 9
+    )
     assert _run(run, config) == {"segmentation:visible:seed0", "segmentation:fused:average:seed0"}
 
 
@@ -134,24 +152,36 @@ def test_changed_infrared_image_reruns_all_that_reads_infrared(run):
     stages, _ = _plan(run, config)
     assert {s.key: s.reason for s in stages}["fusion:sspfusion"] == "changed: data"
     # the visible row reads no infrared file: it alone stays cached
-    assert _run(run, config) == {"fusion:sspfusion", "fuse:sspfusion", "quality:sspfusion",
-                                 "segmentation:infrared:seed0",
-                                 "segmentation:fused:sspfusion:seed0"}
+    assert _run(run, config) == {
+        "fusion:sspfusion",
+        "fuse:sspfusion",
+        "quality:sspfusion",
+        "segmentation:infrared:seed0",
+        "segmentation:fused:sspfusion:seed0",
+    }
 
 
 def test_force_fusion_reruns_its_downstream_and_keeps_the_old_model(run):
     old = read_done(run / "fusion" / "sspfusion")["output"]
     assert _run(run, _config("inputs=[]", "methods=[sspfusion]"), force=["fusion"]) == {
-        "fusion:sspfusion", "fuse:sspfusion", "quality:sspfusion",
-        "segmentation:fused:sspfusion:seed0"}
-    for folder in ("fusion/sspfusion", "fused/sspfusion", "quality/sspfusion",
-                   "segmentation/fused-sspfusion/seed0"):
+        "fusion:sspfusion",
+        "fuse:sspfusion",
+        "quality:sspfusion",
+        "segmentation:fused:sspfusion:seed0",
+    }
+    for folder in (
+        "fusion/sspfusion",
+        "fused/sspfusion",
+        "quality/sspfusion",
+        "segmentation/fused-sspfusion/seed0",
+    ):
         (aside,) = (run / folder).parent.glob((run / folder).name + ".superseded-*-forced")
         assert (aside / "done.json").is_file()
     (aside,) = (run / "fusion").glob("sspfusion.superseded-*")
     assert read_done(aside)["output"] == old
     assert read_done(run / "fused" / "sspfusion")["upstream"] == {
-        "fusion:sspfusion": read_done(run / "fusion" / "sspfusion")["output"]}
+        "fusion:sspfusion": read_done(run / "fusion" / "sspfusion")["output"]
+    }
 
 
 def test_standalone_run_into_run_alls_folder_is_never_mixed_in(run):
@@ -159,15 +189,23 @@ def test_standalone_run_into_run_alls_folder_is_never_mixed_in(run):
     layout = RunLayout(run)
     other = _config("inputs=[visible]", "methods=[]", "segmentation.lr=0.05")
     env = environment(other)
-    run_alone(segmentation_stage(other, layout, run / "data", "visible", 0, Manifests(), env,
-                                 progress=False), False, env, log=lambda line: None)
+    run_alone(
+        segmentation_stage(other, layout, run / "data", "visible", 0, Manifests(), env, progress=False),
+        False,
+        env,
+        log=lambda line: None,
+    )
     assert _run(run, visible, only=()) == {"segmentation:visible:seed0"}  # moved aside
     assert len(list((run / "segmentation" / "visible").glob("seed0.superseded-*"))) == 2
     _provenance_is_current(run, visible)
     # the same config by hand is the same stage: run_all takes it as it is
     env = environment(visible)
-    run_alone(segmentation_stage(visible, layout, run / "data", "visible", 0, Manifests(), env,
-                                 progress=False), True, env, log=lambda line: None)
+    run_alone(
+        segmentation_stage(visible, layout, run / "data", "visible", 0, Manifests(), env, progress=False),
+        True,
+        env,
+        log=lambda line: None,
+    )
     assert _run(run, visible) == set()
     assert len(list((run / "segmentation" / "visible").glob("seed0.superseded-*"))) == 3
 
@@ -176,9 +214,12 @@ def test_only_a_row_whose_fuse_stage_is_stale_names_the_fuse_stage(run):
     gtf = _config("inputs=[]", "methods=[gtf]")
     assert _run(run, gtf, only=["fuse"]) == {"fuse:gtf"}
     _touch_png(next((run / "data" / "test" / "vi").iterdir()), lambda value: value ^ 1)
-    with pytest.raises(UpstreamError, match=r"^segmentation:fused:gtf:seed0 reads fuse:gtf, "
-                       r"which is stale \(changed: data\); build it first: run_all --only "
-                       r"fuse:gtf$"):
+    with pytest.raises(
+        UpstreamError,
+        match=r"^segmentation:fused:gtf:seed0 reads fuse:gtf, "
+        r"which is stale \(changed: data\); build it first: run_all --only "
+        r"fuse:gtf$",
+    ):
         _run(run, gtf, only=["input=fused:gtf"])
     assert not (run / "segmentation" / "fused-gtf").exists()
 
@@ -194,14 +235,18 @@ def test_external_folders(run, tmp_path):
     one = _external(tmp_path / "a" / "DDFM", data)
     two = _external(tmp_path / "b" / "TarDAL", data)
     same_name = _external(tmp_path / "c" / "DDFM", data)
-    with pytest.raises(ConfigError, match=f"external:{one}' and 'external:{same_name}' would "
-                       "both write fused/external-DDFM"):
+    with pytest.raises(
+        ConfigError, match=f"external:{one}' and 'external:{same_name}' would both write fused/external-DDFM"
+    ):
         _plan(run, _config("inputs=[]", f"methods=['external:{one}','external:{same_name}']"))
     config = _config("inputs=[]", f"methods=['external:{one}','external:{two}']")
     assert len(_run(run, config)) == 6  # fuse, quality, segmentation of each
     image = next((one / "test").iterdir())
     _touch_png(image, lambda value: value ^ 1)
-    assert _run(run, config, only=()) == {f"fuse:external:{one}", f"quality:external:{one}",
-                                 f"segmentation:fused:external:{one}:seed0"}
+    assert _run(run, config, only=()) == {
+        f"fuse:external:{one}",
+        f"quality:external:{one}",
+        f"segmentation:fused:external:{one}:seed0",
+    }
     assert _table(run) == ["TarDAL (external)", "DDFM (external)"]
     _provenance_is_current(run, config)

@@ -44,8 +44,12 @@ def _row(label, confusion, names=None):
 @pytest.fixture(scope="module")
 def rows():
     rng = np.random.default_rng(3)
-    return [_row("strong", _confusions(rng, 0.80)), _row("weak", _confusions(rng, 0.74)),
-            _row("twin a", _confusions(rng, 0.60)), _row("twin b", _confusions(rng, 0.60))]
+    return [
+        _row("strong", _confusions(rng, 0.80)),
+        _row("weak", _confusions(rng, 0.74)),
+        _row("twin a", _confusions(rng, 0.60)),
+        _row("twin b", _confusions(rng, 0.60)),
+    ]
 
 
 def test_bootstrap_separates_a_real_gap_and_not_noise(rows):

@@ -47,14 +47,26 @@ def test_all_classes_in_both_splits(synthetic_root):
 
 
 def _mean_contrast(scenes, modality, class_id, night):
-    values = [modality_contrast(ir if modality == "ir" else vi, label, class_id)
-              for ir, vi, label, is_night in scenes if is_night == night]
+    values = [
+        modality_contrast(ir if modality == "ir" else vi, label, class_id)
+        for ir, vi, label, is_night in scenes
+        if is_night == night
+    ]
     return float(np.nanmean(values))
 
 
 def test_modalities_are_complementary():
-    scenes = [generate_scene(11, i, 96, 128, night=i % 2 == 1, force_class=(PERSON, BIKE,
-              CAR_STOP, GUARDRAIL, COLOR_CONE, BUMP)[i % 6]) for i in range(48)]
+    scenes = [
+        generate_scene(
+            11,
+            i,
+            96,
+            128,
+            night=i % 2 == 1,
+            force_class=(PERSON, BIKE, CAR_STOP, GUARDRAIL, COLOR_CONE, BUMP)[i % 6],
+        )
+        for i in range(48)
+    ]
     for warm in (PERSON, BIKE):
         ir_night = _mean_contrast(scenes, "ir", warm, night=True)
         vi_night = _mean_contrast(scenes, "vi", warm, night=True)
@@ -86,10 +98,12 @@ def test_names_follow_msrs(synthetic_root):
 def test_make_synthetic_cli(tmp_path):
     script = str(REPO / "pipelines" / "make_synthetic.py")
     out = tmp_path / "set"
-    run = subprocess.run([sys.executable, script, "--out", str(out), "--train", "3",
-                          "--test", "2", "--seed", "5"], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, script, "--out", str(out), "--train", "3", "--test", "2", "--seed", "5"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     assert len(list((out / "train" / "ir").iterdir())) == 3
-    again = subprocess.run([sys.executable, script, "--out", str(out)], capture_output=True,
-                           text=True)
+    again = subprocess.run([sys.executable, script, "--out", str(out)], capture_output=True, text=True)
     assert again.returncode == 2 and "already holds a data set" in again.stderr

@@ -46,8 +46,9 @@ def build_method(name: str, **options):
             raise ConfigError("external:<folder> needs a folder, e.g. external:/data/DDFM")
         return ExternalMethod(folder, **options)
     if name not in METHODS:
-        raise ConfigError(f"unknown fusion method '{name}' (valid: {', '.join(METHODS)}, "
-                          f"{EXTERNAL_PREFIX}<folder>)")
+        raise ConfigError(
+            f"unknown fusion method '{name}' (valid: {', '.join(METHODS)}, {EXTERNAL_PREFIX}<folder>)"
+        )
     module_name, function = METHODS[name].split(":")
     builder = getattr(importlib.import_module(module_name), function)
     try:

@@ -38,8 +38,9 @@ class FusionMethod(Protocol):
     def fuse_pair(self, pair: Pair, split: str) -> np.ndarray: ...
 
 
-def fuse_luminance(fuse_y: Callable[[np.ndarray, np.ndarray], np.ndarray], ir: np.ndarray,
-                   vi: np.ndarray) -> np.ndarray:
+def fuse_luminance(
+    fuse_y: Callable[[np.ndarray, np.ndarray], np.ndarray], ir: np.ndarray, vi: np.ndarray
+) -> np.ndarray:
     """Fuse uint8 infrared (H, W) with uint8 visible RGB (H, W, 3) on luminance; uint8 RGB out."""
     ir = np.asarray(ir)
     vi = np.asarray(vi)

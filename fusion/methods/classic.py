@@ -167,9 +167,17 @@ def _normalise(weights: list[np.ndarray]) -> list[np.ndarray]:
     return [w / total for w in weights]
 
 
-def fuse_gff(ir: np.ndarray, vi: np.ndarray, base_size: int = 31, gauss_radius: int = 5,
-             gauss_sigma: float = 5.0, r1: int = 45, eps1: float = 0.3, r2: int = 7,
-             eps2: float = 1e-6) -> np.ndarray:
+def fuse_gff(
+    ir: np.ndarray,
+    vi: np.ndarray,
+    base_size: int = 31,
+    gauss_radius: int = 5,
+    gauss_sigma: float = 5.0,
+    r1: int = 45,
+    eps1: float = 0.3,
+    r2: int = 7,
+    eps2: float = 1e-6,
+) -> np.ndarray:
     """Guided-filtering fusion (GFF, Li, Kang & Hu 2013).
 
     1. two-scale decomposition: base = mean filter (``base_size`` x ``base_size``), detail =
@@ -185,9 +193,15 @@ def fuse_gff(ir: np.ndarray, vi: np.ndarray, base_size: int = 31, gauss_radius: 
     bases = [ndimage.uniform_filter(s, size=base_size, mode="nearest") for s in sources]
     details = [s - b for s, b in zip(sources, bases, strict=True)]
     laplace = np.array([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
-    saliency = [ndimage.gaussian_filter(np.abs(ndimage.convolve(s, laplace, mode="nearest")),
-                                        sigma=gauss_sigma, truncate=gauss_radius / gauss_sigma,
-                                        mode="nearest") for s in sources]
+    saliency = [
+        ndimage.gaussian_filter(
+            np.abs(ndimage.convolve(s, laplace, mode="nearest")),
+            sigma=gauss_sigma,
+            truncate=gauss_radius / gauss_sigma,
+            mode="nearest",
+        )
+        for s in sources
+    ]
     first = saliency[0] >= saliency[1]
     masks = [first.astype(np.float64), (~first).astype(np.float64)]
     w_base = _normalise([guided_filter(s, p, r1, eps1) for s, p in zip(sources, masks, strict=True)])
@@ -201,8 +215,9 @@ def build_gff(r1: int = 45, eps1: float = 0.3, r2: int = 7, eps2: float = 1e-6) 
     """GFF (Li, Kang & Hu, IEEE TIP 2013) with the paper's parameters: 31x31 mean filter for the
     base layer, 11x11 Gaussian (sigma 5) on |Laplacian| for saliency, guided filter r1=45,
     eps1=0.3 (base weights) and r2=7, eps2=1e-6 (detail weights), intensities in [0, 1]."""
-    return LuminanceMethod("gff", fuse_gff, {"r1": int(r1), "eps1": float(eps1), "r2": int(r2),
-                                             "eps2": float(eps2)})
+    return LuminanceMethod(
+        "gff", fuse_gff, {"r1": int(r1), "eps1": float(eps1), "r2": int(r2), "eps2": float(eps2)}
+    )
 
 
 # ----------------------------------------------------------------------------- GTF
@@ -241,8 +256,14 @@ def gtf_objective(x: np.ndarray, ir: np.ndarray, vi: np.ndarray, lam: float) -> 
     return float(np.abs(x - ir).sum()) + lam * total_variation(x - vi)
 
 
-def tv_l1(f: np.ndarray, lam: float, tol: float = 1e-5, max_iter: int = 1000,
-          check_every: int = 10, balance: float | None = None) -> tuple[np.ndarray, int]:
+def tv_l1(
+    f: np.ndarray,
+    lam: float,
+    tol: float = 1e-5,
+    max_iter: int = 1000,
+    check_every: int = 10,
+    balance: float | None = None,
+) -> tuple[np.ndarray, int]:
     """Solve min_y |y - f|_1 + lam * TV(y) (isotropic TV) with the Chambolle-Pock primal-dual
     algorithm (J. Math. Imaging Vis. 40, 2011, algorithm 1, theta = 1).
 
@@ -287,8 +308,9 @@ def tv_l1(f: np.ndarray, lam: float, tol: float = 1e-5, max_iter: int = 1000,
     return y.astype(np.float64), iteration
 
 
-def fuse_gtf(ir: np.ndarray, vi: np.ndarray, lam: float = 4.0, tol: float = 3e-6,
-             max_iter: int = 2000) -> np.ndarray:
+def fuse_gtf(
+    ir: np.ndarray, vi: np.ndarray, lam: float = 4.0, tol: float = 3e-6, max_iter: int = 2000
+) -> np.ndarray:
     """Gradient transfer fusion (GTF, Ma et al. 2016).
 
     Minimises E(x) = |x - ir|_1 + lam * |grad x - grad vi|_1 (isotropic gradient magnitude,
@@ -312,5 +334,4 @@ def build_gtf(lam: float = 4.0, tol: float = 3e-6, max_iter: int = 2000) -> Lumi
     ``tol``/``max_iter``: stopping rule of the Chambolle-Pock TV-L1 solver (the default 3e-6,
     mean change per iteration in [0, 1] units, stops a 500x350 image after about 600 iterations,
     within 0.06 grey levels on average of the fully converged result)."""
-    return LuminanceMethod("gtf", fuse_gtf, {"lam": float(lam), "tol": float(tol),
-                                             "max_iter": int(max_iter)})
+    return LuminanceMethod("gtf", fuse_gtf, {"lam": float(lam), "tol": float(tol), "max_iter": int(max_iter)})

@@ -39,8 +39,7 @@ def _index(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
     if folder.is_dir():
         for path in sorted(folder.iterdir()):
-            if path.is_file() and not path.name.startswith(".") \
-                    and path.suffix.lower() in IMAGE_SUFFIXES:
+            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES:
                 files.setdefault(path.stem, path)
     return files
 
@@ -104,14 +103,19 @@ class ExternalMethod:
         if missing or wrong:
             parts = []
             if missing:
-                parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: "
-                             f"{_preview(sorted(missing))}")
+                parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: {_preview(sorted(missing))}")
             if wrong:
                 parts.append(f"{len(wrong)} image(s) wrong: {_preview(wrong)}")
-            layout = f"{where}/<name>.png" if self.has_splits or split == "all" else \
-                f"{self.folder}/<name>.png (flat; or {self.folder}/{split}/<name>.png)"
-            raise DataError(f"external fused images in {where} for split '{split}': "
-                            + "; ".join(parts) + f" (expected {layout}, MSRS names)")
+            layout = (
+                f"{where}/<name>.png"
+                if self.has_splits or split == "all"
+                else f"{self.folder}/<name>.png (flat; or {self.folder}/{split}/<name>.png)"
+            )
+            raise DataError(
+                f"external fused images in {where} for split '{split}': "
+                + "; ".join(parts)
+                + f" (expected {layout}, MSRS names)"
+            )
 
     def validate_all(self, data_root: str | Path) -> dict[str, int]:
         """Validate train and test of an MSRS root (or ``all`` of an ir/ vi/ pair folder)."""
@@ -135,11 +139,11 @@ class ExternalMethod:
             for path in sorted(self.folder.rglob("*")):
                 if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
                     stat = path.stat()
-                    digest.update(f"{path.relative_to(self.folder)}:{stat.st_size}:"
-                                  f"{stat.st_mtime_ns}\n".encode())
+                    digest.update(
+                        f"{path.relative_to(self.folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
+                    )
                     count += 1
-        return (f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}"
-                f":grey-{self.grey}")
+        return f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}:grey-{self.grey}"
 
     def fuse_pair(self, pair: Pair, split: str) -> np.ndarray:
         path = self.files(split).get(pair.name)

@@ -109,14 +109,20 @@ def require_checkpoint(name: str, title: str, checkpoint: str | Path) -> Path:
     """The checkpoint path, or a DataError naming the training stage that makes it."""
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
-        raise DataError(f"{checkpoint}: {title} model not found; it is made by the training stage "
-                        f"fusion:{name} (python pipelines/run_all.py --only fusion:{name}, or "
-                        f"python pipelines/train_fusion.py --method {name}), or pass --checkpoint")
+        raise DataError(
+            f"{checkpoint}: {title} model not found; it is made by the training stage "
+            f"fusion:{name} (python pipelines/run_all.py --only fusion:{name}, or "
+            f"python pipelines/train_fusion.py --method {name}), or pass --checkpoint"
+        )
     return checkpoint
 
 
-def luminance_method(name: str, fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                     device: torch.device, checkpoint: Path) -> LuminanceMethod:
+def luminance_method(
+    name: str,
+    fuse: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    device: torch.device,
+    checkpoint: Path,
+) -> LuminanceMethod:
     """A registry method running ``fuse(ir, vi) -> fused`` ((1, 1, H, W) tensors in [0, 1]) at
     full resolution on ``device``; its fingerprint is the checkpoint's digest, so retraining
     refuses the old fused files."""

@@ -96,14 +96,23 @@ def fused_brightness(model, irs, vis, device, count: int = 4) -> dict:
     to = lambda a: torch.tensor(a, dtype=torch.float32, device=device).div(255)[None, None]  # noqa: E731
     pairs = list(zip(irs, vis, strict=True))[:count]
     fused = [float(model.fuse(to(ir), to(vi)).clamp(0, 1).mean()) * 255 for ir, vi in pairs]
-    return {"fused": round(sum(fused) / len(fused), 1),
-            "infrared": round(float(sum(ir.mean() for ir, _ in pairs) / len(pairs)), 1),
-            "visible": round(float(sum(vi.mean() for _, vi in pairs) / len(pairs)), 1)}
+    return {
+        "fused": round(sum(fused) / len(fused), 1),
+        "infrared": round(float(sum(ir.mean() for ir, _ in pairs) / len(pairs)), 1),
+        "visible": round(float(sum(vi.mean() for _, vi in pairs) / len(pairs)), 1),
+    }
 
 
-def train_learned(name: str, config: ExperimentConfig, data_root: Path, out_dir: Path,
-                  resume: bool = False, progress: bool = True,
-                  stop_after: int | None = None, identity: str | None = None) -> dict:
+def train_learned(
+    name: str,
+    config: ExperimentConfig,
+    data_root: Path,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    identity: str | None = None,
+) -> dict:
     """Train the learned baseline ``name`` with its recipe and the ``config.<name>`` section;
     write its files into ``out_dir``. ``stop_after`` ends after that many epochs (the next call
     with ``resume=True`` continues). ``identity`` (the stage identity of pipelines/engine) is
@@ -142,31 +151,55 @@ def train_learned(name: str, config: ExperimentConfig, data_root: Path, out_dir:
         loader = make_loader(dataset, phase.batch_size, place, config.seed, epoch)
         model.train()
         tick = time.perf_counter()
-        bar = progress_bar(loader, f"{method.title} {phase.name} epoch {epoch + 1}/{total_epochs}",
-                           progress and place.is_main, lr=optimizer.param_groups[0]["lr"])
+        bar = progress_bar(
+            loader,
+            f"{method.title} {phase.name} epoch {epoch + 1}/{total_epochs}",
+            progress and place.is_main,
+            lr=optimizer.param_groups[0]["lr"],
+        )
         sums = run_epoch(model, bar, optimizer, phase, device, place)
         images = sums.pop("images")
-        history.append({"epoch": epoch + 1, "phase": phase.name,
-                        "lr": optimizer.param_groups[0]["lr"],
-                        **epoch_means(sums, images, device, place),
-                        "seconds": round(time.perf_counter() - tick, 2)})
-        save_checkpoint(checkpoint_path, {"model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                          "phase": phase.name, "history": history,
-                                          "identity": identity}, place)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "phase": phase.name,
+                "lr": optimizer.param_groups[0]["lr"],
+                **epoch_means(sums, images, device, place),
+                "seconds": round(time.perf_counter() - tick, 2),
+            }
+        )
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "phase": phase.name,
+                "history": history,
+                "identity": identity,
+            },
+            place,
+        )
     if last < total_epochs:
         return {"stopped_after_epoch": last}
 
-    summary = {"method": name, "parameters": count_parameters(model),
-               "paper_parameters": method.paper_parameters, "epochs": total_epochs,
-               "train_pairs": len(names), "identity": identity, "seed": config.seed,
-               "wall_seconds": round(sum(row["seconds"] for row in history), 1),
-               "final_loss": history[-1]["total"] if history else None,
-               "brightness": fused_brightness(model, irs, vis, device),
-               "processes": place.world_size}
+    summary = {
+        "method": name,
+        "parameters": count_parameters(model),
+        "paper_parameters": method.paper_parameters,
+        "epochs": total_epochs,
+        "train_pairs": len(names),
+        "identity": identity,
+        "seed": config.seed,
+        "wall_seconds": round(sum(row["seconds"] for row in history), 1),
+        "final_loss": history[-1]["total"] if history else None,
+        "brightness": fused_brightness(model, irs, vis, device),
+        "processes": place.world_size,
+    }
     if place.is_main:
-        save_torch_atomic(out_dir / "model.pt", {"method": name, "model": model.state_dict(),
-                                                 "config": to_dict(section)})
+        save_torch_atomic(
+            out_dir / "model.pt", {"method": name, "model": model.state_dict(), "config": to_dict(section)}
+        )
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "summary.json", summary)
     barrier(place)

@@ -29,8 +29,9 @@ def structure_loss(predicted: list[torch.Tensor], targets: list[torch.Tensor]) -
     """L_str of eq. 3: the sum over levels k of the dice distance (eq. 4, see
     :func:`fusion.sspfusion.model.dice_distance`) between S^k and S^{k,gt}."""
     if len(predicted) != len(targets) or not predicted:
-        raise ValueError(f"need as many (non-zero) predicted maps as targets: {len(predicted)} vs "
-                         f"{len(targets)}")
+        raise ValueError(
+            f"need as many (non-zero) predicted maps as targets: {len(predicted)} vs {len(targets)}"
+        )
     return sum(dice_distance(s, g) for s, g in zip(predicted, targets, strict=True))
 
 
@@ -44,8 +45,9 @@ def charbonnier(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-3) -> torch.Te
     return torch.sqrt((x - y) ** 2 + eps * eps).mean()
 
 
-def reconstruction_loss(predicted: list[torch.Tensor], targets: list[torch.Tensor],
-                        eps: float = 1e-3) -> torch.Tensor:
+def reconstruction_loss(
+    predicted: list[torch.Tensor], targets: list[torch.Tensor], eps: float = 1e-3
+) -> torch.Tensor:
     """L_rec of eq. 10: the sum over levels k of Charbonnier(S^k, S^{k,gt}).
 
     DECISION: the paper's text defines L_rec between the predicted structure map S and S^gt (not
@@ -77,14 +79,18 @@ def gradient_loss(fused: torch.Tensor, ir_y: torch.Tensor, vi_y: torch.Tensor) -
 def fusion_loss(fused: torch.Tensor, ir_y: torch.Tensor, vi_y: torch.Tensor) -> dict[str, torch.Tensor]:
     """L_fus of eq. 11 and its three terms (weights 1 : 1 : 1, section 4.4): keys ssim, smooth,
     grad, fus."""
-    terms = {"ssim": ssim_loss(fused, ir_y, vi_y), "smooth": smooth_loss(fused, ir_y, vi_y),
-             "grad": gradient_loss(fused, ir_y, vi_y)}
+    terms = {
+        "ssim": ssim_loss(fused, ir_y, vi_y),
+        "smooth": smooth_loss(fused, ir_y, vi_y),
+        "grad": gradient_loss(fused, ir_y, vi_y),
+    }
     terms["fus"] = terms["ssim"] + terms["smooth"] + terms["grad"]
     return terms
 
 
-def total_loss(output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, config,
-               phase: str = "fusion") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def total_loss(
+    output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, config, phase: str = "fusion"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The loss of one training phase -> (loss, {term name: detached scalar tensor}).
 
     ``config`` is a configs.schema.FusionConfig (or an ExperimentConfig: its .fusion is used):
@@ -126,10 +132,12 @@ def total_loss(output: FusionOutput, ir_y: torch.Tensor, vi_y: torch.Tensor, con
         loss = loss + config.alpha * terms["str"] + config.beta * terms["rec"]
     if phase == "structure":
         if output.reconstruction_ir is None or output.reconstruction_vi is None:
-            raise ValueError('phase "structure" needs the reconstructions: call '
-                             "model(ir_y, vi_y, reconstruct=True)")
-        terms["ae"] = (charbonnier(output.reconstruction_ir, ir_y, config.charbonnier_eps)
-                       + charbonnier(output.reconstruction_vi, vi_y, config.charbonnier_eps))
+            raise ValueError(
+                'phase "structure" needs the reconstructions: call model(ir_y, vi_y, reconstruct=True)'
+            )
+        terms["ae"] = charbonnier(output.reconstruction_ir, ir_y, config.charbonnier_eps) + charbonnier(
+            output.reconstruction_vi, vi_y, config.charbonnier_eps
+        )
         loss = loss + terms["ae"]
     else:
         terms.update(fusion_loss(output.fused, ir_y, vi_y))

@@ -195,8 +195,9 @@ class EncoderLevel(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, rcab: int, reduction: int, downsample: bool):
         super().__init__()
-        self.entry = nn.Sequential(conv3x3(c_in, c_out, stride=2 if downsample else 1),
-                                   nn.LeakyReLU(0.2, inplace=True))
+        self.entry = nn.Sequential(
+            conv3x3(c_in, c_out, stride=2 if downsample else 1), nn.LeakyReLU(0.2, inplace=True)
+        )
         self.blocks = nn.Sequential(*[RCAB(c_out, reduction) for _ in range(rcab)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -300,8 +301,11 @@ class Decoder(nn.Module):
             for k in range(n - 1)
         )
         self.merge = nn.ModuleList(
-            nn.Sequential(conv3x3(2 * channels[k], channels[k]), nn.LeakyReLU(0.2, inplace=True),
-                          *[RCAB(channels[k], reduction) for _ in range(rcab)])
+            nn.Sequential(
+                conv3x3(2 * channels[k], channels[k]),
+                nn.LeakyReLU(0.2, inplace=True),
+                *[RCAB(channels[k], reduction) for _ in range(rcab)],
+            )
             for k in range(n - 1)
         )
         self.out = conv3x3(channels[0], 1)
@@ -348,8 +352,12 @@ class FusionOutput:
         """The same output in float32 (the losses run in fp32 even when the network ran under
         bf16/fp16 autocast: SSIM, Sobel and L1 of values near 1 lose digits in 16 bits)."""
         cast = lambda t: None if t is None else t.float()  # noqa: E731
-        return FusionOutput(**{name: [cast(t) for t in value] if isinstance(value, list) else cast(value)
-                               for name, value in vars(self).items()})
+        return FusionOutput(
+            **{
+                name: [cast(t) for t in value] if isinstance(value, list) else cast(value)
+                for name, value in vars(self).items()
+            }
+        )
 
 
 class SSPFusion(nn.Module):
@@ -384,21 +392,28 @@ class SSPFusion(nn.Module):
     right to a multiple of 2^(N-1) (the N - 1 down-samplings) and the output is cropped back.
     """
 
-    def __init__(self, channels: Sequence[int] = (64, 128, 256), rcab_per_level: int = 2,
-                 reduction: int = 16, use_spf: bool = True, shared_encoder: bool = False,
-                 structure_target: str = "gradient", output: str = "clamp",
-                 frozen_targets: bool = False):
+    def __init__(
+        self,
+        channels: Sequence[int] = (64, 128, 256),
+        rcab_per_level: int = 2,
+        reduction: int = 16,
+        use_spf: bool = True,
+        shared_encoder: bool = False,
+        structure_target: str = "gradient",
+        output: str = "clamp",
+        frozen_targets: bool = False,
+    ):
         super().__init__()
         if structure_target not in STRUCTURE_TARGETS:
-            raise ValueError(f"structure_target must be one of {STRUCTURE_TARGETS}, got "
-                             f"{structure_target!r}")
+            raise ValueError(f"structure_target must be one of {STRUCTURE_TARGETS}, got {structure_target!r}")
         self.channels = tuple(int(c) for c in channels)
         self.use_spf = use_spf
         self.shared_encoder = shared_encoder
         self.target_reading = structure_target
         self.sfe_ir = StructuralFeatureExtractor(self.channels, rcab_per_level, reduction)
-        self.sfe_vi = None if shared_encoder else StructuralFeatureExtractor(
-            self.channels, rcab_per_level, reduction)
+        self.sfe_vi = (
+            None if shared_encoder else StructuralFeatureExtractor(self.channels, rcab_per_level, reduction)
+        )
         self.target_sfe = None
         if frozen_targets:
             self.target_sfe = nn.ModuleList(copy.deepcopy(sfe) for sfe in self.extractors())
@@ -412,10 +427,16 @@ class SSPFusion(nn.Module):
     def from_config(cls, config) -> SSPFusion:
         """Build from a configs.schema.FusionConfig (or an ExperimentConfig: its .fusion)."""
         config = getattr(config, "fusion", config)
-        return cls(channels=config.channels, rcab_per_level=config.rcab_per_level,
-                   reduction=config.reduction, use_spf=config.use_spf,
-                   shared_encoder=config.shared_encoder, structure_target=config.structure_target,
-                   output=config.output, frozen_targets=config.frozen_targets)
+        return cls(
+            channels=config.channels,
+            rcab_per_level=config.rcab_per_level,
+            reduction=config.reduction,
+            use_spf=config.use_spf,
+            shared_encoder=config.shared_encoder,
+            structure_target=config.structure_target,
+            output=config.output,
+            frozen_targets=config.frozen_targets,
+        )
 
     def extractors(self) -> tuple[StructuralFeatureExtractor, StructuralFeatureExtractor]:
         """(infrared SFE, visible SFE): the same module twice when the encoder is shared."""
@@ -455,8 +476,9 @@ class SSPFusion(nn.Module):
         encoder path, which shares the decoder; no extra parameters).
         """
         if ir_y.shape != vi_y.shape or ir_y.dim() != 4 or ir_y.shape[1] != 1:
-            raise ValueError(f"expected two (B, 1, H, W) tensors, got {tuple(ir_y.shape)} and "
-                             f"{tuple(vi_y.shape)}")
+            raise ValueError(
+                f"expected two (B, 1, H, W) tensors, got {tuple(ir_y.shape)} and {tuple(vi_y.shape)}"
+            )
         h, w = ir_y.shape[-2:]
         sfe_ir, sfe_vi = self.extractors()
         ir_y, vi_y = self._pad(ir_y), self._pad(vi_y)
@@ -478,6 +500,13 @@ class SSPFusion(nn.Module):
         if reconstruct:
             recon_ir = self.decoder(f_ir)[..., :h, :w]
             recon_vi = self.decoder(f_vi)[..., :h, :w]
-        return FusionOutput(fused=fused, structure_ir=s_ir, structure_vi=s_vi, structure_gt_ir=gt_ir,
-                            structure_gt_vi=gt_vi, unique=unique, reconstruction_ir=recon_ir,
-                            reconstruction_vi=recon_vi)
+        return FusionOutput(
+            fused=fused,
+            structure_ir=s_ir,
+            structure_vi=s_vi,
+            structure_gt_ir=gt_ir,
+            structure_gt_vi=gt_vi,
+            unique=unique,
+            reconstruction_ir=recon_ir,
+            reconstruction_vi=recon_vi,
+        )

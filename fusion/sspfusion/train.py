@@ -79,6 +79,7 @@ COLLAPSE_STD = 1e-3  # an output image with a smaller standard deviation (in [0,
 class FusionCollapseError(ValueError):
     """The network's output went constant (e.g. black) during training: no model is written."""
 
+
 # Bump by hand in the commit that changes what this stage computes (this module, model.py,
 # losses.py): a finished SSPFusion and everything fused with it then rerun.
 CODE_VERSION = 1
@@ -101,8 +102,10 @@ def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[
     for pair in pairs:
         ir, vi = read_ir(pair.ir), luminance(read_vi(pair.vi))
         if ir.shape != vi.shape:
-            raise DataError(f"{pair.ir}: infrared is {ir.shape[1]}x{ir.shape[0]} but {pair.vi} is "
-                            f"{vi.shape[1]}x{vi.shape[0]} (width x height)")
+            raise DataError(
+                f"{pair.ir}: infrared is {ir.shape[1]}x{ir.shape[0]} but {pair.vi} is "
+                f"{vi.shape[1]}x{vi.shape[0]} (width x height)"
+            )
         irs.append(ir)
         vis.append(vi)
     return [p.name for p in pairs], irs, vis
@@ -130,25 +133,34 @@ class FusionCrops(Dataset):
             pair = np.pad(pair, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
         top = rng.integers(0, pair.shape[1] - self.crop + 1)
         left = rng.integers(0, pair.shape[2] - self.crop + 1)
-        pair = pair[:, top:top + self.crop, left:left + self.crop]
+        pair = pair[:, top : top + self.crop, left : left + self.crop]
         if rng.random() < 0.5:
             pair = pair[:, :, ::-1]
         tensor = torch.from_numpy(np.ascontiguousarray(pair)).float().div_(255.0)
         return tensor[0:1], tensor[1:2]
 
 
-def make_loader(dataset: FusionCrops, batch: int, place: Dist, seed: int, epoch: int,
-                pin_memory: bool = False) -> DataLoader:
-    sampler = DistributedSampler(dataset, num_replicas=place.world_size, rank=place.rank,
-                                 shuffle=True, seed=seed)
+def make_loader(
+    dataset: FusionCrops, batch: int, place: Dist, seed: int, epoch: int, pin_memory: bool = False
+) -> DataLoader:
+    sampler = DistributedSampler(
+        dataset, num_replicas=place.world_size, rank=place.rank, shuffle=True, seed=seed
+    )
     sampler.set_epoch(epoch)
     dataset.set_epoch(epoch)
-    return DataLoader(dataset, batch_size=per_rank_batch(batch, place), sampler=sampler,
-                      drop_last=len(dataset) >= batch, num_workers=0, pin_memory=pin_memory)
+    return DataLoader(
+        dataset,
+        batch_size=per_rank_batch(batch, place),
+        sampler=sampler,
+        drop_last=len(dataset) >= batch,
+        num_workers=0,
+        pin_memory=pin_memory,
+    )
 
 
-def fusion_loader(config: ExperimentConfig, data_root: Path, seed: int, place: Dist, epoch: int,
-                  pin_memory: bool = False) -> DataLoader:
+def fusion_loader(
+    config: ExperimentConfig, data_root: Path, seed: int, place: Dist, epoch: int, pin_memory: bool = False
+) -> DataLoader:
     """The training loader of one epoch, built from scratch (benchmarks; training reuses one
     dataset)."""
     _, irs, vis = training_pairs(data_root, config.fusion.max_pairs)
@@ -188,8 +200,9 @@ def phase_images(output, phase: str) -> torch.Tensor:
     return output.fused
 
 
-def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, config: FusionConfig,
-                       phase: str) -> dict:
+def train_fusion_epoch(
+    net, batches, optimizer, scaler, precision, device, config: FusionConfig, phase: str
+) -> dict:
     """One pass; returns summed loss terms of this rank, ``images`` seen, ``brightness`` (summed
     mean of the phase's output images) and ``varied`` (how many of them are not constant)."""
     sums: dict[str, float] = {"brightness": 0.0, "varied": 0.0}
@@ -208,8 +221,10 @@ def train_fusion_epoch(net, batches, optimizer, scaler, precision, device, confi
         sums["varied"] += float((images.std(dim=1) >= COLLAPSE_STD).sum()) * len(ir) / len(images)
         seen += len(ir)
         if hasattr(batches, "set_postfix"):
-            batches.set_postfix({name: f"{value / seen:.3f}" for name, value in sums.items()}
-                                | {"img_s": f"{seen / (time.perf_counter() - tick):.1f}"})
+            batches.set_postfix(
+                {name: f"{value / seen:.3f}" for name, value in sums.items()}
+                | {"img_s": f"{seen / (time.perf_counter() - tick):.1f}"}
+            )
     return {**sums, "images": seen}
 
 
@@ -225,7 +240,8 @@ def check_not_collapsed(row: dict, first_of_phase: bool = False, last: bool = Fa
         f"SSPFusion collapsed in epoch {row['epoch']} ({row['phase']} phase): every one of its "
         f"{what} is constant (std < {COLLAPSE_STD} on [0, 1], mean brightness "
         f"{row['brightness'] * 255:.1f}/255); stopping without writing a model. Try a lower "
-        "fusion.lr, fusion.output=clamp, or fewer fusion.structure_epochs")
+        "fusion.lr, fusion.output=clamp, or fewer fusion.structure_epochs"
+    )
 
 
 def _preview(model, irs, vis, device, count: int = 4) -> bytes:
@@ -243,9 +259,15 @@ def _preview(model, irs, vis, device, count: int = 4) -> bytes:
     return buffer.getvalue()
 
 
-def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resume: bool = False,
-                 progress: bool = True, stop_after: int | None = None,
-                 identity: str | None = None) -> dict:
+def train_fusion(
+    config: ExperimentConfig,
+    data_root: Path,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+    identity: str | None = None,
+) -> dict:
     """Train SSPFusion; write model.pt, checkpoint.pt, history.csv, summary.json and preview.png
     into ``out_dir``. ``stop_after`` ends after that many epochs (the next call with
     ``resume=True`` continues). ``identity`` (the stage identity of pipelines/engine) is stored
@@ -286,40 +308,60 @@ def train_fusion(config: ExperimentConfig, data_root: Path, out_dir: Path, resum
             optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
         lr = learning_rate(fus, epoch)
         begin_epoch(optimizer, lr, config.seed, epoch)
-        loader = make_loader(dataset, fus.batch_size, place, config.seed, epoch,
-                             precision.pin_memory)
+        loader = make_loader(dataset, fus.batch_size, place, config.seed, epoch, precision.pin_memory)
         model.train()
         tick = time.perf_counter()
-        bar = progress_bar(loader, f"SSPFusion {phase} epoch {epoch + 1}/{total_epochs}",
-                           progress and place.is_main, lr=lr)
+        bar = progress_bar(
+            loader, f"SSPFusion {phase} epoch {epoch + 1}/{total_epochs}", progress and place.is_main, lr=lr
+        )
         sums = train_fusion_epoch(net, bar, optimizer, scaler, precision, device, fus, phase)
         images = sums.pop("images")
-        row = {"epoch": epoch + 1, "phase": phase, "lr": lr,
-               **epoch_means(sums, images, device, place),
-               "seconds": round(time.perf_counter() - tick, 2)}
+        row = {
+            "epoch": epoch + 1,
+            "phase": phase,
+            "lr": lr,
+            **epoch_means(sums, images, device, place),
+            "seconds": round(time.perf_counter() - tick, 2),
+        }
         history.append(row)
         if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
             write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-        check_not_collapsed(row, first_of_phase=epoch == 0 or phase_of(fus, epoch - 1) != phase,
-                            last=epoch + 1 == total_epochs)
-        save_checkpoint(checkpoint_path, {"model": model.state_dict(),
-                                          "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                                          "phase": phase, "history": history,
-                                          "identity": identity}, place)
+        check_not_collapsed(
+            row,
+            first_of_phase=epoch == 0 or phase_of(fus, epoch - 1) != phase,
+            last=epoch + 1 == total_epochs,
+        )
+        save_checkpoint(
+            checkpoint_path,
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "epoch": epoch + 1,
+                "phase": phase,
+                "history": history,
+                "identity": identity,
+            },
+            place,
+        )
     if last < total_epochs:
         return {"stopped_after_epoch": last}
 
-    summary = {"parameters": count_parameters(model), "epochs": total_epochs,
-               "train_pairs": len(names), "identity": identity, "seed": config.seed,
-               "device": str(device), "precision": precision.name,
-               "wall_seconds": round(sum(row["seconds"] for row in history), 1),
-               "final_loss": history[-1]["total"] if history else None,
-               "processes": place.world_size}
+    summary = {
+        "parameters": count_parameters(model),
+        "epochs": total_epochs,
+        "train_pairs": len(names),
+        "identity": identity,
+        "seed": config.seed,
+        "device": str(device),
+        "precision": precision.name,
+        "wall_seconds": round(sum(row["seconds"] for row in history), 1),
+        "final_loss": history[-1]["total"] if history else None,
+        "processes": place.world_size,
+    }
     if place.is_main:
         model.eval()
         write_bytes_atomic(out_dir / "preview.png", _preview(unwrap(net), irs, vis, device))
-        save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(),
-                                                 "fusion_config": to_dict(fus)})
+        save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(), "fusion_config": to_dict(fus)})
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "summary.json", summary)
     barrier(place)

@@ -31,7 +31,24 @@ from pipelines.engine.stages import (
     segmentation_stage,
 )
 
-__all__ = ["RunLayout", "Stage", "STAGE_KINDS", "UpstreamError", "build_plan", "environment",
-           "fuse_stage", "fusion_stage", "input_names", "input_slug", "is_synthetic",
-           "method_slug", "plan_status", "quality_stage", "resolve_data_root", "run_alone", "run_plan",
-           "run_stage", "segmentation_stage"]
+__all__ = [
+    "RunLayout",
+    "Stage",
+    "STAGE_KINDS",
+    "UpstreamError",
+    "build_plan",
+    "environment",
+    "fuse_stage",
+    "fusion_stage",
+    "input_names",
+    "input_slug",
+    "is_synthetic",
+    "method_slug",
+    "plan_status",
+    "quality_stage",
+    "resolve_data_root",
+    "run_alone",
+    "run_plan",
+    "run_stage",
+    "segmentation_stage",
+]

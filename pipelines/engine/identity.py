@@ -56,8 +56,7 @@ def file_digest(path: str | Path) -> str:
 
 def result_fields(section) -> dict:
     """A config section as a dict, less the fields in :data:`NOT_RESULTS`."""
-    return {key: value for key, value in dataclasses.asdict(section).items()
-            if key not in NOT_RESULTS}
+    return {key: value for key, value in dataclasses.asdict(section).items() if key not in NOT_RESULTS}
 
 
 def _walk(folder: str, prefix: str, entries: list) -> None:
@@ -121,9 +120,15 @@ class Identity:
         """Names of the parts that differ from ``recorded`` (a done.json's ``parts``)."""
         recorded = recorded or {}
         mine = self.part_digests
-        return [name for name in sorted(set(mine) | set(recorded))
-                if mine.get(name) != recorded.get(name)]
+        return [name for name in sorted(set(mine) | set(recorded)) if mine.get(name) != recorded.get(name)]
 
 
-__all__ = ["Identity", "Manifests", "digest", "file_digest", "folder_manifest", "result_fields",
-           "NOT_RESULTS"]
+__all__ = [
+    "Identity",
+    "Manifests",
+    "digest",
+    "file_digest",
+    "folder_manifest",
+    "result_fields",
+    "NOT_RESULTS",
+]

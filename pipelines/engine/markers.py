@@ -63,5 +63,4 @@ def move_aside(folder: str | Path, why: str) -> Path:
     return target
 
 
-__all__ = ["DONE", "CHECKPOINT", "MARKERS", "read_done", "write_done", "checkpoint_identity",
-           "move_aside"]
+__all__ = ["DONE", "CHECKPOINT", "MARKERS", "read_done", "write_done", "checkpoint_identity", "move_aside"]

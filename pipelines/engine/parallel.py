@@ -11,9 +11,16 @@ from pathlib import Path
 from pipelines.engine.plan import Stage, check_upstream, run_plan, selected
 
 
-def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[str],
-                 log_dir: Path, environment: dict, rerun: str,
-                 log: Callable[[str], None] = print) -> None:
+def run_parallel(
+    stages: list[Stage],
+    only: list[str],
+    jobs: int,
+    command: list[str],
+    log_dir: Path,
+    environment: dict,
+    rerun: str,
+    log: Callable[[str], None] = print,
+) -> None:
     """Run the selected stages before segmentation here, in order; then each pending
     segmentation stage as ``command + ["--only", key]`` (plus ``--force key`` when forced) in
     its own process, ``jobs`` at a time
@@ -39,17 +46,23 @@ def run_parallel(stages: list[Stage], only: list[str], jobs: int, command: list[
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")
         forced = ["--force", stage.key] if stage.status == "forced" else []
-        child = subprocess.Popen([*command, "--only", stage.key, *forced, "--set",
-                                  f"runtime.threads={threads}"], stdout=handle,
-                                 stderr=subprocess.STDOUT, env=env)
-        log(f"[{index + 1}/{len(pending)}] {stage.key}: started in process {child.pid} "
-            f"({stage.status}: {stage.reason})")
+        child = subprocess.Popen(
+            [*command, "--only", stage.key, *forced, "--set", f"runtime.threads={threads}"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log(
+            f"[{index + 1}/{len(pending)}] {stage.key}: started in process {child.pid} "
+            f"({stage.status}: {stage.reason})"
+        )
         running.append((stage, child, handle))
     while running:
         running = _reap(running, failed)
     if failed:
-        raise RuntimeError("segmentation runs failed: " + ", ".join(failed) +
-                           f" (logs in {log_dir}); rerun to resume them")
+        raise RuntimeError(
+            "segmentation runs failed: " + ", ".join(failed) + f" (logs in {log_dir}); rerun to resume them"
+        )
 
 
 def _reap(running, failed: list[str]):

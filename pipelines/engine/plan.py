@@ -137,7 +137,8 @@ def check_upstream(stages: list[Stage], chosen: list[Stage], command: str) -> No
             if upstream.status != "cached" and key not in keys:
                 raise UpstreamError(
                     f"{stage.key} reads {key}, which is {upstream.status} ({upstream.reason}); "
-                    f"build it first: {command} --only {key}")
+                    f"build it first: {command} --only {key}"
+                )
 
 
 def _duration(seconds: float) -> str:
@@ -145,8 +146,7 @@ def _duration(seconds: float) -> str:
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict,
-              main: bool = True) -> dict | None:
+def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict, main: bool = True) -> dict | None:
     """Run one stage now (its upstream is current): move a stale or forced folder aside, resume
     a matching checkpoint, write ``done.json``. Returns the done payload, or None when the
     stage turned out current once its upstream had run (same upstream output as before).
@@ -168,11 +168,17 @@ def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict,
     began = time.perf_counter()
     result = stage.run(stage.status == "resume", stage.identity.digest)
     seconds = time.perf_counter() - began
-    payload = {"stage": stage.key, "identity": stage.identity.digest,
-               "parts": stage.identity.part_digests, "upstream": outputs, "output": "",
-               "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-               "environment": environment,
-               "result": result if isinstance(result, dict) else None}
+    payload = {
+        "stage": stage.key,
+        "identity": stage.identity.digest,
+        "parts": stage.identity.part_digests,
+        "upstream": outputs,
+        "output": "",
+        "seconds": round(seconds, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "environment": environment,
+        "result": result if isinstance(result, dict) else None,
+    }
     if main and stage.cache:
         stage.folder.mkdir(parents=True, exist_ok=True)
         payload["output"] = stage.output()
@@ -181,8 +187,9 @@ def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict,
     return payload
 
 
-def run_alone(stage: Stage, force: bool, environment: dict, main: bool = True,
-              log: Callable[[str], None] = print) -> dict:
+def run_alone(
+    stage: Stage, force: bool, environment: dict, main: bool = True, log: Callable[[str], None] = print
+) -> dict:
     """A stage outside a plan (the stage scripts), under the same rules as in one; returns its
     ``done.json`` payload (the earlier one when it was cached)."""
     plan_status([stage], [stage.key] if force else [])
@@ -192,8 +199,9 @@ def run_alone(stage: Stage, force: bool, environment: dict, main: bool = True,
     return run_stage(stage, {stage.key: stage}, environment, main) or {}
 
 
-def run_plan(stages: list[Stage], only: list[str], environment: dict, command: str,
-             log: Callable[[str], None] = print) -> dict:
+def run_plan(
+    stages: list[Stage], only: list[str], environment: dict, command: str, log: Callable[[str], None] = print
+) -> dict:
     """Run the selected stages in order; returns {key: status before the run}. ``only`` limits
     to matching stages; ``command`` is how the user reruns this plan (for error messages)."""
     chosen = selected(stages, only)
@@ -208,17 +216,18 @@ def run_plan(stages: list[Stage], only: list[str], environment: dict, command: s
         if stage.status == "cached":
             log(f"{prefix}: cached ({stage.folder})")
             continue
-        left = todo[todo.index(stage) + 1:]
-        log(f"{prefix}: {stage.status} ({stage.reason}) - {stage.describe}; elapsed "
-            f"{_duration(time.perf_counter() - start)}{_time_left(took, left)}")
+        left = todo[todo.index(stage) + 1 :]
+        log(
+            f"{prefix}: {stage.status} ({stage.reason}) - {stage.describe}; elapsed "
+            f"{_duration(time.perf_counter() - start)}{_time_left(took, left)}"
+        )
         began = time.perf_counter()
         if run_stage(stage, by_key, environment) is None:
             log(f"{prefix}: cached after all (its upstream output did not change)")
             continue
         took.setdefault(stage.kind, []).append(time.perf_counter() - began)
     cached = sum(1 for status in before.values() if status == "cached")
-    log(f"all {len(chosen)} stages finished in {_duration(time.perf_counter() - start)} "
-        f"({cached} cached)")
+    log(f"all {len(chosen)} stages finished in {_duration(time.perf_counter() - start)} ({cached} cached)")
     return before
 
 
@@ -239,5 +248,14 @@ def _time_left(took: dict[str, list[float]], left: list[Stage]) -> str:
     return f", {timed}{names} stage(s) not timed yet left after it"
 
 
-__all__ = ["Stage", "STAGE_KINDS", "UpstreamError", "plan_status", "run_plan", "run_stage", "run_alone",
-           "check_upstream", "selected"]
+__all__ = [
+    "Stage",
+    "STAGE_KINDS",
+    "UpstreamError",
+    "plan_status",
+    "run_plan",
+    "run_stage",
+    "run_alone",
+    "check_upstream",
+    "selected",
+]

@@ -28,10 +28,16 @@ def _segmentation_runs(stages: list[Stage]) -> list[dict]:
     runs = []
     for stage in stages:
         if stage.kind == "segmentation":
-            runs.append({"input": stage.input_name, "seed": stage.seed,
-                         "metrics": json.loads((stage.folder / "metrics.json").read_text()),
-                         "folder": stage.folder, "done": read_done(stage.folder) or {},
-                         "upstream": stage.upstream})
+            runs.append(
+                {
+                    "input": stage.input_name,
+                    "seed": stage.seed,
+                    "metrics": json.loads((stage.folder / "metrics.json").read_text()),
+                    "folder": stage.folder,
+                    "done": read_done(stage.folder) or {},
+                    "upstream": stage.upstream,
+                }
+            )
     return runs
 
 
@@ -41,14 +47,26 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
     for run in sorted(runs, key=lambda r: r["seed"]):
         done, metrics = run["done"], run["metrics"]
         env = done.get("environment", {})
-        values = {"device": metrics.get("device", env.get("device")),
-                  "precision": metrics.get("precision", env.get("precision")),
-                  "torch": env.get("torch"), "smp": env.get("smp"),
-                  "config": done.get("parts", {}).get("config")}
-        row = rows.setdefault(run["input"], {
-            "input": run["input"], "data": done.get("parts", {}).get("data"),
-            "fusion_model": None, "fused_images": None, "seeds": [],
-            "segmentation_identity": [], **values, "wall_seconds": 0.0})
+        values = {
+            "device": metrics.get("device", env.get("device")),
+            "precision": metrics.get("precision", env.get("precision")),
+            "torch": env.get("torch"),
+            "smp": env.get("smp"),
+            "config": done.get("parts", {}).get("config"),
+        }
+        row = rows.setdefault(
+            run["input"],
+            {
+                "input": run["input"],
+                "data": done.get("parts", {}).get("data"),
+                "fusion_model": None,
+                "fused_images": None,
+                "seeds": [],
+                "segmentation_identity": [],
+                **values,
+                "wall_seconds": 0.0,
+            },
+        )
         for key in run["upstream"]:
             row["fused_images"] = (read_done(by_key[key].folder) or {}).get("output")
             for fusion_key in by_key[key].upstream:
@@ -66,20 +84,30 @@ def provenance_notes(rows: list[dict]) -> list[str]:
     """The report's provenance section (Markdown lines), with a warning when rows differ."""
     from segmentation.report import display_name
 
-    lines = ["", "## Provenance", "",
-             "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | torch | "
-             "smp | Wall time (s) |", "|" + "---|" * 10]
+    lines = [
+        "",
+        "## Provenance",
+        "",
+        "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | torch | "
+        "smp | Wall time (s) |",
+        "|" + "---|" * 10,
+    ]
     for row in rows:
-        lines.append(f"| {display_name(row['input'])} | {', '.join(map(str, row['seeds']))} | "
-                     f"{row['data']} | {row['fusion_model'] or '-'} | "
-                     f"{row['fused_images'] or '-'} | {row['device']} | {row['precision']} | "
-                     f"{row['torch']} | {row['smp']} | {row['wall_seconds']:.0f} |")
+        lines.append(
+            f"| {display_name(row['input'])} | {', '.join(map(str, row['seeds']))} | "
+            f"{row['data']} | {row['fusion_model'] or '-'} | "
+            f"{row['fused_images'] or '-'} | {row['device']} | {row['precision']} | "
+            f"{row['torch']} | {row['smp']} | {row['wall_seconds']:.0f} |"
+        )
     lines.append("")
     lines.append("Segmentation identities and the full record: provenance.json.")
     differ = [field for field in COMPARED if len({str(row[field]) for row in rows}) > 1]
     if differ:
-        lines += ["", f"**Warning:** rows were trained differently ({', '.join(differ)} differ "
-                  "between rows); their numbers are not strictly comparable."]
+        lines += [
+            "",
+            f"**Warning:** rows were trained differently ({', '.join(differ)} differ "
+            "between rows); their numbers are not strictly comparable.",
+        ]
     return lines
 
 
@@ -93,8 +121,7 @@ def stage_seconds(stages: list[Stage]) -> list[dict]:
     return seconds
 
 
-def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path,
-                 config_yaml: str = "") -> Stage:
+def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config_yaml: str = "") -> Stage:
     """The report of the plan ``stages``: reads every segmentation and quality stage, and
     writes the report page (index.md, index.html) with ``config_yaml``, the resolved config."""
     from pipelines.engine.stages import is_synthetic
@@ -112,24 +139,55 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path,
         runs = _segmentation_runs(stages)
         if not runs:
             return {"written": []}
-        quality = {s.key.removeprefix("quality:"): pd.read_csv(s.folder / "per_image.csv")
-                   for s in stages if s.kind == "quality"}
-        fused = {s.key.removeprefix("fuse:"): s.folder / "test" for s in stages
-                 if s.kind == "fuse" and (s.folder / "test").is_dir()}
+        quality = {
+            s.key.removeprefix("quality:"): pd.read_csv(s.folder / "per_image.csv")
+            for s in stages
+            if s.kind == "quality"
+        }
+        fused = {
+            s.key.removeprefix("fuse:"): s.folder / "test"
+            for s in stages
+            if s.kind == "fuse" and (s.folder / "test").is_dir()
+        }
         rows = provenance(runs, by_key)
         write_json_atomic(folder / "provenance.json", rows)
-        written = write_report(folder, runs, quality, real_msrs=not is_synthetic(data_root),
-                               notes=provenance_notes(rows), data_root=data_root,
-                               fused_dirs=fused)
+        written = write_report(
+            folder,
+            runs,
+            quality,
+            real_msrs=not is_synthetic(data_root),
+            notes=provenance_notes(rows),
+            data_root=data_root,
+            fused_dirs=fused,
+        )
         fusion = next((s.folder for s in stages if s.kind == "fusion"), None)
-        written |= write_report_page(folder, written, collect_facts(
-            sys.argv, config_yaml, rows, stage_seconds(stages), runs, data_root,
-            not is_synthetic(data_root), fusion))
+        written |= write_report_page(
+            folder,
+            written,
+            collect_facts(
+                sys.argv,
+                config_yaml,
+                rows,
+                stage_seconds(stages),
+                runs,
+                data_root,
+                not is_synthetic(data_root),
+                fusion,
+            ),
+        )
         return {"written": [str(path) for path in written.values()]}
 
-    return Stage("report", "report", folder,
-                 lambda outputs: Identity({"upstream": [outputs[k] for k in reads]}), run,
-                 lambda: "", "Table 2, Table 1, figures, provenance", upstream=reads, cache=False)
+    return Stage(
+        "report",
+        "report",
+        folder,
+        lambda outputs: Identity({"upstream": [outputs[k] for k in reads]}),
+        run,
+        lambda: "",
+        "Table 2, Table 1, figures, provenance",
+        upstream=reads,
+        cache=False,
+    )
 
 
 __all__ = ["report_stage", "provenance", "provenance_notes", "stage_seconds"]

@@ -31,10 +31,14 @@ from pipelines.engine.plan import Stage
 def environment(config: ExperimentConfig) -> dict:
     """Device, precision and library versions a stage runs with (recorded in done.json)."""
     device = pick_device(config.runtime.device)
-    return {"device": str(device), "precision": precision_name(config, device),
-            "torch": metadata.version("torch"),
-            "smp": metadata.version("segmentation-models-pytorch"),
-            "python": platform.python_version(), "platform": sys.platform}
+    return {
+        "device": str(device),
+        "precision": precision_name(config, device),
+        "torch": metadata.version("torch"),
+        "smp": metadata.version("segmentation-models-pytorch"),
+        "python": platform.python_version(),
+        "platform": sys.platform,
+    }
 
 
 def precision_name(config: ExperimentConfig, device) -> str:
@@ -46,12 +50,12 @@ def precision_name(config: ExperimentConfig, device) -> str:
 
 # ----------------------------------------------------------------------------- data root
 
+
 def is_synthetic(root: Path) -> bool:
     return (read_done(root) or {}).get("kind") == "synthetic"
 
 
-def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None,
-                      layout: RunLayout) -> Path:
+def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None, layout: RunLayout) -> Path:
     """The MSRS root a stage reads: ``data_root`` (command line) if given, else ``data.root``
     (config), else the synthetic scenes generated under ``<out>/data`` (regenerated, the old
     set moved aside, when their settings or the generator's code version changed)."""
@@ -68,11 +72,24 @@ def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None,
         return folder
     if folder.exists():
         move_aside(folder, "stale")
-    write_synthetic(folder, train=synthetic.train, test=synthetic.test, height=synthetic.height,
-                    width=synthetic.width, seed=synthetic.seed,
-                    night_fraction=synthetic.night_fraction)
-    write_done(folder, {"kind": "synthetic", "identity": identity.digest,
-                        "parts": identity.part_digests, "settings": to_dict(synthetic)})
+    write_synthetic(
+        folder,
+        train=synthetic.train,
+        test=synthetic.test,
+        height=synthetic.height,
+        width=synthetic.width,
+        seed=synthetic.seed,
+        night_fraction=synthetic.night_fraction,
+    )
+    write_done(
+        folder,
+        {
+            "kind": "synthetic",
+            "identity": identity.digest,
+            "parts": identity.part_digests,
+            "settings": to_dict(synthetic),
+        },
+    )
     return folder
 
 
@@ -84,9 +101,16 @@ def _split_dirs(root: Path, splits, subdirs) -> list[Path]:
 
 # ----------------------------------------------------------------------------- stages
 
-def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
-                 manifests: Manifests, env: dict, progress: bool = True,
-                 method: str = "sspfusion") -> Stage:
+
+def fusion_stage(
+    config: ExperimentConfig,
+    layout: RunLayout,
+    data_root: Path,
+    manifests: Manifests,
+    env: dict,
+    progress: bool = True,
+    method: str = "sspfusion",
+) -> Stage:
     """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``) on the
     training pairs (identity: its config section (``fusion``; a baseline's own section plus
     ``fusion.max_pairs``), seed, code, train ir/vi manifest, precision); output: the SHA-256 of
@@ -101,22 +125,34 @@ def fusion_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
     else:
         from fusion.methods.training import CODE_VERSION, train_learned
 
-        settings = {method: to_dict(getattr(config, method)),
-                    "max_pairs": config.fusion.max_pairs}
+        settings = {method: to_dict(getattr(config, method)), "max_pairs": config.fusion.max_pairs}
         train = partial(train_learned, method, config)
     folder = layout.fusion_model(method)
     splits = ["train"] if "train" in source_splits(data_root) else source_splits(data_root)
     data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
 
     def identify(outputs):
-        return Identity({"config": {**settings, "seed": config.seed}, "code": CODE_VERSION,
-                         "data": manifests.of(*data), "precision": env["precision"]})
+        return Identity(
+            {
+                "config": {**settings, "seed": config.seed},
+                "code": CODE_VERSION,
+                "data": manifests.of(*data),
+                "precision": env["precision"],
+            }
+        )
 
     def run(resume, identity):
         return train(data_root, folder, resume=resume, progress=progress, identity=identity)
 
-    return Stage(f"fusion:{method}", "fusion", folder, identify, run,
-                 lambda: _file_output(folder / "model.pt"), f"train {method}")
+    return Stage(
+        f"fusion:{method}",
+        "fusion",
+        folder,
+        identify,
+        run,
+        lambda: _file_output(folder / "model.pt"),
+        f"train {method}",
+    )
 
 
 def method_options(config: ExperimentConfig, method: str) -> dict:
@@ -127,9 +163,15 @@ def method_options(config: ExperimentConfig, method: str) -> dict:
     return {}
 
 
-def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manifests,
-               checkpoint: Path | None = None, progress: bool = True,
-               options: dict | None = None) -> Stage:
+def fuse_stage(
+    method: str,
+    layout: RunLayout,
+    data_root: Path,
+    manifests: Manifests,
+    checkpoint: Path | None = None,
+    progress: bool = True,
+    options: dict | None = None,
+) -> Stage:
     """Fuse every split of the data root with ``method`` built with ``options``
     (:func:`method_options`) (identity: the method, its options and parameters, code, ir/vi
     manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
@@ -148,8 +190,7 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
     upstream = (f"fusion:{method}",) if learned and checkpoint is None else ()
 
     def identify(outputs):
-        parts = {"config": {"method": method, **options}, "code": CODE_VERSION,
-                 "data": manifests.of(*data)}
+        parts = {"config": {"method": method, **options}, "code": CODE_VERSION, "data": manifests.of(*data)}
         if method.startswith(EXTERNAL):
             parts["external"] = build_method(method, **options).fingerprint()
         elif learned:
@@ -159,19 +200,37 @@ def fuse_stage(method: str, layout: RunLayout, data_root: Path, manifests: Manif
         return Identity(parts)
 
     def run(resume, identity):
-        fuser = build_method(method, **options,
-                             **({"checkpoint": model} if learned else {}))
-        return {split: fuse_split(fuser, source_pairs(data_root, split), folder / split,
-                                  progress=progress, split=split) for split in splits}
+        fuser = build_method(method, **options, **({"checkpoint": model} if learned else {}))
+        return {
+            split: fuse_split(
+                fuser, source_pairs(data_root, split), folder / split, progress=progress, split=split
+            )
+            for split in splits
+        }
 
-    return Stage(f"fuse:{method}", "fuse", folder, identify, run,
-                 lambda: folder_manifest(folder), f"fuse {' + '.join(splits)} with {method}",
-                 upstream=upstream)
+    return Stage(
+        f"fuse:{method}",
+        "fuse",
+        folder,
+        identify,
+        run,
+        lambda: folder_manifest(folder),
+        f"fuse {' + '.join(splits)} with {method}",
+        upstream=upstream,
+    )
 
 
-def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: str,
-                  manifests: Manifests, split: str = "test", limit: int | None = None,
-                  folder: Path | None = None, upstream: tuple[str, ...] | None = None) -> Stage:
+def quality_stage(
+    method: str,
+    layout: RunLayout,
+    data_root: Path,
+    convention: str,
+    manifests: Manifests,
+    split: str = "test",
+    limit: int | None = None,
+    folder: Path | None = None,
+    upstream: tuple[str, ...] | None = None,
+) -> Stage:
     """Fusion metrics of one split's fused images, one row per image (identity: convention,
     split, code, ir/vi manifest, the fused folder's digest); output: per_image.csv's digest."""
     from fusion.fuse import source_pairs
@@ -183,9 +242,14 @@ def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: s
     data = _split_dirs(Path(data_root), [split], (IR_DIR, VI_DIR))
 
     def identify(outputs):
-        return Identity({"config": {"convention": convention, "split": split, "limit": limit},
-                         "code": CODE_VERSION, "data": manifests.of(*data),
-                         "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)]})
+        return Identity(
+            {
+                "config": {"convention": convention, "split": split, "limit": limit},
+                "code": CODE_VERSION,
+                "data": manifests.of(*data),
+                "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)],
+            }
+        )
 
     def run(resume, identity):
         import time
@@ -197,15 +261,31 @@ def quality_stage(method: str, layout: RunLayout, data_root: Path, convention: s
         write_text_atomic(folder / "per_image.csv", frame.to_csv(index=False))
         return {"images": len(frame), "metrics_ms": seconds / max(len(frame), 1) * 1000}
 
-    return Stage(f"quality:{method}", "quality", folder, identify, run,
-                 lambda: _file_output(folder / "per_image.csv"),
-                 f"fusion metrics of {method} on the {split} split", upstream=upstream)
+    return Stage(
+        f"quality:{method}",
+        "quality",
+        folder,
+        identify,
+        run,
+        lambda: _file_output(folder / "per_image.csv"),
+        f"fusion metrics of {method} on the {split} split",
+        upstream=upstream,
+    )
 
 
-def segmentation_stage(config: ExperimentConfig, layout: RunLayout, data_root: Path,
-                       input_name: str, seed: int, manifests: Manifests, env: dict,
-                       fused: Path | None = None, upstream: tuple[str, ...] = (),
-                       folder: Path | None = None, progress: bool = True) -> Stage:
+def segmentation_stage(
+    config: ExperimentConfig,
+    layout: RunLayout,
+    data_root: Path,
+    input_name: str,
+    seed: int,
+    manifests: Manifests,
+    env: dict,
+    fused: Path | None = None,
+    upstream: tuple[str, ...] = (),
+    folder: Path | None = None,
+    progress: bool = True,
+) -> Stage:
     """DeepLabV3+ on one input and seed (identity: the segmentation section less what does not
     change results, seed, code, label manifest (+ the infrared or visible manifest), the fused
     images' digest, precision); output: metrics.json's digest. ``fused``: the folder of fused
@@ -219,21 +299,41 @@ def segmentation_stage(config: ExperimentConfig, layout: RunLayout, data_root: P
     image_dirs = {split: fused / split for split in SPLITS} if fused is not None else None
 
     def identify(outputs):
-        parts = {"config": {"segmentation": result_fields(config.segmentation), "seed": seed},
-                 "code": CODE_VERSION, "data": manifests.of(*data), "precision": env["precision"]}
+        parts = {
+            "config": {"segmentation": result_fields(config.segmentation), "seed": seed},
+            "code": CODE_VERSION,
+            "data": manifests.of(*data),
+            "precision": env["precision"],
+        }
         if fused is not None:
             parts["upstream"] = [outputs[k] for k in upstream] or [folder_manifest(fused)]
         return Identity(parts)
 
     def run(resume, identity):
-        return train_segmentation(config, data_root, input_name, folder, seed,
-                                  image_dirs=image_dirs, resume=resume, progress=progress,
-                                  identity=identity)
+        return train_segmentation(
+            config,
+            data_root,
+            input_name,
+            folder,
+            seed,
+            image_dirs=image_dirs,
+            resume=resume,
+            progress=progress,
+            identity=identity,
+        )
 
-    return Stage(f"segmentation:{input_name}:seed{seed}", "segmentation", folder, identify, run,
-                 lambda: _file_output(folder / "metrics.json"),
-                 f"DeepLabV3+ on {input_name}, seed {seed}", upstream=upstream,
-                 input_name=input_name, seed=seed)
+    return Stage(
+        f"segmentation:{input_name}:seed{seed}",
+        "segmentation",
+        folder,
+        identify,
+        run,
+        lambda: _file_output(folder / "metrics.json"),
+        f"DeepLabV3+ on {input_name}, seed {seed}",
+        upstream=upstream,
+        input_name=input_name,
+        seed=seed,
+    )
 
 
 def _file_output(path: Path) -> str:
@@ -241,6 +341,7 @@ def _file_output(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- the plan
+
 
 def input_names(config: ExperimentConfig, methods: list[str]) -> list[str]:
     return [*config.inputs, *(f"fused:{method}" for method in methods)]
@@ -257,18 +358,27 @@ def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
         if name.startswith("fused:"):
             slug = method_slug(method)
             if slug in folders:
-                raise ConfigError(f"methods: '{folders[slug]}' and '{method}' would both write "
-                                  f"fused/{slug}; rename one of the folders or drop one")
+                raise ConfigError(
+                    f"methods: '{folders[slug]}' and '{method}' would both write "
+                    f"fused/{slug}; rename one of the folders or drop one"
+                )
             folders[slug] = method
         row = display_name(name)
         if row in rows:
-            raise ConfigError(f"inputs/methods: '{rows[row]}' and '{name}' would both be the "
-                              f"Table 2 row '{row}'")
+            raise ConfigError(
+                f"inputs/methods: '{rows[row]}' and '{name}' would both be the Table 2 row '{row}'"
+            )
         rows[row] = name
 
 
-def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, methods: list[str],
-               env: dict, progress: bool = True) -> list[Stage]:
+def build_plan(
+    config: ExperimentConfig,
+    layout: RunLayout,
+    data_root: Path,
+    methods: list[str],
+    env: dict,
+    progress: bool = True,
+) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
     from fusion.methods import TRAINABLE, available_methods, build_method
     from pipelines.engine.report import report_stage
@@ -280,8 +390,9 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
     known = available_methods()
     for method in methods:
         if not method.startswith(EXTERNAL) and method not in known:
-            raise ConfigError(f"unknown fusion method '{method}' (valid: {', '.join(known)}, "
-                              "external:<folder>)")
+            raise ConfigError(
+                f"unknown fusion method '{method}' (valid: {', '.join(known)}, external:<folder>)"
+            )
         if method.startswith(EXTERNAL):
             build_method(method).validate_all(data_root)
     check_collisions(config, methods)
@@ -291,25 +402,50 @@ def build_plan(config: ExperimentConfig, layout: RunLayout, data_root: Path, met
     stages: list[Stage] = []
     for method in methods:
         if method in TRAINABLE:
-            stages.append(fusion_stage(config, layout, data_root, manifests, env, progress,
-                                       method))
+            stages.append(fusion_stage(config, layout, data_root, manifests, env, progress, method))
     for method in methods:
-        stages.append(fuse_stage(method, layout, data_root, manifests, progress=progress,
-                                 options=method_options(config, method)))
-        stages.append(quality_stage(method, layout, data_root, config.metrics_convention,
-                                    manifests))
+        stages.append(
+            fuse_stage(
+                method,
+                layout,
+                data_root,
+                manifests,
+                progress=progress,
+                options=method_options(config, method),
+            )
+        )
+        stages.append(quality_stage(method, layout, data_root, config.metrics_convention, manifests))
     for name in input_names(config, methods):
         method = name.removeprefix("fused:") if name.startswith("fused:") else None
         for k in range(config.seeds):
-            stages.append(segmentation_stage(
-                config, layout, data_root, name, config.seed + k, manifests, env,
-                fused=layout.fused(method) if method else None,
-                upstream=(f"fuse:{method}",) if method else (), progress=progress))
-    stages.append(report_stage(stages, layout, data_root,
-                               yaml.safe_dump(to_dict(config), sort_keys=False)))
+            stages.append(
+                segmentation_stage(
+                    config,
+                    layout,
+                    data_root,
+                    name,
+                    config.seed + k,
+                    manifests,
+                    env,
+                    fused=layout.fused(method) if method else None,
+                    upstream=(f"fuse:{method}",) if method else (),
+                    progress=progress,
+                )
+            )
+    stages.append(report_stage(stages, layout, data_root, yaml.safe_dump(to_dict(config), sort_keys=False)))
     return stages
 
 
-__all__ = ["build_plan", "fusion_stage", "fuse_stage", "method_options", "quality_stage",
-           "segmentation_stage", "resolve_data_root", "is_synthetic", "environment", "input_names",
-           "check_collisions"]
+__all__ = [
+    "build_plan",
+    "fusion_stage",
+    "fuse_stage",
+    "method_options",
+    "quality_stage",
+    "segmentation_stage",
+    "resolve_data_root",
+    "is_synthetic",
+    "environment",
+    "input_names",
+    "check_collisions",
+]

@@ -50,8 +50,9 @@ class UnrolledStep(nn.Module):
 
 
 class UnrolledEncoder(nn.Module):
-    def __init__(self, start: str, layers: int = 10, kernels: int = 64, blur_size: int = 11,
-                 laplacian_size: int = 19):
+    def __init__(
+        self, start: str, layers: int = 10, kernels: int = 64, blur_size: int = 11, laplacian_size: int = 19
+    ):
         """``layers`` unrolled steps from a box-blurred (``start="base"``) or a Laplacian-filtered
         (``start="detail"``) copy of the image."""
         super().__init__()
@@ -71,20 +72,26 @@ class UnrolledEncoder(nn.Module):
 
 
 class AUIF(nn.Module):
-    def __init__(self, layers: int = 10, kernels: int = 64, blur_size: int = 11,
-                 laplacian_size: int = 19, fusion_rule: str = "sum"):
+    def __init__(
+        self,
+        layers: int = 10,
+        kernels: int = 64,
+        blur_size: int = 11,
+        laplacian_size: int = 19,
+        fusion_rule: str = "sum",
+    ):
         """Base encoder, detail encoder and the one-layer decoder."""
         super().__init__()
         self.base = UnrolledEncoder("base", layers, kernels, blur_size, laplacian_size)
         self.detail = UnrolledEncoder("detail", layers, kernels, blur_size, laplacian_size)
-        self.decoder = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, bias=False),
-                                     nn.BatchNorm2d(1), nn.Sigmoid())
+        self.decoder = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, bias=False), nn.BatchNorm2d(1), nn.Sigmoid()
+        )
         self.fusion_rule = fusion_rule
 
     @classmethod
     def from_config(cls, config) -> AUIF:
-        return cls(config.layers, config.kernels, config.blur_size, config.laplacian_size,
-                   config.fusion_rule)
+        return cls(config.layers, config.kernels, config.blur_size, config.laplacian_size, config.fusion_rule)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         """Training pass: the image reconstructed from its own base and detail parts."""

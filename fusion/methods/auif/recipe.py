@@ -18,14 +18,22 @@ from fusion.methods.learned import Phase, Recipe, step_decay
 
 def phases(config) -> list[Phase]:
     def groups(model: AUIF) -> list[dict]:
-        return [{"params": [*model.base.parameters(), *model.decoder.parameters()], "lr": config.lr},
-                {"params": list(model.detail.parameters()),
-                 "lr": config.lr * config.detail_lr_factor}]
+        return [
+            {"params": [*model.base.parameters(), *model.decoder.parameters()], "lr": config.lr},
+            {"params": list(model.detail.parameters()), "lr": config.lr * config.detail_lr_factor},
+        ]
 
-    return [Phase("autoencoder", config.epochs, param_groups=groups,
-                  loss=lambda model, ir, vi: auif_loss(model, ir, vi, config),
-                  lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
-                  batch_size=config.batch_size, crop_size=config.crop_size)]
+    return [
+        Phase(
+            "autoencoder",
+            config.epochs,
+            param_groups=groups,
+            loss=lambda model, ir, vi: auif_loss(model, ir, vi, config),
+            lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
+            batch_size=config.batch_size,
+            crop_size=config.crop_size,
+        )
+    ]
 
 
 RECIPE = Recipe("auif", "AUIF", 11_631, AUIF.from_config, phases)

@@ -38,7 +38,14 @@ def didfuse_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[tor
     rec_ir = F.mse_loss(ir_hat, ir) + config.ssim_weight * ssim_loss(ir, ir_hat)
     rec_vi = F.mse_loss(vi_hat, vi) + config.ssim_weight * ssim_loss(vi, vi_hat)
     grad = gradient_l1(vi, vi_hat)
-    total = (base - config.alpha1 * detail + config.alpha2 * rec_ir + config.alpha3 * rec_vi
-             + config.alpha4 * grad)
-    return total, {"total": total.item(), "base": base.item(), "detail": detail.item(),
-                   "rec_ir": rec_ir.item(), "rec_vi": rec_vi.item(), "grad": grad.item()}
+    total = (
+        base - config.alpha1 * detail + config.alpha2 * rec_ir + config.alpha3 * rec_vi + config.alpha4 * grad
+    )
+    return total, {
+        "total": total.item(),
+        "base": base.item(),
+        "detail": detail.item(),
+        "rec_ir": rec_ir.item(),
+        "rec_vi": rec_vi.item(),
+        "grad": grad.item(),
+    }

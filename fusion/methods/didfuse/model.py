@@ -44,8 +44,7 @@ class Decomposition(NamedTuple):
 
 def conv_unit(c_in: int, c_out: int, activation: nn.Module) -> nn.Sequential:
     """Reflection-padded 3x3 convolution, BatchNorm, activation."""
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out),
-                         activation)
+    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), activation)
 
 
 class DIDFuseEncoder(nn.Module):

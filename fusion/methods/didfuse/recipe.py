@@ -15,11 +15,17 @@ from fusion.methods.learned import Phase, Recipe, step_decay
 
 
 def phases(config) -> list[Phase]:
-    return [Phase("autoencoder", config.epochs,
-                  param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr}],
-                  loss=lambda model, ir, vi: didfuse_loss(model, ir, vi, config),
-                  lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
-                  batch_size=config.batch_size, crop_size=config.crop_size)]
+    return [
+        Phase(
+            "autoencoder",
+            config.epochs,
+            param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr}],
+            loss=lambda model, ir, vi: didfuse_loss(model, ir, vi, config),
+            lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
+            batch_size=config.batch_size,
+            crop_size=config.crop_size,
+        )
+    ]
 
 
 RECIPE = Recipe("didfuse", "DIDFuse", 260_935, DIDFuse.from_config, phases)

@@ -41,8 +41,9 @@ def rfn_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torch.T
     fused_features = model.merge(f_ir, f_vi)
     fused = model.decode(fused_features)
     detail = 1 - ssim(fused, vi)
-    feature = sum(weight * F.mse_loss(f, config.ir_weight * a + config.vi_weight * b)
-                  for weight, f, a, b in zip(config.feature_weights, fused_features, f_ir, f_vi,
-                                             strict=True))
+    feature = sum(
+        weight * F.mse_loss(f, config.ir_weight * a + config.vi_weight * b)
+        for weight, f, a, b in zip(config.feature_weights, fused_features, f_ir, f_vi, strict=True)
+    )
     total = config.detail_weight * detail + feature
     return total, {"total": total.item(), "detail": detail.item(), "feature": feature.item()}

@@ -90,9 +90,11 @@ class ResidualFusionBlock(nn.Module):
         self.direct = ConvLayer(2 * channels, channels, 3)
         self.conv_ir = ConvLayer(channels, channels, 3)
         self.conv_vi = ConvLayer(channels, channels, 3)
-        self.bottleneck = nn.Sequential(ConvLayer(2 * channels, channels, 1),
-                                        ConvLayer(channels, channels, 3),
-                                        ConvLayer(channels, channels, 3))
+        self.bottleneck = nn.Sequential(
+            ConvLayer(2 * channels, channels, 1),
+            ConvLayer(channels, channels, 3),
+            ConvLayer(channels, channels, 3),
+        )
 
     def forward(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
         residual = self.bottleneck(torch.cat([self.conv_ir(ir), self.conv_vi(vi)], 1))
@@ -100,8 +102,9 @@ class ResidualFusionBlock(nn.Module):
 
 
 class RFNNest(nn.Module):
-    def __init__(self, widths: list[int] = (64, 112, 160, 208), stem: int = 16,
-                 intensity_scale: float = 255.0):
+    def __init__(
+        self, widths: list[int] = (64, 112, 160, 208), stem: int = 16, intensity_scale: float = 255.0
+    ):
         """Nest auto-encoder (stage 1) and one residual fusion block per scale (stage 2)."""
         super().__init__()
         if len(widths) != 4:

@@ -22,16 +22,26 @@ from fusion.methods.rfnnest.model import RFNNest
 def phases(config) -> list[Phase]:
     constant = lambda epoch: 1.0  # noqa: E731 - the paper keeps lr fixed
     return [
-        Phase("autoencoder", config.autoencoder_epochs,
-              param_groups=lambda model: [{"params": [*model.encoder.parameters(),
-                                                      *model.decoder.parameters()],
-                                           "lr": config.lr}],
-              loss=lambda model, ir, vi: autoencoder_loss(model, ir, vi, config),
-              lr_factor=constant, batch_size=config.batch_size, crop_size=config.crop_size),
-        Phase("fusion", config.fusion_epochs,
-              param_groups=lambda model: [{"params": list(model.rfn.parameters()), "lr": config.lr}],
-              loss=lambda model, ir, vi: rfn_loss(model, ir, vi, config),
-              lr_factor=constant, batch_size=config.batch_size, crop_size=config.crop_size),
+        Phase(
+            "autoencoder",
+            config.autoencoder_epochs,
+            param_groups=lambda model: [
+                {"params": [*model.encoder.parameters(), *model.decoder.parameters()], "lr": config.lr}
+            ],
+            loss=lambda model, ir, vi: autoencoder_loss(model, ir, vi, config),
+            lr_factor=constant,
+            batch_size=config.batch_size,
+            crop_size=config.crop_size,
+        ),
+        Phase(
+            "fusion",
+            config.fusion_epochs,
+            param_groups=lambda model: [{"params": list(model.rfn.parameters()), "lr": config.lr}],
+            loss=lambda model, ir, vi: rfn_loss(model, ir, vi, config),
+            lr_factor=constant,
+            batch_size=config.batch_size,
+            crop_size=config.crop_size,
+        ),
     ]
 
 
