@@ -78,8 +78,9 @@ def main() -> int:
     if not main_process:
         return 0
     result = done.get("result") or {}
+    title = "SSPFusion" if args.method == "sspfusion" else recipe(args.method).title
     print(
-        f"{args.method}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
+        f"{title}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
         f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
     )
     return 0

@@ -66,8 +66,9 @@ def test_trainers_write_one_line_per_epoch_to_a_log(synthetic_root, tmp_path, ca
     ]
     fusion = [line for line in lines if line.startswith("SSPFusion ")]
     assert [line.split(":")[0] for line in fusion] == [
-        "SSPFusion structure epoch 1/2",
-        "SSPFusion fusion epoch 2/2",
+        "SSPFusion structure epoch 1/3",
+        "SSPFusion fusion epoch 2/3",
+        "SSPFusion fusion epoch 3/3",
     ]
     for line in segmentation + fusion:
         assert " lr=" in line and " img_s=" in line and " elapsed=" in line
