@@ -171,7 +171,8 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-    "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em}"
+    "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em;display:block;"
+    "overflow-x:auto;max-width:100%}"
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
     "img{max-width:100%;border:1px solid #ddd}"
