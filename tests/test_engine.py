@@ -2,6 +2,8 @@
 matching checkpoint, forced with its downstream, upstream first, outputs checked."""
 
 import json
+import os
+import shutil
 
 import pytest
 
@@ -220,3 +222,29 @@ def test_report_warns_when_rows_were_trained_differently():
     assert "## Provenance" in same and not any("Warning" in line for line in same)
     mixed = provenance_notes([row, {**row, "input": "infrared", "device": "cuda", "precision": "bfloat16"}])
     assert any("Warning" in line and "device, precision differ" in line for line in mixed)
+
+
+def test_manifest_sees_contents_not_metadata(tmp_path):
+    from pipelines.engine.identity import FileDigests, folder_manifest
+
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    label = folder / "00001D.png"
+    label.write_bytes(b"class map A")
+    before = folder_manifest(folder)
+    stat = label.stat()
+    label.write_bytes(b"class map B")  # same size, edited in place, old mtime put back
+    os.utime(label, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert label.stat().st_size == stat.st_size and label.stat().st_mtime_ns == stat.st_mtime_ns
+    assert folder_manifest(folder) != before
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)  # new files, new times, same bytes: same manifest
+    assert folder_manifest(copy) == folder_manifest(folder)
+
+    memo = FileDigests()
+    memo.attach(tmp_path / "memo.json")
+    digest = memo.of(label)
+    memo.save()
+    again = FileDigests()
+    again.attach(tmp_path / "memo.json")
+    assert again.of(label) == digest  # remembered across runs while the file is untouched

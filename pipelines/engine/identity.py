@@ -11,9 +11,10 @@ An identity has named parts, each reduced to a short digest:
   hours of training for a reworded docstring, and which files a stage "runs" is not sharp
   (numpy, smp, msrs/layout.py ...). Bump the constant in the same commit as any change that
   changes numbers;
-* ``data``: a manifest digest of the data-root folders the stage reads (every file's name, size
-  and modification time: a relabelled or replaced file is seen without hashing gigabytes);
-* ``external``: the fingerprint of an ``external:<folder>`` (same manifest rule);
+* ``data``: a manifest of the data-root folders the stage reads: every file's relative name and
+  the SHA-256 of its bytes (:class:`FileDigests`), so a relabelled, replaced or edited file is
+  seen whatever its size and modification time;
+* ``external``: the manifest of an ``external:<folder>`` (same rule) and its grey mode;
 * ``upstream``: the output digests of the stages it reads, as recorded in their ``done.json``
   (the SHA-256 of ``model.pt``, the manifest of a fused folder);
 * ``precision``: the autocast dtype the training ran in (fp32, bfloat16, float16).
@@ -31,6 +32,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from configs.runtime import write_json_atomic
 from pipelines.engine.markers import MARKERS
 
 # Config fields that change how fast or how verbosely a stage runs, not its result.
@@ -45,13 +47,67 @@ def digest(payload) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 (first 16 hex digits) of a file's bytes."""
+def _sha256(path: str) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             sha.update(chunk)
     return sha.hexdigest()[:16]
+
+
+class FileDigests:
+    """SHA-256 of files' bytes, each remembered with the file's (size, mtime_ns, ctime_ns, inode)
+    and read again when any of them changes.
+
+    DECISION: contents, not metadata, identify inputs; remembering them keeps a cached rerun on
+    MSRS-size data at a stat per file. The change time (ctime) cannot be set from user space, so
+    a file rewritten or replaced, even with its old size and modification time restored, is
+    always hashed again. :meth:`attach` keeps the memo in a JSON file of the run folder
+    (``runs/<exp>/.file-digests.json``) across runs; without it the memo lives for the process.
+    """
+
+    def __init__(self):
+        """An empty memo, not attached to a file."""
+        self._known: dict[str, list] = {}
+        self._path: Path | None = None
+        self._dirty = False
+
+    def attach(self, path: str | Path) -> None:
+        """Read the memo of ``path`` (an unreadable one is ignored) and save there from now on."""
+        self._path = Path(path)
+        try:
+            known = json.loads(self._path.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if isinstance(known, dict):
+            self._known.update(known)
+
+    def of(self, path: str | Path, stat: os.stat_result | None = None) -> str:
+        """The SHA-256 (16 hex digits) of the file's bytes."""
+        path = os.path.abspath(path)
+        stat = stat or os.stat(path)
+        key = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+        known = self._known.get(path)
+        if known is not None and known[:4] == key:
+            return known[4]
+        sha = _sha256(path)
+        self._known[path] = [*key, sha]
+        self._dirty = True
+        return sha
+
+    def save(self) -> None:
+        """Write the memo (atomically) when it changed and a file is attached."""
+        if self._dirty and self._path is not None:
+            write_json_atomic(self._path, self._known)
+            self._dirty = False
+
+
+DIGESTS = FileDigests()  # the process's memo; the plan attaches it to the run folder
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of a file's bytes."""
+    return DIGESTS.of(path)
 
 
 def result_fields(section) -> dict:
@@ -71,12 +127,11 @@ def _walk(folder: str, prefix: str, entries: list) -> None:
             if entry.is_dir():
                 _walk(entry.path, f"{prefix}{entry.name}/", entries)
             else:
-                stat = entry.stat()
-                entries.append((prefix + entry.name, stat.st_size, stat.st_mtime_ns))
+                entries.append((prefix + entry.name, DIGESTS.of(entry.path, entry.stat())))
 
 
 def folder_manifest(folder: str | Path) -> str:
-    """Digest of every file under ``folder`` (relative name, size, mtime in ns); hidden files
+    """Digest of every file under ``folder`` (relative name, SHA-256 of its bytes); hidden files
     (atomic-write temporaries) and the folder's own ``done.json`` are left out. A missing folder
     has the digest of an empty one."""
     entries: list = []
@@ -124,6 +179,8 @@ class Identity:
 
 
 __all__ = [
+    "DIGESTS",
+    "FileDigests",
     "Identity",
     "Manifests",
     "digest",

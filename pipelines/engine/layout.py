@@ -49,6 +49,11 @@ class RunLayout:
     def data(self) -> Path:
         return self.out / "data"
 
+    @property
+    def file_digests(self) -> Path:
+        """The memo of input files' content digests (:class:`identity.FileDigests`)."""
+        return self.out / ".file-digests.json"
+
     def fusion_model(self, method: str = "sspfusion") -> Path:
         """The training stage folder of a learned fusion method (its ``model.pt``)."""
         return self.out / "fusion" / method

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.engine.identity import Identity
+from pipelines.engine.identity import DIGESTS, Identity
 from pipelines.engine.markers import checkpoint_identity, move_aside, read_done, write_done
 
 STAGE_KINDS = ("fusion", "fuse", "quality", "segmentation", "report")
@@ -118,6 +118,7 @@ def plan_status(stages: list[Stage], force: list[str] = ()) -> None:
             stage.reason = f"reads {', '.join(rerun_upstream)}, which runs first"
         else:
             _evaluate(stage, _upstream_outputs(stage, by_key) or {})
+    DIGESTS.save()
 
 
 def selected(stages: list[Stage], only: list[str]) -> list[Stage]:
@@ -183,6 +184,7 @@ def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict, main: b
         stage.folder.mkdir(parents=True, exist_ok=True)
         payload["output"] = stage.output()
         write_done(stage.folder, payload)
+        DIGESTS.save()
     stage.status = "cached" if stage.cache else "done"
     return payload
 

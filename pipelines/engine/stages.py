@@ -22,7 +22,14 @@ import yaml
 from configs.runtime import pick_device, write_text_atomic
 from configs.schema import ConfigError, ExperimentConfig, check_frozen_encoder_is_trained, to_dict
 from msrs.layout import IR_DIR, LABEL_DIR, SPLITS, VI_DIR, DataError, validate_root
-from pipelines.engine.identity import Identity, Manifests, file_digest, folder_manifest, result_fields
+from pipelines.engine.identity import (
+    DIGESTS,
+    Identity,
+    Manifests,
+    file_digest,
+    folder_manifest,
+    result_fields,
+)
 from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
 from pipelines.engine.markers import move_aside, read_done, write_done
 from pipelines.engine.plan import Stage
@@ -58,7 +65,9 @@ def is_synthetic(root: Path) -> bool:
 def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None, layout: RunLayout) -> Path:
     """The MSRS root a stage reads: ``data_root`` (command line) if given, else ``data.root``
     (config), else the synthetic scenes generated under ``<out>/data`` (regenerated, the old
-    set moved aside, when their settings or the generator's code version changed)."""
+    set moved aside, when their settings or the generator's code version changed). Binds the
+    process's file-digest memo to the run folder (``layout.file_digests``)."""
+    DIGESTS.attach(layout.file_digests)
     if data_root is not None:
         return Path(data_root)
     if config.data.root is not None:
@@ -192,7 +201,11 @@ def fuse_stage(
     def identify(outputs):
         parts = {"config": {"method": method, **options}, "code": CODE_VERSION, "data": manifests.of(*data)}
         if method.startswith(EXTERNAL):
-            parts["external"] = build_method(method, **options).fingerprint()
+            external = build_method(method, **options)
+            parts["external"] = {
+                "folder": str(external.folder.resolve()),
+                "files": folder_manifest(external.folder),
+            }
         elif learned:
             parts["upstream"] = [outputs[k] for k in upstream] or [_file_output(model)]
         else:
