@@ -12,8 +12,6 @@ paper; the defaults below are the paper's values where the paper gives one.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import types
 import typing
 from dataclasses import dataclass, field
@@ -411,10 +409,3 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
             "segmentation.warmup_epochs + hold_epochs: must leave cosine epochs "
             f"(got {seg.warmup_epochs} + {seg.hold_epochs} of {seg.epochs})"
         )
-
-
-def config_hash(*sections) -> str:
-    """A short stable hash of config sections (dataclasses or plain values)."""
-    payload = [dataclasses.asdict(s) if dataclasses.is_dataclass(s) else s for s in sections]
-    text = json.dumps(payload, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -36,7 +36,7 @@ def _run(name, seed, base, folder):
 
 def _stage(key, kind, folder, seconds):
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "done.json").write_text(json.dumps({"config_hash": "h", "seconds": seconds}))
+    (folder / "done.json").write_text(json.dumps({"identity": "h", "seconds": seconds}))
     return SimpleNamespace(key=key, kind=kind, folder=folder)
 
 

@@ -10,7 +10,6 @@ their training as a :class:`Recipe` (``fusion/methods/<name>/recipe.py``) that o
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from configs.runtime import load_checkpoint, pick_device
+from configs.runtime import file_sha256, load_checkpoint, pick_device
 from configs.schema import FUSION_RULES, ExperimentConfig, section_from_dict
 from fusion.methods.base import LuminanceMethod
 from msrs.layout import DataError
@@ -96,15 +95,6 @@ def combine(a: torch.Tensor, b: torch.Tensor, rule: str) -> torch.Tensor:
     raise ValueError(f"unknown fusion rule '{rule}' (valid: {', '.join(FUSION_RULES)})")
 
 
-def file_digest(path: Path) -> str:
-    """First 16 hex digits of a file's SHA-256 (a checkpoint's identity in fingerprints)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def require_checkpoint(name: str, title: str, checkpoint: str | Path) -> Path:
     """The checkpoint path, or a DataError naming the training stage that makes it."""
     checkpoint = Path(checkpoint)
@@ -132,7 +122,7 @@ def luminance_method(
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a, np.float32))[None, None].to(device)  # noqa: E731
         return fuse(to(ir_y), to(vi_y)).clamp(0, 1)[0, 0].float().cpu().numpy()
 
-    return LuminanceMethod(name, fuse_y, params={"checkpoint_sha256": file_digest(checkpoint)})
+    return LuminanceMethod(name, fuse_y, params={"checkpoint_sha256": file_sha256(checkpoint)})
 
 
 def load_trained(name: str, path: str | Path, device: torch.device | str = "cpu") -> nn.Module:

@@ -32,7 +32,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from configs.runtime import write_json_atomic
+from configs.runtime import file_sha256, write_json_atomic
 from pipelines.engine.markers import MARKERS
 
 # Config fields that change how fast or how verbosely a stage runs, not its result.
@@ -45,14 +45,6 @@ def digest(payload) -> str:
         payload = dataclasses.asdict(payload)
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(chunk)
-    return sha.hexdigest()[:16]
 
 
 class FileDigests:
@@ -90,7 +82,7 @@ class FileDigests:
         known = self._known.get(path)
         if known is not None and known[:4] == key:
             return known[4]
-        sha = _sha256(path)
+        sha = file_sha256(path)
         self._known[path] = [*key, sha]
         self._dirty = True
         return sha
