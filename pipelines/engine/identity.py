@@ -65,14 +65,16 @@ class FileDigests:
         self._dirty = False
 
     def attach(self, path: str | Path) -> None:
-        """Read the memo of ``path`` (an unreadable one is ignored) and save there from now on."""
+        """Use the memo of ``path`` (none when missing or unreadable) and save there from now on."""
+        if self._path == Path(path):
+            return
         self._path = Path(path)
         try:
             known = json.loads(self._path.read_text())
         except (OSError, ValueError):
             known = {}
-        if isinstance(known, dict):
-            self._known.update(known)
+        self._known = known if isinstance(known, dict) else {}
+        self._dirty = False
 
     def of(self, path: str | Path, stat: os.stat_result | None = None) -> str:
         """The SHA-256 (16 hex digits) of the file's bytes."""
