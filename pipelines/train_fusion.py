@@ -29,6 +29,7 @@ from fusion.methods.learned import recipe
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
+from segmentation.report import display_name
 
 PAPER_PARAMETERS_K = 12021  # Table 5
 
@@ -78,9 +79,8 @@ def main() -> int:
     if not main_process:
         return 0
     result = done.get("result") or {}
-    title = "SSPFusion" if args.method == "sspfusion" else recipe(args.method).title
     print(
-        f"{title}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
+        f"{display_name(args.method)}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
         f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
     )
     return 0
