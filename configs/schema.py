@@ -156,7 +156,9 @@ class SegmentationConfig:
     reported_model: str = "last"  # last | lowest_val_loss (needs val_fraction > 0)
     dice_weight: float = 1.0
     ce_weight: float = 1.0
-    crop: list[int] | None = None  # [h, w] of training crops; null = the image size
+    image_scale: float = 1.0  # images resized by this before training and prediction; scored at label size
+    crop: list[int] | None = None  # [h, w] of training crops (after image_scale); null = the image size
+    rare_crop_fraction: float = 0.0  # share of training crops centred on a rare-class pixel (data.py)
     scale_range: list[float] = field(default_factory=lambda: [0.5, 2.0])
     num_workers: int = -1  # -1: chosen from the core count
     eval_every: int = 1  # epochs between test-split mIoU (test_miou) in history.csv (0 = only at the end)
@@ -391,6 +393,10 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
         raise ConfigError(f"segmentation.output_stride: must be 8 or 16, got {seg.output_stride}")
     if len(seg.atrous_rates) != 3 or min(seg.atrous_rates) < 1:
         raise ConfigError("segmentation.atrous_rates: must be three rates >= 1, e.g. [6, 12, 18]")
+    if not 0.0 < seg.image_scale <= 1.0:
+        raise ConfigError(f"segmentation.image_scale: must be in (0, 1], got {seg.image_scale}")
+    if not 0.0 <= seg.rare_crop_fraction <= 1.0:
+        raise ConfigError(f"segmentation.rare_crop_fraction: must be in [0, 1], got {seg.rare_crop_fraction}")
     if not 0.0 <= seg.val_fraction < 1.0:
         raise ConfigError(f"segmentation.val_fraction: must be in [0, 1), got {seg.val_fraction}")
     if seg.reported_model not in ("last", "lowest_val_loss"):

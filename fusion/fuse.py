@@ -5,9 +5,9 @@ then rename). Whether a fused folder is current is the stage engine's business
 (``pipelines/engine``: the folder's ``done.json`` records the method, its parameters and the
 sources it was made from); this module only writes.
 
-Source pairs come from an MSRS root (splits ``train``/``test``) or a fusion-only ``ir/ vi/``
-folder such as RoadScene, which is treated as one split called ``all``
-(:func:`source_splits`, :func:`source_pairs`).
+Source pairs come from any data root (``msrs.layout``: the splits of an MSRS or MFNet root,
+or the one split ``all`` of a fusion-only ``ir/ vi/`` folder such as RoadScene), listed by
+``msrs.layout.root_splits`` and ``msrs.layout.list_split``.
 """
 
 from __future__ import annotations
@@ -21,27 +21,7 @@ from PIL import Image
 
 from configs.progress import progress_bar
 from configs.runtime import write_bytes_atomic
-from msrs.layout import SPLITS, Pair, list_pairs, list_split
-
-ALL = "all"  # the single split of a fusion-only pair folder
-
-
-def is_pair_folder(root: str | Path) -> bool:
-    """True for a fusion-only ``ir/ vi/`` folder (no ``train/``/``test/`` splits)."""
-    root = Path(root)
-    return not any((root / split).is_dir() for split in SPLITS) and (root / "ir").is_dir()
-
-
-def source_splits(root: str | Path) -> list[str]:
-    """``["train", "test"]`` for an MSRS root, ``["all"]`` for a fusion-only pair folder."""
-    return [ALL] if is_pair_folder(root) else list(SPLITS)
-
-
-def source_pairs(root: str | Path, split: str) -> list[Pair]:
-    """The pairs of ``split`` (``all`` = the whole fusion-only pair folder); no labels."""
-    if split == ALL and is_pair_folder(root):
-        return list_pairs(root)
-    return list_split(root, split, labels=False)
+from msrs.layout import Pair
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -73,4 +53,4 @@ def fuse_split(
     return {"written": len(pairs), "seconds": time.perf_counter() - start}
 
 
-__all__ = ["fuse_split", "source_splits", "source_pairs", "is_pair_folder", "encode_png", "ALL"]
+__all__ = ["fuse_split", "encode_png"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from fusion.colour import luminance
-from msrs.layout import IMAGE_SUFFIXES, DataError, Pair, read_ir, read_vi
+from msrs.layout import IMAGE_SUFFIXES, DataError, Pair, read_vi
 
 # Bump by hand in the commit that changes a metric (fusion/metrics.py, the luminance rule
 # above): finished quality stages then rerun.
@@ -37,8 +37,8 @@ def evaluate_split(fused_dir: str | Path, pairs: list[Pair], convention: str = "
     rows = []
     for pair in pairs:
         fused_y = luminance(read_vi(_fused_path(fused_dir, pair.name)))
-        ir = read_ir(pair.ir)
-        vi_y = luminance(read_vi(pair.vi))
+        ir = pair.read_ir()
+        vi_y = luminance(pair.read_vi())
         if fused_y.shape != ir.shape:
             raise DataError(
                 f"{fused_dir / pair.name}: fused image is {fused_y.shape[1]}x"

@@ -39,6 +39,15 @@ def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/qui
     )
 
 
+def add_data_root_arg(parser: argparse.ArgumentParser, labelled: bool = False, **kwargs) -> None:
+    """``--data-root``: any layout msrs.layout reads (only labelled ones where ``labelled``)."""
+    kinds = "an MSRS or MFNet root" if labelled else "an MSRS or MFNet root, or an ir/ vi/ pair folder"
+    default = (
+        "" if kwargs.get("required") else " (default: config data.root, else the built-in synthetic scenes)"
+    )
+    parser.add_argument("--data-root", type=Path, help=kinds + default, **kwargs)
+
+
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
     return load_config(args.config, args.overrides)
 

@@ -57,7 +57,7 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
 
 
 def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int) -> dict:
-    from segmentation.data import AugmentedSplit, load_split, train_transform
+    from segmentation.data import AugmentedSplit, load_split, train_transform, training_crop
     from segmentation.losses import DiceCELoss
     from segmentation.model import model_from_config
     from segmentation.train import train_one_epoch
@@ -65,7 +65,7 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     seg = config.segmentation
     precision = resolve_precision(config.runtime, device)
     images, labels, _ = load_split(data_root, "train", "visible")
-    crop = tuple(seg.crop) if seg.crop else images.shape[1:3]
+    crop = training_crop(seg, images.shape[1:3])
     dataset = AugmentedSplit(images, labels, train_transform(crop, seg.scale_range), config.seed)
     batch = seg.batch_size
     torch.manual_seed(config.seed)

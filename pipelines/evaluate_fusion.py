@@ -18,7 +18,7 @@ import _common
 import pandas as pd
 
 from configs.runtime import setup_runtime, write_text_atomic
-from fusion.fuse import ALL, is_pair_folder, source_pairs
+from msrs.layout import ALL, PAIRS, detect_layout, list_split
 from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
 from pipelines.engine.identity import Manifests
 from pipelines.engine.plan import run_alone
@@ -30,12 +30,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--methods", nargs="+", help="default: the config's methods")
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        help="an MSRS root or an ir/ vi/ pair folder "
-        "(default: config data.root, else the built-in synthetic scenes)",
-    )
+    _common.add_data_root_arg(parser)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument(
         "--convention",
@@ -43,7 +38,9 @@ def main() -> int:
         help="metric convention (default: config metrics_convention)",
     )
     parser.add_argument(
-        "--split", default="test", help="MSRS split (default: %(default)s; a pair folder has only 'all')"
+        "--split",
+        default="test",
+        help="split of an MSRS or MFNet root (default: %(default)s; a pair folder has only 'all')",
     )
     parser.add_argument("--limit", type=int, help="only the first N pairs (quick checks)")
     parser.add_argument(
@@ -56,8 +53,8 @@ def main() -> int:
     convention = args.convention or config.metrics_convention
     setup_runtime(config.runtime)
     data_root = resolve_data_root(config, args.data_root, layout)
-    split = ALL if is_pair_folder(data_root) else args.split
-    pairs = source_pairs(data_root, split)
+    split = ALL if detect_layout(data_root) == PAIRS else args.split
+    pairs = list_split(data_root, split, labels=False)
     limit = args.limit if args.limit and args.limit < len(pairs) else None
     env, manifests = environment(config), Manifests()
     quality, timing = {}, {}

@@ -28,12 +28,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--method", required=True, help="registered name or external:<folder>")
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        help="an MSRS root or an ir/ vi/ pair folder "
-        "(default: config data.root, else the built-in synthetic scenes)",
-    )
+    _common.add_data_root_arg(parser)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument(
         "--checkpoint", type=Path, help="model of a learned method (default: <out>/fusion/<method>/model.pt)"

@@ -52,11 +52,7 @@ def _without_option(argv: list[str], *options: str) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        help="an MSRS root (default: config data.root, else the built-in synthetic scenes)",
-    )
+    _common.add_data_root_arg(parser, labelled=True)
     parser.add_argument("--methods", nargs="+", help="fusion methods (default: config methods)")
     parser.add_argument("--seeds", type=int, help="segmentation trainings per input")
     parser.add_argument("--only", nargs="+", default=[], metavar="STAGE")

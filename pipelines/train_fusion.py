@@ -5,14 +5,14 @@
                                      [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
 
---data-root is an MSRS root (its train split is used) or any folder with ir/ and vi/ (RoadScene
-layout). --out is the experiment folder (default runs/<config name>); the model goes to
-<out>/fusion/<method>/, under the stage rules of run_all (pipelines/engine): a model of the same
-identity is kept, an unfinished run of the same identity resumes, anything else there is moved
-aside (--force: retrain anyway). The method's recipe and sizes come from its config section
-(fusion, didfuse, auif, rfnnest). --summary prints the parameter count next to the SSPFusion
-paper's Table 5 (for SSPFusion also the FLOPs of one 640x480 pair, torch.utils.flop_counter)
-and exits. Works under torchrun.
+--data-root is an MSRS root (its train split is used), an MFNet root (its train and val lists)
+or any folder with ir/ and vi/ (RoadScene layout); a test pair is never trained on. --out is the
+experiment folder (default runs/<config name>); the model goes to <out>/fusion/<method>/, under
+the stage rules of run_all (pipelines/engine): a model of the same identity is kept, an
+unfinished run of the same identity resumes, anything else there is moved aside (--force:
+retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
+auif, rfnnest). --summary prints the parameter count next to the SSPFusion paper's Table 5 (for
+SSPFusion also the FLOPs of one 640x480 pair, torch.utils.flop_counter) and exits. Works under torchrun.
 """
 
 import argparse
@@ -57,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--method", default="sspfusion", choices=TRAINABLE)
-    parser.add_argument("--data-root", type=Path)
+    _common.add_data_root_arg(parser)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument("--force", action="store_true", help="retrain, moving a finished model aside")
     parser.add_argument("--no-progress", action="store_true")

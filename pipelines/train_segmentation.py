@@ -48,7 +48,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument("--input", help="infrared | visible | a fused folder holding train/ and test/")
-    parser.add_argument("--data-root", type=Path)
+    _common.add_data_root_arg(parser, labelled=True)
     parser.add_argument("--out", type=Path, help="the stage folder")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--force", action="store_true", help="retrain, moving a finished run aside")

@@ -19,7 +19,7 @@ from PIL import Image
 
 from configs.runtime import write_bytes_atomic
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
-from segmentation.data import to_tensor
+from segmentation.data import rescale, to_tensor
 from segmentation.figures import colourise
 
 CONFUSION_FILE = "confusion_per_image.npz"  # beside metrics.json in every segmentation run
@@ -105,27 +105,41 @@ def scores(matrix: torch.Tensor | np.ndarray) -> dict:
 
 @torch.no_grad()
 def predict(
-    model: torch.nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 8
+    model: torch.nn.Module,
+    images: np.ndarray,
+    device: torch.device,
+    batch_size: int = 8,
+    image_scale: float = 1.0,
 ) -> np.ndarray:
-    """Class maps (N, H, W) uint8 at full resolution: each batch is zero-padded to a multiple of
-    16 (DeepLabV3+'s output stride) and the logits cropped back."""
+    """Class maps (N, H, W) uint8 at the images' resolution. Each batch is resized by
+    ``image_scale`` (the scale the model was trained at, segmentation.data.rescale), zero-padded
+    to a multiple of 16 (DeepLabV3+'s output stride), and the logits are cropped back and, at a
+    scale below 1, resized bilinearly to the full size before the argmax (as the anchor code
+    resizes its probability maps), so scores are always taken at label resolution."""
     model.eval()
     height, width = images.shape[1:3]
-    pad_h, pad_w = (-height) % 16, (-width) % 16
     out = np.empty(images.shape[:3], np.uint8)
     for start in range(0, len(images), batch_size):
-        batch = to_tensor(images[start : start + batch_size]).to(device)
-        batch = F.pad(batch, (0, pad_w, 0, pad_h))
-        logits = model(batch)[..., :height, :width]
+        batch, _ = rescale(images[start : start + batch_size], None, image_scale)
+        small_h, small_w = batch.shape[1:3]
+        pad_h, pad_w = (-small_h) % 16, (-small_w) % 16
+        logits = model(F.pad(to_tensor(batch).to(device), (0, pad_w, 0, pad_h)))[..., :small_h, :small_w]
+        if (small_h, small_w) != (height, width):
+            logits = F.interpolate(logits.float(), size=(height, width), mode="bilinear", align_corners=False)
         out[start : start + batch_size] = logits.argmax(1).to(torch.uint8).cpu().numpy()
     return out
 
 
 def evaluate(
-    model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, device: torch.device, batch_size: int = 8
+    model: torch.nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    device: torch.device,
+    batch_size: int = 8,
+    image_scale: float = 1.0,
 ) -> tuple[dict, np.ndarray]:
     """Scores on a whole split, and the predictions."""
-    predictions = predict(model, images, device, batch_size)
+    predictions = predict(model, images, device, batch_size, image_scale)
     matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels))
     return scores(matrix), predictions
 

@@ -451,9 +451,7 @@ def write_report(
 def pick_examples(pairs: list, count: int) -> list:
     """Test pairs for the qualitative figure: alternately the night and day scenes showing the
     most classes (night first: that is where infrared matters)."""
-    from msrs.layout import read_label
-
-    ranked = sorted(pairs, key=lambda p: (-len(np.unique(read_label(p.label))), p.name))
+    ranked = sorted(pairs, key=lambda p: (-len(np.unique(p.read_label())), p.name))
     night = [p for p in ranked if p.name.endswith("N")]
     day = [p for p in ranked if not p.name.endswith("N")]
     chosen = []
@@ -471,7 +469,7 @@ def qualitative_figure(
     image, the ground truth and the prediction of every input's first-seed model."""
     import torch
 
-    from msrs.layout import list_split, read_ir, read_label, read_vi
+    from msrs.layout import list_split, read_vi
     from segmentation import figures
     from segmentation.evaluate import predict
     from segmentation.train import load_trained
@@ -482,21 +480,21 @@ def qualitative_figure(
         first.setdefault(run["input"], run)
     inputs: dict[str, np.ndarray] = {}
     for pair in examples:
-        inputs.setdefault("infrared", []).append(np.repeat(read_ir(pair.ir)[..., None], 3, axis=2))
-        inputs.setdefault("visible", []).append(read_vi(pair.vi))
+        inputs.setdefault("infrared", []).append(np.repeat(pair.read_ir()[..., None], 3, axis=2))
+        inputs.setdefault("visible", []).append(pair.read_vi())
         for method, folder in fused_dirs.items():
             inputs.setdefault(f"fused:{method}", []).append(read_vi(folder / f"{pair.name}.png"))
     inputs = {name: np.stack(images) for name, images in inputs.items()}
     predictions = {}
     for name, run in first.items():
         if name in inputs and (run["folder"] / "model.pt").is_file():
-            model = load_trained(run["folder"] / "model.pt")
-            predictions[name] = predict(model, inputs[name], torch.device("cpu"))
+            model, image_scale = load_trained(run["folder"] / "model.pt")
+            predictions[name] = predict(model, inputs[name], torch.device("cpu"), image_scale=image_scale)
     rows = []
     for index, pair in enumerate(examples):
         panels = [("Infrared", inputs["infrared"][index][..., 0]), ("Visible", inputs["visible"][index])]
         panels += [(display_name(f"fused:{m}"), inputs[f"fused:{m}"][index]) for m in fused_dirs]
-        panels.append(("GT", read_label(pair.label)))
+        panels.append(("GT", pair.read_label()))
         panels += [(f"pred {display_name(name)}", maps[index]) for name, maps in predictions.items()]
         rows.append({"name": pair.name, "panels": panels})
     return figures.qualitative(rows, path)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from configs.schema import ExperimentConfig
-from msrs.layout import validate_root
+from msrs.layout import VAL, validate_root
 from segmentation.data import held_out_count
 from segmentation.model import aspp_rates, model_from_config
 from segmentation.schedule import learning_rate, phase_batch
@@ -24,14 +24,20 @@ def recipe_summary(
     seg = config.segmentation
     model = model_from_config(seg)
     counts = validate_root(data_root) if data_root is not None else MSRS_COUNTS
-    val = held_out_count(counts["train"], seg.val_fraction)
+    if VAL in counts:  # the root's own validation split, or more training pairs (segmentation.train)
+        train, val = (
+            (counts["train"], counts[VAL]) if seg.val_fraction > 0 else (counts["train"] + counts[VAL], 0)
+        )
+    else:
+        val = held_out_count(counts["train"], seg.val_fraction)
+        train = counts["train"] - val
     return {
         "encoder": seg.encoder,
         "encoder_weights": seg.encoder_weights,
         "output_stride": model.encoder.output_stride,
         "atrous_rates": aspp_rates(model),
         "decoder_channels": seg.decoder_channels,
-        "images": {"train": counts["train"] - val, "val": val, "test": counts["test"]},
+        "images": {"train": train, "val": val, "test": counts["test"]},
         "counted_from": str(data_root) if data_root is not None else "MSRS (1083 train, 361 test)",
         "val_seed": seg.val_seed,
         "reported_model": seg.reported_model,

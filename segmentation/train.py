@@ -10,10 +10,13 @@ builds one SGD over all parameters for the whole run, as the anchor code does (f
 parameters have no gradient, so SGD skips them until the unfreeze).
 
 DECISION (the paper trains on 976 of MSRS's 1083 training images and says nothing of the other
-107): ``val_fraction`` holds out a seeded part of the training split (``holdout``; the names are
-written to ``split.json``), whose loss is measured after every epoch. ``reported_model`` is the
-last epoch's model or the one of the lowest validation loss (the anchor code's
-``best_epoch_weights``). No model is ever chosen by its test-split score.
+107): ``val_fraction`` > 0 asks for a validation split, whose loss is measured after every
+epoch. A data root with a validation split of its own (MFNet's ``val.txt``) gives it, and the
+fraction is not applied; otherwise a seeded ``val_fraction`` of the training split is held out
+(``holdout``). Either way the names are written to ``split.json``. Without a validation split
+(``val_fraction: 0``) a root's own validation pairs are trained on with its training pairs.
+``reported_model`` is the last epoch's model or the one of the lowest validation loss (the
+anchor code's ``best_epoch_weights``). No model is ever chosen by its test-split score.
 
 A checkpoint is written atomically after every epoch; ``resume=True`` continues from it. Each
 epoch seeds its own shuffling, augmentation and dropout from (seed, epoch), so an interrupted and
@@ -60,14 +63,18 @@ from configs.training import (
     resume_state,
     save_checkpoint,
 )
+from msrs.layout import VAL, root_splits
 from segmentation.data import (
     AugmentedSplit,
     colour_mode,
     holdout,
     load_split,
     loader_workers,
+    rare_classes,
+    rescale,
     to_tensor,
     train_transform,
+    training_crop,
 )
 from segmentation.evaluate import (
     CONFUSION_FILE,
@@ -105,10 +112,10 @@ def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
     )
 
 
-def _sharded_scores(model, images, labels, device, place) -> tuple[dict, np.ndarray]:
+def _sharded_scores(model, images, labels, device, place, image_scale: float) -> tuple[dict, np.ndarray]:
     """Evaluate this rank's shard of the test split; confusion matrices summed over ranks."""
     shard = np.arange(place.rank, len(images), place.world_size)
-    predictions = predict(unwrap(model), images[shard], device)
+    predictions = predict(unwrap(model), images[shard], device, image_scale=image_scale)
     matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels[shard]))
     matrix = all_reduce_sum(matrix.to(device), place).cpu()
     return scores(matrix), predictions
@@ -156,22 +163,35 @@ def train_one_epoch(
     return total, seen
 
 
-def _held_out(images, labels, names, seg, out_dir: Path, place):
-    """Split the training arrays by ``holdout``; rank 0 writes the names to ``split.json``."""
-    train, val = holdout(names, seg.val_fraction, seg.val_seed)
-    if len(val) and place.is_main:
-        write_json_atomic(
-            out_dir / "split.json",
-            {
-                "val_fraction": seg.val_fraction,
-                "val_seed": seg.val_seed,
-                "train": [names[i] for i in train],
-                "val": [names[i] for i in val],
-            },
-        )
-    if not len(val):
-        return images, labels, images[:0], labels[:0]
-    return images[train], labels[train], images[val], labels[val]
+def _training_and_validation(data_root: Path, input_name: str, dirs: dict, seg, out_dir: Path, place):
+    """(train images, train labels, val images, val labels, train names) as the module
+    docstring's DECISION says; rank 0 writes the validation names to ``split.json``."""
+    images, labels, names = load_split(data_root, "train", input_name, dirs.get("train"))
+    if VAL in root_splits(data_root):
+        val_images, val_labels, val_names = load_split(data_root, VAL, input_name, dirs.get(VAL))
+        if seg.val_fraction == 0:  # no validation asked for: the root's val pairs train too
+            return (
+                np.concatenate([images, val_images]),
+                np.concatenate([labels, val_labels]),
+                images[:0],
+                labels[:0],
+                names + val_names,
+            )
+        record = {"source": "the data root's val split", "train": names, "val": val_names}
+    else:
+        train, val = holdout(names, seg.val_fraction, seg.val_seed)
+        val_images, val_labels, val_names = images[val], labels[val], [names[i] for i in val]
+        images, labels, names = images[train], labels[train], [names[i] for i in train]
+        record = {
+            "source": "held out of the training split",
+            "val_fraction": seg.val_fraction,
+            "val_seed": seg.val_seed,
+            "train": names,
+            "val": val_names,
+        }
+    if len(val_images) and place.is_main:
+        write_json_atomic(out_dir / "split.json", record)
+    return images, labels, val_images, val_labels, names
 
 
 def train_segmentation(
@@ -200,14 +220,17 @@ def train_segmentation(
     check_encoder(seg.encoder)  # before any data is read
     check_frozen_encoder_is_trained(seg)
     dirs = image_dirs or {}
-    train_images, train_labels, train_names = load_split(data_root, "train", input_name, dirs.get("train"))
-    colour = colour_mode(train_images)
-    train_images, train_labels, val_images, val_labels = _held_out(
-        train_images, train_labels, train_names, seg, out_dir, place
+    train_images, train_labels, val_images, val_labels, _ = _training_and_validation(
+        data_root, input_name, dirs, seg, out_dir, place
     )
+    colour = colour_mode(train_images)
+    train_images, train_labels = rescale(train_images, train_labels, seg.image_scale)
+    val_images, val_labels = rescale(val_images, val_labels, seg.image_scale)
+    # test images stay at full size: predict() scales them and scores at label resolution
     test_images, test_labels, test_names = load_split(data_root, "test", input_name, dirs.get("test"))
-    crop = tuple(seg.crop) if seg.crop else train_images.shape[1:3]
-    dataset = AugmentedSplit(train_images, train_labels, train_transform(crop, seg.scale_range), seed)
+    crop = training_crop(seg, train_images.shape[1:3])
+    transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(train_labels))
+    dataset = AugmentedSplit(train_images, train_labels, transform, seed)
     for batch in {seg.freeze_batch_size, seg.batch_size}:
         if len(dataset) < batch:
             raise ValueError(
@@ -285,7 +308,9 @@ def train_segmentation(
                 if place.is_main and seg.reported_model == "lowest_val_loss":
                     save_torch_atomic(best_path, {"model": model.state_dict(), **best})
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
-            row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place)[0]["miou"]
+            row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place, seg.image_scale)[
+                0
+            ]["miou"]
         history.append(row)
         save_checkpoint(
             checkpoint_path,
@@ -308,7 +333,7 @@ def train_segmentation(
     if seg.reported_model == "lowest_val_loss":
         model.load_state_dict(load_checkpoint(best_path, device)["model"])
         reported_epoch = best["epoch"]
-    metrics, _ = _sharded_scores(net, test_images, test_labels, device, place)
+    metrics, _ = _sharded_scores(net, test_images, test_labels, device, place, seg.image_scale)
     if history and reported_epoch == seg.epochs:
         history[-1]["test_miou"] = metrics["miou"]
     metrics.update(
@@ -333,7 +358,7 @@ def train_segmentation(
         }
     )
     if place.is_main:
-        predictions = predict(model, test_images, device)
+        predictions = predict(model, test_images, device, image_scale=seg.image_scale)
         save_confusion_per_image(out_dir / CONFUSION_FILE, test_names, predictions, test_labels)
         save_prediction_images(
             out_dir / "predictions", test_names, test_images, test_labels, predictions, seg.prediction_images
@@ -347,6 +372,7 @@ def train_segmentation(
                 "decoder_channels": seg.decoder_channels,
                 "output_stride": seg.output_stride,
                 "atrous_rates": list(seg.atrous_rates),
+                "image_scale": seg.image_scale,
             },
         )
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
@@ -355,9 +381,10 @@ def train_segmentation(
     return metrics
 
 
-def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Rebuild a model saved by train_segmentation (weights only, no pretrained download).
-    Files written before the rates were a setting ran smp's default (12, 24, 36)."""
+def load_trained(path: Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, float]:
+    """Rebuild a model saved by train_segmentation (weights only, no pretrained download) and
+    return it with the image scale it was trained at (``predict(..., image_scale=...)``). Files
+    written before the rates were a setting ran smp's default (12, 24, 36)."""
     state = load_checkpoint(path, device)
     model = build_model(
         state["encoder"],
@@ -367,4 +394,4 @@ def load_trained(path: Path, device: torch.device | str = "cpu") -> torch.nn.Mod
         atrous_rates=tuple(state.get("atrous_rates", (12, 24, 36))),
     )
     model.load_state_dict(state["model"])
-    return model.to(device).eval()
+    return model.to(device).eval(), float(state.get("image_scale", 1.0))

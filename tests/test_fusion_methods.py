@@ -12,10 +12,10 @@ from PIL import Image
 
 from configs.schema import ConfigError
 from fusion.colour import luminance
-from fusion.fuse import fuse_split, source_pairs, source_splits
+from fusion.fuse import fuse_split
 from fusion.methods import TRAINABLE, available_methods, build_method
 from fusion.methods.classic import fuse_gtf, gtf_objective
-from msrs.layout import DataError, list_pairs, list_split, read_ir
+from msrs.layout import DataError, list_pairs, list_split, read_ir, root_splits
 
 from .conftest import REPO
 
@@ -184,8 +184,8 @@ def test_fuse_split_validates_external_before_writing(synthetic_root, tmp_path):
 
 
 def test_pair_folder_is_one_split(roadscene):
-    assert source_splits(roadscene) == ["all"]
-    assert len(source_pairs(roadscene, "all")) == len(list_pairs(roadscene))
+    assert root_splits(roadscene) == ["all"]
+    assert len(list_split(roadscene, "all")) == len(list_pairs(roadscene))
 
 
 # ----------------------------------------------------------------------------- pipelines

@@ -202,7 +202,7 @@ def test_training_writes_outputs_and_resume_gives_identical_metrics(synthetic_ro
 def test_decoder_width_is_a_config_value_kept_in_the_saved_model(synthetic_root, tmp_path):
     config = tiny_config(epochs=1, freeze_epochs=0, decoder_channels=32)
     train_segmentation(config, synthetic_root, "visible", tmp_path / "run", seed=0, progress=False)
-    model = load_trained(tmp_path / "run" / "model.pt")
+    model, _ = load_trained(tmp_path / "run" / "model.pt")
     assert model.decoder.aspp[0].convs[0][0].out_channels == 32
     assert aspp_rates(model) == [6, 12, 18]
     assert build_model("mobilenet_v2").decoder.aspp[0].convs[0][0].out_channels == 256

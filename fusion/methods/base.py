@@ -23,7 +23,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fusion.colour import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
-from msrs.layout import Pair, read_ir, read_vi
+from msrs.layout import Pair
 
 # bump when a change to the shared code below changes fused pixels: fuse stages then rerun
 CODE_VERSION = 1
@@ -79,4 +79,4 @@ class LuminanceMethod:
         return fuse_luminance(lambda a, b: self.fuse_y(a, b, **self.params), ir, vi)
 
     def fuse_pair(self, pair: Pair, split: str) -> np.ndarray:
-        return self.fuse(read_ir(pair.ir), read_vi(pair.vi))
+        return self.fuse(pair.read_ir(), pair.read_vi())

@@ -3,7 +3,8 @@
 ``external:<folder>`` reads, for each source pair ``<name>``:
 
 * ``<folder>/<split>/<name>.<ext>`` when ``<folder>`` has split subfolders (``train/``,
-  ``test/``, or ``all/`` for a fusion-only pair folder), the layout of ``fused/<method>/``;
+  ``val/`` (MFNet), ``test/``, or ``all/`` for a fusion-only pair folder), the layout of
+  ``fused/<method>/``;
 * ``<folder>/<name>.<ext>`` (flat) when it has none of them: the same images serve every split.
 
 ``<ext>`` is any of png, jpg/jpeg, bmp, tif/tiff. Images may be 8-bit grayscale or 8-bit RGB,
@@ -28,11 +29,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fusion.colour import recolour
-from msrs.layout import IMAGE_SUFFIXES, SPLITS, DataError, Pair, list_pairs, list_split, read_vi
+from msrs.layout import ALL, IMAGE_SUFFIXES, DataError, Pair, list_split, root_splits
 
 ACCEPTED_MODES = ("L", "RGB")
 GREY_MODES = ("recolour", "keep")  # what happens to a grey image (see the module docstring)
-_SPLIT_DIRS = (*SPLITS, "all")
+_SPLIT_DIRS = ("train", "val", "test", ALL)  # split folders of any data root (msrs.layout)
 
 
 def _index(folder: Path) -> dict[str, Path]:
@@ -118,15 +119,10 @@ class ExternalMethod:
             )
 
     def validate_all(self, data_root: str | Path) -> dict[str, int]:
-        """Validate train and test of an MSRS root (or ``all`` of an ir/ vi/ pair folder)."""
-        root = Path(data_root)
+        """Validate every split of a data root (``all`` of an ir/ vi/ pair folder)."""
         counts = {}
-        if not any((root / split).is_dir() for split in SPLITS) and (root / "ir").is_dir():
-            pairs = list_pairs(root)
-            self.validate(pairs, "all")
-            return {"all": len(pairs)}
-        for split in SPLITS:
-            pairs = list_split(root, split, labels=False)
+        for split in root_splits(data_root):
+            pairs = list_split(data_root, split, labels=False)
             self.validate(pairs, split)
             counts[split] = len(pairs)
         return counts
@@ -160,7 +156,7 @@ class ExternalMethod:
             return np.ascontiguousarray(array, dtype=np.uint8)
         fused_y = array if array.ndim == 2 else array[..., 0]
         if self.grey == "recolour":
-            return recolour(fused_y, read_vi(pair.vi))
+            return recolour(fused_y, pair.read_vi())
         return np.ascontiguousarray(np.repeat(fused_y[..., None], 3, axis=2), dtype=np.uint8)
 
 

@@ -71,7 +71,7 @@ from configs.training import (
 from fusion.colour import luminance
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
-from msrs.layout import DataError, list_pairs, list_split, read_ir, read_vi
+from msrs.layout import DataError, list_split, training_splits
 
 COLLAPSE_STD = 1e-3  # an output image with a smaller standard deviation (in [0, 1]) is constant
 
@@ -86,21 +86,20 @@ CODE_VERSION = 1
 
 
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
-    """(names, infrared uint8 (H, W) list, visible luminance uint8 (H, W) list) of an MSRS root's
-    train split, or of an ``ir/`` + ``vi/`` folder. Sizes may differ between pairs."""
+    """(names, infrared uint8 (H, W) list, visible luminance uint8 (H, W) list) of the training
+    pairs of a data root (``msrs.layout.training_splits``: MSRS's train split, MFNet's train and
+    val lists, or a whole ``ir/`` + ``vi/`` folder; never a test pair), sorted by name within
+    each split. Sizes may differ between pairs."""
     data_root = Path(data_root)
-    if (data_root / "train").is_dir():
-        pairs = list_split(data_root, "train", labels=False)
-    elif (data_root / "ir").is_dir():
-        pairs = list_pairs(data_root)
-    else:
-        raise DataError(f"{data_root}: neither an MSRS root (train/) nor an ir/ + vi/ folder")
+    pairs = [
+        pair for split in training_splits(data_root) for pair in list_split(data_root, split, labels=False)
+    ]
     pairs = pairs[:max_pairs] if max_pairs else pairs
     if not pairs:
         raise DataError(f"{data_root}: no training pairs")
     irs, vis = [], []
     for pair in pairs:
-        ir, vi = read_ir(pair.ir), luminance(read_vi(pair.vi))
+        ir, vi = pair.read_ir(), luminance(pair.read_vi())
         if ir.shape != vi.shape:
             raise DataError(
                 f"{pair.ir}: infrared is {ir.shape[1]}x{ir.shape[0]} but {pair.vi} is "

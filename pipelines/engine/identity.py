@@ -11,9 +11,11 @@ An identity has named parts, each reduced to a short digest:
   hours of training for a reworded docstring, and which files a stage "runs" is not sharp
   (numpy, smp, msrs/layout.py ...). Bump the constant in the same commit as any change that
   changes numbers;
-* ``data``: a manifest of the data-root folders the stage reads: every file's relative name and
-  the SHA-256 of its bytes (:class:`FileDigests`), so a relabelled, replaced or edited file is
-  seen whatever its size and modification time;
+* ``data``: a manifest of the data-root files the stage reads (the infrared, visible and label
+  files of the pairs of its splits, whatever the layout): every file's name relative to the
+  root, its split, and the SHA-256 of its bytes (:class:`FileDigests`), so a relabelled,
+  replaced, added, removed or edited file, or a pair moved to another split, is seen whatever
+  its size and modification time;
 * ``external``: the manifest of an ``external:<folder>`` (same rule) and its grey mode;
 * ``upstream``: the output digests of the stages it reads, as recorded in their ``done.json``
   (the SHA-256 of ``model.pt``, the manifest of a fused folder);
@@ -134,11 +136,30 @@ def folder_manifest(folder: str | Path) -> str:
 
 
 class Manifests:
-    """Folder manifests computed once per plan (many stages read the same data folders)."""
+    """Folder and data manifests computed once per plan (many stages read the same data)."""
 
     def __init__(self):
         """An empty cache."""
         self._known: dict[str, str] = {}
+
+    def of_data(self, root: Path, splits, parts) -> str:
+        """One digest over the files holding ``parts`` (``ir``, ``vi``, ``label``) of every pair
+        of ``splits`` of the data root ``root`` (``msrs.layout.list_split``)."""
+        from msrs.layout import list_split
+
+        digests = []
+        for split in splits:
+            key = f"data:{root}:{split}:{','.join(parts)}"
+            if key not in self._known:
+                pairs = list_split(root, split, labels="label" in parts)
+                entries = [
+                    (os.path.relpath(path, root), DIGESTS.of(path))
+                    for pair in pairs
+                    for path in pair.files(parts)
+                ]
+                self._known[key] = digest([split, sorted(entries)])
+            digests.append(self._known[key])
+        return digest(digests)
 
     def of(self, *folders: Path) -> str:
         """One digest over the manifests of ``folders``, in the given order."""

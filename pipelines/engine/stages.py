@@ -21,7 +21,14 @@ import yaml
 
 from configs.runtime import pick_device, write_text_atomic
 from configs.schema import ConfigError, ExperimentConfig, check_frozen_encoder_is_trained, to_dict
-from msrs.layout import IR_DIR, LABEL_DIR, SPLITS, VI_DIR, DataError, validate_root
+from msrs.layout import (
+    DataError,
+    is_labelled,
+    list_split,
+    root_splits,
+    training_splits,
+    validate_root,
+)
 from pipelines.engine.identity import (
     DIGESTS,
     Identity,
@@ -102,12 +109,6 @@ def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None, la
     return folder
 
 
-def _split_dirs(root: Path, splits, subdirs) -> list[Path]:
-    from fusion.fuse import ALL
-
-    return [(root if split == ALL else root / split) / sub for split in splits for sub in subdirs]
-
-
 # ----------------------------------------------------------------------------- stages
 
 
@@ -124,8 +125,6 @@ def fusion_stage(
     training pairs (identity: its config section (``fusion``; a baseline's own section plus
     ``fusion.max_pairs``), seed, code, train ir/vi manifest, precision); output: the SHA-256 of
     model.pt."""
-    from fusion.fuse import source_splits
-
     if method == "sspfusion":
         from fusion.sspfusion.train import CODE_VERSION, train_fusion
 
@@ -137,15 +136,14 @@ def fusion_stage(
         settings = {method: to_dict(getattr(config, method)), "max_pairs": config.fusion.max_pairs}
         train = partial(train_learned, method, config)
     folder = layout.fusion_model(method)
-    splits = ["train"] if "train" in source_splits(data_root) else source_splits(data_root)
-    data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
+    splits = training_splits(data_root)
 
     def identify(outputs):
         return Identity(
             {
                 "config": {**settings, "seed": config.seed},
                 "code": CODE_VERSION,
-                "data": manifests.of(*data),
+                "data": manifests.of_data(data_root, splits, ("ir", "vi")),
                 "precision": env["precision"],
             }
         )
@@ -186,20 +184,23 @@ def fuse_stage(
     manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
     manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
     given ``checkpoint``, from that file. The same holds for every learned method (``TRAINABLE``)."""
-    from fusion.fuse import fuse_split, source_pairs, source_splits
+    from fusion.fuse import fuse_split
     from fusion.methods import TRAINABLE, build_method
     from fusion.methods.base import CODE_VERSION
 
     options = options or {}
     folder = layout.fused(method)
-    splits = source_splits(data_root)
-    data = _split_dirs(Path(data_root), splits, (IR_DIR, VI_DIR))
+    splits = root_splits(data_root)
     learned = method in TRAINABLE
     model = checkpoint or layout.fusion_model(method) / "model.pt"
     upstream = (f"fusion:{method}",) if learned and checkpoint is None else ()
 
     def identify(outputs):
-        parts = {"config": {"method": method, **options}, "code": CODE_VERSION, "data": manifests.of(*data)}
+        parts = {
+            "config": {"method": method, **options},
+            "code": CODE_VERSION,
+            "data": manifests.of_data(data_root, splits, ("ir", "vi")),
+        }
         if method.startswith(EXTERNAL):
             external = build_method(method, **options)
             parts["external"] = {
@@ -216,7 +217,11 @@ def fuse_stage(
         fuser = build_method(method, **options, **({"checkpoint": model} if learned else {}))
         return {
             split: fuse_split(
-                fuser, source_pairs(data_root, split), folder / split, progress=progress, split=split
+                fuser,
+                list_split(data_root, split, labels=False),
+                folder / split,
+                progress=progress,
+                split=split,
             )
             for split in splits
         }
@@ -246,20 +251,18 @@ def quality_stage(
 ) -> Stage:
     """Fusion metrics of one split's fused images, one row per image (identity: convention,
     split, code, ir/vi manifest, the fused folder's digest); output: per_image.csv's digest."""
-    from fusion.fuse import source_pairs
     from fusion.quality import CODE_VERSION, evaluate_split
 
     folder = folder or layout.quality(method)
     fused = layout.fused(method)
     upstream = (f"fuse:{method}",) if upstream is None else upstream
-    data = _split_dirs(Path(data_root), [split], (IR_DIR, VI_DIR))
 
     def identify(outputs):
         return Identity(
             {
                 "config": {"convention": convention, "split": split, "limit": limit},
                 "code": CODE_VERSION,
-                "data": manifests.of(*data),
+                "data": manifests.of_data(data_root, [split], ("ir", "vi")),
                 "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)],
             }
         )
@@ -267,7 +270,7 @@ def quality_stage(
     def run(resume, identity):
         import time
 
-        pairs = source_pairs(data_root, split)[:limit]
+        pairs = list_split(data_root, split, labels=False)[:limit]
         start = time.perf_counter()
         frame = evaluate_split(fused / split, pairs, convention)
         seconds = time.perf_counter() - start
@@ -307,15 +310,15 @@ def segmentation_stage(
     from segmentation.train import CODE_VERSION, train_segmentation
 
     folder = folder or layout.segmentation(input_name, seed)
-    modality = {"infrared": (IR_DIR,), "visible": (VI_DIR,)}.get(input_name, ())
-    data = _split_dirs(Path(data_root), SPLITS, (LABEL_DIR, *modality))
-    image_dirs = {split: fused / split for split in SPLITS} if fused is not None else None
+    modality = {"infrared": ("ir",), "visible": ("vi",)}.get(input_name, ())
+    splits = root_splits(data_root)
+    image_dirs = {split: fused / split for split in splits} if fused is not None else None
 
     def identify(outputs):
         parts = {
             "config": {"segmentation": result_fields(config.segmentation), "seed": seed},
             "code": CODE_VERSION,
-            "data": manifests.of(*data),
+            "data": manifests.of_data(data_root, splits, ("label", *modality)),
             "precision": env["precision"],
         }
         if fused is not None:
@@ -396,10 +399,13 @@ def build_plan(
     from fusion.methods import TRAINABLE, available_methods, build_method
     from pipelines.engine.report import report_stage
 
-    counts = validate_root(data_root)
-    for split in SPLITS:
-        if counts[split] == 0:
-            raise DataError(f"{data_root / split}: empty split")
+    rows = input_names(config, methods)
+    if rows and not is_labelled(data_root):
+        raise DataError(
+            f"{data_root}: a fusion-only pair folder (ir/ vi/, no labels) cannot be segmented; "
+            "give an MSRS or MFNet root, or fuse and measure it with pipelines/evaluate_fusion.py"
+        )
+    validate_root(data_root, check_labels=bool(rows))  # label values too, before anything trains
     known = available_methods()
     for method in methods:
         if not method.startswith(EXTERNAL) and method not in known:
@@ -409,7 +415,7 @@ def build_plan(
         if method.startswith(EXTERNAL):
             build_method(method).validate_all(data_root)
     check_collisions(config, methods)
-    if input_names(config, methods):
+    if rows:
         check_frozen_encoder_is_trained(config.segmentation)
     manifests = Manifests()
     stages: list[Stage] = []
