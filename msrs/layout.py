@@ -173,12 +173,11 @@ def list_pairs(folder: str | Path, labels: bool = False) -> list[Pair]:
     ]
 
 
-def time_of_day(root: str | Path, names: list[str]) -> dict[str, str]:
+def time_of_day(root: str | Path | None, names: list[str]) -> dict[str, str]:
     """``day`` or ``night`` per name: MFNet's ``test_day.txt`` / ``test_night.txt`` where the
     root has them, else the last letter of the name (MSRS and MFNet: ``D`` day, ``N`` night).
     Names that say neither are left out."""
-    root = Path(root)
-    if detect_layout(root) == MFNET:
+    if root is not None and detect_layout(root) == MFNET:
         from msrs.mfnet import listed_time_of_day
 
         listed = listed_time_of_day(root)

@@ -36,7 +36,7 @@ def print_summary(config, data_root) -> None:
     )
     images = info["images"]
     print(
-        f"images: {images['train']} train, {images['val']} validation (seed {info['val_seed']}),"
+        f"images: {images['train']} train, {images['val']} validation ({info['val_source']}),"
         f" {images['test']} test; counted from {info['counted_from']}"
     )
     chosen = {"last": "the last epoch's", "lowest_val_loss": "the lowest validation loss"}

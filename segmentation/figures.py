@@ -114,34 +114,36 @@ def colourise(label: np.ndarray) -> np.ndarray:
     return palette[label]
 
 
-def qualitative(rows: list[dict], path: str | Path) -> Path:
-    """``rows``: one dict per test image with ``name`` and ``panels``: an ordered list of
-    (title, image) where image is uint8 grey (H, W), RGB (H, W, 3) or a class map marked by a
-    title ending in "GT" or starting with "pred" (drawn with the palette)."""
-    if not rows:
-        raise ValueError("qualitative figure needs at least one image")
-    columns = max(len(row["panels"]) for row in rows)
-    figure, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.2 * len(rows)), squeeze=False)
-    for r, row in enumerate(rows):
-        for c in range(columns):
-            axis = axes[r][c]
-            axis.axis("off")
-            if c >= len(row["panels"]):
-                continue
-            title, image = row["panels"][c]
-            if image.ndim == 2 and (title.endswith("GT") or title.startswith("pred")):
-                image = colourise(image)
-            axis.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
-            if r == 0:
-                axis.set_title(title, fontsize=7)
-        axes[r][0].text(
-            -0.05,
-            0.5,
-            row["name"],
-            transform=axes[r][0].transAxes,
-            rotation=90,
-            ha="right",
-            va="center",
-            fontsize=7,
-        )
+def qualitative(title: str, panels: list[tuple[str, np.ndarray]], path: str | Path, columns: int = 4) -> Path:
+    """One test image's figure: ``panels`` (title, image) in reading order, ``columns`` a row,
+    each panel about 3.2 inches wide so that a person is visible at page width. An image is
+    uint8 grey (H, W), RGB (H, W, 3), or a class map when its title is "Ground truth" or ends
+    in "prediction" (drawn with the MSRS palette); a legend of the classes follows the ground
+    truth."""
+    if not panels:
+        raise ValueError("qualitative figure needs at least one panel")
+    entries: list[tuple[str, np.ndarray | None]] = []
+    for name, image in panels:
+        entries.append((name, image))
+        if name == "Ground truth":
+            entries.append(("", None))  # the legend's cell
+    rows = -(-len(entries) // columns)
+    height, width = panels[0][1].shape[:2]
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 3.2 * height / width * rows + 0.4 * rows), squeeze=False
+    )
+    for axis, entry in zip(axes.flat, [*entries, *[None] * (rows * columns - len(entries))], strict=True):
+        axis.axis("off")
+        if entry is None:
+            continue
+        name, image = entry
+        if image is None:
+            handles = [plt.Rectangle((0, 0), 1, 1, color=np.array(c) / 255) for c in PALETTE]
+            axis.legend(handles, CLASS_NAMES, loc="center", fontsize=9, frameon=False, ncol=2)
+            continue
+        if image.ndim == 2 and (name == "Ground truth" or name.endswith("prediction")):
+            image = colourise(image)
+        axis.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255)
+        axis.set_title(name, fontsize=10)
+    figure.suptitle(title, fontsize=12)
     return _save(figure, Path(path))

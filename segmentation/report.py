@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from msrs.classes import CLASS_NAMES
+from msrs.layout import time_of_day
 from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
 from segmentation.statistics import Comparison, RowEvidence, best_versus_second, compare_rows
 
@@ -59,6 +60,7 @@ _DISPLAY = {
     "rfnnest": "RFN-Nest",
 }
 COLUMNS = [*CLASS_NAMES, "miou"]
+TIMES = ("day", "night")  # test images by the time of day of their scene (msrs.layout.time_of_day)
 REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
 _DIFFERENCE_COLUMNS = (*REFERENCES, "best")
 
@@ -120,6 +122,11 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     return table.loc[ranked].reset_index()
 
 
+def _flag(value) -> bool:
+    """A significance cell as read back from table2.csv (True, False, NaN or a string)."""
+    return not pd.isna(value) and str(value) == "True"
+
+
 def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[str]:
     """95% CI, rank group and the differences to Infrared, Visible and the best row (* where
     significant) of one row; "n/a" where the row has no statistics."""
@@ -135,25 +142,33 @@ def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[
         if column not in table or pd.isna(row[column]) or name in itself:
             cells.append("–")
             continue
-        star = "*" if row[f"{column}_significant"] is True else ""
+        star = "*" if _flag(row[f"{column}_significant"]) else ""
         cells.append(f"{row[column]:+.{digits}f}{star}")
     return cells
 
 
-def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
-    """Markdown with mean +- std per cell and the best value of each column in bold (none in a
-    column where every input scores 0: nothing was learned there, so nothing is best). With
-    statistics (add_statistics) the mIoU's 95% CI, rank group and paired differences follow."""
+def _bold_if_best(text: str, value: float, best: float, rows: int) -> str:
+    return f"**{text}**" if np.isclose(value, best) and best > 0 and rows > 1 else text
+
+
+def table2_cells(table: pd.DataFrame, digits: int = 1) -> tuple[list[str], list[list[str]]]:
+    """(header, rows of cell texts) of Table 2 as a reader sees it: mean ± std per cell, the best
+    value of each column in **bold** (none in a column where every input scores 0: nothing was
+    learned there, so nothing is best); with statistics (:func:`add_statistics`) the mIoU's 95%
+    CI, rank group and paired differences; with day and night columns
+    (:func:`add_time_of_day`) their mIoU and interval. What table2.md and the report page show."""
     has_std = any(column.endswith("_std") for column in table.columns)
-    show_colour = "colour" in table.columns and table["colour"].astype(bool).any()
+    show_colour = "colour" in table.columns and table["colour"].fillna("").astype(bool).any()
     has_statistics = "miou_ci_low" in table
+    times = [time for time in TIMES if f"miou_{time}" in table]
     header = ["Input", *CLASS_NAMES, "mIoU"]
     if has_statistics:
         header += ["mIoU 95% CI", "Group", *(f"vs {name}" for name in _DIFFERENCE_COLUMNS)]
+    header += [f"{time.capitalize()} mIoU [95% CI]" for time in times]
     if show_colour:
         header.append("Colour")
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    best = {column: table[column].max(skipna=True) for column in COLUMNS}
+    best = {column: table[column].max(skipna=True) for column in [*COLUMNS, *(f"miou_{t}" for t in times)]}
+    rows = []
     for _, row in table.iterrows():
         cells = [str(row["input"])]
         for column in COLUMNS:
@@ -164,14 +179,27 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
             text = f"{value:.{digits}f}"
             if has_std and not pd.isna(row.get(f"{column}_std")):
                 text += f" ± {row[f'{column}_std']:.{digits}f}"
-            if np.isclose(value, best[column]) and best[column] > 0 and len(table) > 1:
-                text = f"**{text}**"
-            cells.append(text)
+            cells.append(_bold_if_best(text, value, best[column], len(table)))
         if has_statistics:
             cells += _statistics_cells(row, table, digits)
+        for time in times:
+            value, low, high = (row.get(f"miou_{time}{part}") for part in ("", "_ci_low", "_ci_high"))
+            if pd.isna(value):
+                cells.append("n/a")
+                continue
+            text = _bold_if_best(f"{value:.{digits}f}", value, best[f"miou_{time}"], len(table))
+            cells.append(text + (f" [{low:.{digits}f}, {high:.{digits}f}]" if not pd.isna(low) else ""))
         if show_colour:
             cells.append(str(row["colour"]))
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append(cells)
+    return header, rows
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
+    """Table 2 as Markdown (:func:`table2_cells`)."""
+    header, rows = table2_cells(table, digits)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -256,6 +284,37 @@ def add_statistics(table: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
         table[f"vs_{name}"] = column(comparison.difference[:, target])
         significant = column(comparison.significant[:, target], None)
         table[f"vs_{name}_significant"] = pd.array(significant, dtype="boolean")
+    return table
+
+
+def add_time_of_day(table: pd.DataFrame, evidence: list[RowEvidence], times: dict[str, str]) -> pd.DataFrame:
+    """``table`` with each row's mIoU on the day and on the night test images (``times``: image
+    name -> day / night) and its 95% bootstrap interval over those images alone
+    (``miou_day``, ``miou_day_ci_low``, ``miou_day_ci_high``, the same for night), as
+    RGB-thermal segmentation papers report them; rows without evidence get NaN."""
+    table = table.copy()
+    if not evidence:
+        return table
+    names = evidence[0].names
+    for time in TIMES:
+        chosen = [i for i, name in enumerate(names) if times.get(name) == time]
+        if not chosen:
+            continue
+        subset = [
+            RowEvidence(row.label, row.seeds, row.confusion[:, chosen], [row.names[i] for i in chosen])
+            for row in evidence
+        ]
+        comparison = compare_rows(subset)
+        position = {label: i for i, label in enumerate(comparison.labels)}
+        for part, values in (
+            ("", comparison.miou),
+            ("_ci_low", comparison.ci_low),
+            ("_ci_high", comparison.ci_high),
+        ):
+            table[f"miou_{time}{part}"] = [
+                values[position[label]] if label in position else np.nan for label in table["input"]
+            ]
+        table[f"{time}_images"] = len(chosen)
     return table
 
 
@@ -372,10 +431,12 @@ def write_report(
     data_root: Path | None = None,
     fused_dirs: dict[str, Path] | None = None,
     examples: int = 3,
+    data: str = "the built-in synthetic scenes",
 ) -> dict[str, Path]:
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
     the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
-    test folders of the fused images, method -> folder) the qualitative figure is drawn too."""
+    test folders of the fused images, method -> folder) the qualitative figures are drawn too.
+    ``data`` says which data it is where the paper's numbers are not put beside these."""
     from configs.runtime import write_text_atomic
     from segmentation import figures
 
@@ -389,6 +450,14 @@ def write_report(
     if comparison is not None:
         table = add_statistics(table, comparison)
         statistics_text = statistics_notes(comparison) + statistics_text
+        table = add_time_of_day(table, evidence, time_of_day(data_root, evidence[0].names))
+        counts = {time: table[f"{time}_images"].iloc[0] for time in TIMES if f"{time}_images" in table}
+        if counts:
+            statistics_text.append(
+                "Day and night mIoU: the "
+                + " and the ".join(f"{count} {time}" for time, count in counts.items())
+                + " test images alone, each with its own 95% bootstrap interval."
+            )
         written["pairwise.csv"] = write_text_atomic(
             folder / "pairwise.csv", pairwise_table(comparison).to_csv(index=False, float_format="%.4g")
         )
@@ -424,7 +493,7 @@ def write_report(
     else:
         text += [
             "",
-            "Data: the built-in synthetic scenes, so the paper's numbers (real MSRS) are "
+            f"Data: {data}; not MSRS's test split, so the paper's numbers (real MSRS) are "
             "not put beside these.",
         ]
     written["table2.md"] = write_text_atomic(folder / "table2.md", "\n".join(text) + "\n")
@@ -442,18 +511,17 @@ def write_report(
     written["miou.png"] = figures.miou_bars(table, folder / "miou.png")
     written["per_class_iou.png"] = figures.class_heatmap(table, folder / "per_class_iou.png")
     if data_root is not None and examples > 0:
-        written["qualitative.png"] = qualitative_figure(
-            folder / "qualitative.png", data_root, runs, fused_dirs or {}, examples
-        )
+        written |= qualitative_figures(folder, data_root, runs, fused_dirs or {}, examples)
     return written
 
 
-def pick_examples(pairs: list, count: int) -> list:
-    """Test pairs for the qualitative figure: alternately the night and day scenes showing the
-    most classes (night first: that is where infrared matters)."""
+def pick_examples(pairs: list, count: int, times: dict[str, str]) -> list:
+    """Test pairs for the qualitative figures: alternately the night and day scenes (``times``:
+    name -> day / night) showing the most classes (night first: that is where infrared
+    matters)."""
     ranked = sorted(pairs, key=lambda p: (-len(np.unique(p.read_label())), p.name))
-    night = [p for p in ranked if p.name.endswith("N")]
-    day = [p for p in ranked if not p.name.endswith("N")]
+    night = [p for p in ranked if times.get(p.name) == "night"]
+    day = [p for p in ranked if times.get(p.name) != "night"]
     chosen = []
     while len(chosen) < count and (night or day):
         for group in (night, day):
@@ -462,39 +530,55 @@ def pick_examples(pairs: list, count: int) -> list:
     return chosen
 
 
-def qualitative_figure(
-    path: str | Path, data_root: Path, runs: list[dict], fused_dirs: dict[str, Path], count: int = 3
-) -> Path:
-    """The paper's Figure 11 for this run: per test image, infrared, visible, each method's fused
-    image, the ground truth and the prediction of every input's first-seed model."""
+def qualitative_figures(
+    folder: str | Path, data_root: Path, runs: list[dict], fused_dirs: dict[str, Path], count: int = 3
+) -> dict[str, Path]:
+    """The paper's Figure 11 for this run, one figure per test image (``qualitative-<name>.png``):
+    the ground truth, then every Table 2 row's input image beside the prediction of its
+    first-seed model, in table order. Returns the written paths by file name."""
     import torch
 
-    from msrs.layout import list_split, read_vi
+    from msrs.layout import list_split
     from segmentation import figures
+    from segmentation.data import input_image
     from segmentation.evaluate import predict
     from segmentation.train import load_trained
 
-    examples = pick_examples(list_split(data_root, "test", labels=True), count)
+    pairs = list_split(data_root, "test", labels=True)
+    times = time_of_day(data_root, [pair.name for pair in pairs])
+    examples = pick_examples(pairs, count, times)
     first = {}
     for run in sorted(runs, key=lambda r: r["seed"]):
         first.setdefault(run["input"], run)
-    inputs: dict[str, np.ndarray] = {}
-    for pair in examples:
-        inputs.setdefault("infrared", []).append(np.repeat(pair.read_ir()[..., None], 3, axis=2))
-        inputs.setdefault("visible", []).append(pair.read_vi())
-        for method, folder in fused_dirs.items():
-            inputs.setdefault(f"fused:{method}", []).append(read_vi(folder / f"{pair.name}.png"))
-    inputs = {name: np.stack(images) for name, images in inputs.items()}
+    order = list(table2(runs)["input"])
+    names = sorted(first, key=lambda name: order.index(display_name(name)))
+    images: dict[str, np.ndarray] = {}
+    for name in names:
+        fused = fused_dirs.get(name.removeprefix("fused:"))
+        if name.startswith("fused:") and fused is None:
+            continue  # a row whose fused images this report does not have
+        files = [fused / f"{pair.name}.png" if fused else None for pair in examples]
+        images[name] = np.stack(
+            [input_image(name, pair, file) for pair, file in zip(examples, files, strict=True)]
+        )
     predictions = {}
-    for name, run in first.items():
-        if name in inputs and (run["folder"] / "model.pt").is_file():
-            model, image_scale = load_trained(run["folder"] / "model.pt")
-            predictions[name] = predict(model, inputs[name], torch.device("cpu"), image_scale=image_scale)
-    rows = []
+    for name in images:
+        if (first[name]["folder"] / "model.pt").is_file():
+            model, image_scale = load_trained(first[name]["folder"] / "model.pt")
+            predictions[name] = predict(model, images[name], torch.device("cpu"), image_scale=image_scale)
+    written = {}
     for index, pair in enumerate(examples):
-        panels = [("Infrared", inputs["infrared"][index][..., 0]), ("Visible", inputs["visible"][index])]
-        panels += [(display_name(f"fused:{m}"), inputs[f"fused:{m}"][index]) for m in fused_dirs]
-        panels.append(("GT", pair.read_label()))
-        panels += [(f"pred {display_name(name)}", maps[index]) for name, maps in predictions.items()]
-        rows.append({"name": pair.name, "panels": panels})
-    return figures.qualitative(rows, path)
+        panels = [("Ground truth", pair.read_label())]
+        for name, stack in images.items():
+            label = display_name(name)
+            panels.append((label, stack[index][..., 0] if name == "infrared" else stack[index]))
+            if name in predictions:
+                panels.append((f"{label} prediction", predictions[name][index]))
+        file = f"qualitative-{pair.name}.png"
+        written[file] = figures.qualitative(
+            f"Test image {pair.name} ({times.get(pair.name, 'time of day unknown')}): "
+            "each row's input and prediction",
+            panels,
+            Path(folder) / file,
+        )
+    return written

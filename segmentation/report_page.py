@@ -23,13 +23,21 @@ from pathlib import Path
 import pandas as pd
 
 from configs.runtime import write_text_atomic
-from segmentation.report import display_name, load_paper_table2
+from segmentation.report import display_name, load_paper_table2, table2_cells
 
 FIGURE_TITLES = {
     "miou.png": "mIoU per input (bars start at zero)",
     "per_class_iou.png": "Per-class IoU (%)",
-    "qualitative.png": "Test images: sources, fused images, ground truth, predictions",
+    "pairwise.png": "Paired mIoU differences, row minus column (* significant at 95%, Holm)",
 }
+
+
+def figure_title(name: str) -> str:
+    """The caption of a report figure by its file name."""
+    if name.startswith("qualitative-"):
+        image = name.removeprefix("qualitative-").removesuffix(".png")
+        return f"Test image {image}: each row's input and prediction"
+    return FIGURE_TITLES.get(name, name)
 
 
 @dataclass
@@ -38,10 +46,9 @@ class RunFacts:
 
     command: str  # the command line, shell-quoted
     config_yaml: str  # the resolved configuration
-    data: str  # one sentence: which data, where
-    real_msrs: bool
-    train_images: int | None = None
-    test_images: int | None = None
+    data: str  # one sentence: which data (real or synthetic, layout, pairs per split, day/night), where
+    real_msrs: bool  # real MSRS: the paper's Table 2 is put beside this run's
+    table2_notes: list[str] = field(default_factory=list)  # what table2.md says below its table
     inputs: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per Table 2 row
     stage_seconds: pd.DataFrame = field(default_factory=pd.DataFrame)  # stage, kind, seconds
     figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG outside the report
@@ -54,21 +61,50 @@ def describe_input(input_name: str) -> str:
     return f"infrared + visible fused by {display_name(input_name)}"
 
 
+def describe_data(data_root: Path, synthetic: bool) -> str:
+    """One sentence: real or synthetic, the layout, pairs per split, day and night test scenes,
+    and where (``msrs.layout.describe_root``)."""
+    from msrs.layout import describe_root
+
+    facts = describe_root(data_root)
+    kind = "the built-in synthetic MSRS-layout scenes" if synthetic else f"real {facts['layout']} data"
+    counts = ", ".join(f"{count} {split}" for split, count in facts["counts"].items())
+    times = facts["day_night"]
+    return (
+        f"{kind} ({facts['layout']} layout) at {data_root}: {counts} pairs; {times['split']}: "
+        f"{times['day']} day and {times['night']} night scenes"
+    )
+
+
+def table2_notes(path: Path) -> list[str]:
+    """The paragraphs table2.md has below its table (seeds, statistics, provenance), up to its
+    next section."""
+    notes, table_seen = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("|"):
+            table_seen = True
+        elif line.startswith("## ") and table_seen:
+            break
+        elif table_seen and line.strip() and not line.startswith("#"):
+            notes.append(line)
+    return notes
+
+
 def collect_facts(
     argv: list[str],
     config_yaml: str,
     provenance: list[dict],
     stage_seconds: list[dict],
-    runs: list[dict],
-    data_root: Path,
+    data: str,
     real_msrs: bool,
     fusion_folder: Path | None = None,
 ) -> RunFacts:
     """Facts of a run_all run: ``provenance`` holds one record per Table 2 row (``input``,
     ``seeds``, ``data``, ``fusion_model``, ``fused_images``, ``device``, ``precision``,
     ``wall_seconds``, as the report stage writes to provenance.json), ``stage_seconds`` one
-    ``{stage, kind, seconds}`` per finished stage, ``runs`` the finished segmentation runs and
-    ``fusion_folder`` the SSPFusion training folder (its ``preview.png`` becomes a figure)."""
+    ``{stage, kind, seconds}`` per finished stage, ``data`` the sentence of
+    :func:`describe_data` and ``fusion_folder`` the SSPFusion training folder (its
+    ``preview.png`` becomes a figure)."""
     inputs = pd.DataFrame(
         [
             {
@@ -85,8 +121,6 @@ def collect_facts(
             for row in provenance
         ]
     )
-    first = runs[0]["metrics"] if runs else {}
-    kind = "real MSRS" if real_msrs else "the built-in synthetic MSRS-layout scenes"
     figures = {}
     if fusion_folder is not None and (fusion_folder / "preview.png").is_file():
         figures["SSPFusion after training: infrared | visible Y | fused (training pairs)"] = (
@@ -95,10 +129,8 @@ def collect_facts(
     return RunFacts(
         command=shlex.join(["python", *argv]),
         config_yaml=config_yaml,
-        data=f"{kind} at {data_root}",
+        data=data,
         real_msrs=real_msrs,
-        train_images=first.get("train_images"),
-        test_images=first.get("test_images"),
         inputs=inputs,
         stage_seconds=pd.DataFrame(stage_seconds),
         figures=figures,
@@ -111,18 +143,18 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
 
 def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFacts) -> list:
     """The page as (heading, blocks) pairs; a block is a paragraph (str), a table (DataFrame),
-    a figure ((title, path)) or a code block (("code", text))."""
-    counts = ", ".join(
-        f"{n} {split}" for n, split in ((facts.train_images, "train"), (facts.test_images, "test")) if n
-    )
+    formatted cells (("cells", header, rows)), a figure ((title, path)) or a code block
+    (("code", text))."""
     total = pd.to_numeric(facts.stage_seconds.get("seconds", pd.Series(dtype=float))).sum()
     overview = [
-        f"Data: {facts.data}" + (f" ({counts} images)." if counts else "."),
+        f"Data: {facts.data}.",
         f"Stage wall time, summed: {total:.0f} s (cached stages count the time of the run that made them).",
     ]
     sections = [("Run", overview)]
 
-    table2 = [_read_csv(folder / "table2.csv")]
+    table2 = []
+    if (folder / "table2.csv").is_file():
+        table2 = [("cells", *table2_cells(pd.read_csv(folder / "table2.csv"))), *facts.table2_notes]
     vs_paper = _read_csv(folder / "table2_vs_paper.csv")
     if facts.real_msrs and vs_paper is not None and len(vs_paper):
         table2 += ["The paper's Table 2, rows this run also has:"]
@@ -132,8 +164,8 @@ def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFact
         table2 += ["mIoU, ours against the paper's:", miou]
     elif not facts.real_msrs:
         table2 += [
-            "Synthetic data: the paper's numbers (real MSRS) are not comparable and are "
-            "not put beside these (they are in configs/reference/table2_paper.csv)."
+            "Not MSRS's test split: the paper's numbers (real MSRS, 361 test images) are not "
+            "comparable and are not put beside these (they are in configs/reference/table2_paper.csv)."
         ]
     sections.append(("Table 2: segmentation IoU (%) per input", table2))
     table1 = _read_csv(folder / "table1.csv")
@@ -158,6 +190,11 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
         for block in blocks:
             if isinstance(block, pd.DataFrame):
                 lines.append(block.to_markdown(index=False, floatfmt=".2f") if len(block) else "(none)")
+            elif isinstance(block, tuple) and block[0] == "cells":
+                _, header, rows = block
+                lines.append("| " + " | ".join(header) + " |")
+                lines.append("|" + "---|" * len(header))
+                lines += ["| " + " | ".join(cells) + " |" for cells in rows]
             elif isinstance(block, tuple) and block[0] == "code":
                 lines += ["```", block[1].rstrip(), "```"]
             elif isinstance(block, tuple):
@@ -180,6 +217,21 @@ STYLE = (
 )
 
 
+def _html_cells(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table of formatted cells; Markdown **bold** becomes <strong>."""
+
+    def cell(text: str, tag: str) -> str:
+        escaped = html.escape(text)
+        if text.startswith("**") and "**" in text[2:]:
+            bold, rest = text[2:].split("**", 1)
+            escaped = f"<strong>{html.escape(bold)}</strong>{html.escape(rest)}"
+        return f"<{tag}>{escaped}</{tag}>"
+
+    head = "<tr>" + "".join(cell(text, "th") for text in header) + "</tr>"
+    body = "".join("<tr>" + "".join(cell(text, "td") for text in cells) + "</tr>" for cells in rows)
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
 def _html(title: str, sections: list) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -196,6 +248,8 @@ def _html(title: str, sections: list) -> str:
                     if len(block)
                     else "<p>(none)</p>"
                 )
+            elif isinstance(block, tuple) and block[0] == "cells":
+                parts.append(_html_cells(block[1], block[2]))
             elif isinstance(block, tuple) and block[0] == "code":
                 parts.append(f"<pre><code>{html.escape(block[1].rstrip())}</code></pre>")
             elif isinstance(block, tuple):
@@ -218,9 +272,7 @@ def write_report_page(
     report wrote (``written``: name -> path) and ``facts``; returns their paths by name."""
     folder = Path(folder)
     figures = [
-        (FIGURE_TITLES.get(name, name), Path(path))
-        for name, path in written.items()
-        if str(path).endswith(".png")
+        (figure_title(name), Path(path)) for name, path in written.items() if str(path).endswith(".png")
     ]
     figures += [(caption, Path(path)) for caption, path in facts.figures.items()]
     missing = [str(path) for _, path in figures if not path.is_file()]

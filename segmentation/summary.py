@@ -28,9 +28,11 @@ def recipe_summary(
         train, val = (
             (counts["train"], counts[VAL]) if seg.val_fraction > 0 else (counts["train"] + counts[VAL], 0)
         )
+        source = "the data root's val split"
     else:
         val = held_out_count(counts["train"], seg.val_fraction)
         train = counts["train"] - val
+        source = f"held out of train, seed {seg.val_seed}"
     return {
         "encoder": seg.encoder,
         "encoder_weights": seg.encoder_weights,
@@ -40,6 +42,7 @@ def recipe_summary(
         "images": {"train": train, "val": val, "test": counts["test"]},
         "counted_from": str(data_root) if data_root is not None else "MSRS (1083 train, 361 test)",
         "val_seed": seg.val_seed,
+        "val_source": source,
         "reported_model": seg.reported_model,
         "schedule": [
             {

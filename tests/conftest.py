@@ -1,18 +1,65 @@
-"""Shared fixtures: a small generated MSRS-layout set and the real pairs of tests/data."""
+"""Shared fixtures: a small generated MSRS-layout set, pairs made from the photos scikit-image
+ships, and the real-data option.
+
+Nothing from a third-party dataset is in the repository. Tests that need real infrared-visible
+pairs are marked ``real_data`` and read them from the folder given on the command line::
+
+    python -m pytest -m real_data --real-data=../shared/data
+
+(``mfnet-156/``, ``msrs-test-40/`` and ``roadscene-50/`` inside it). Without ``--real-data``
+they are deselected, and pytest's summary line says how many. Write ``--real-data=DIR``: pytest
+reads a separate ``DIR`` outside the clone as a path to collect before it knows the option.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from msrs.synthetic import write_synthetic
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
-TEST_DATA = REPO / "tests" / "data"
+REAL_DATA = "real_data"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--real-data",
+        metavar="DIR",
+        type=Path,
+        help="folder holding the real pairs (mfnet-156/, msrs-test-40/, roadscene-50/) that the "
+        "tests marked real_data read; without it those tests are deselected",
+    )
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", f"{REAL_DATA}: reads real pairs from --real-data DIR (deselected without it)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--real-data") is not None:
+        return
+    deselected = [item for item in items if item.get_closest_marker(REAL_DATA)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if not item.get_closest_marker(REAL_DATA)]
+
+
+@pytest.fixture(scope="session")
+def real_data(request) -> Path:
+    """The --real-data folder (only real_data tests use it; they are deselected without it)."""
+    folder = request.config.getoption("--real-data")
+    if folder is None or not folder.is_dir():
+        raise pytest.UsageError(f"--real-data {folder}: folder not found")
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -23,13 +70,64 @@ def synthetic_root(tmp_path_factory) -> Path:
     return write_synthetic(root, train=24, test=10, height=64, width=80, seed=7)
 
 
-@pytest.fixture(scope="session")
-def roadscene() -> Path:
-    """The 3 real RoadScene pairs in tests/data/roadscene (read-only; see tests/data/README.md)."""
-    return TEST_DATA / "roadscene"
+PHOTOS = ("astronaut", "chelsea", "coffee")  # scikit-image's bundled colour photos
+
+
+def thermal_rendering(rgb: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A stand-in infrared image for a photo: its luminance blurred (thermal cameras are less
+    sharp), partly inverted (warm and cold do not follow brightness), with sensor noise. Not a
+    thermal image; enough to give a fusion method two different, structured sources."""
+    from scipy.ndimage import gaussian_filter
+
+    luma = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    height, width = luma.shape
+    warm = np.hypot(*np.meshgrid(np.linspace(-1, 1, width), np.linspace(-1, 1, height))) < 0.35
+    thermal = 0.6 * gaussian_filter(255 - luma, 2.0) + 90 * gaussian_filter(warm.astype(float), 6)
+    thermal += np.random.default_rng(seed).normal(0, 3, thermal.shape)
+    return np.clip(thermal, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="session")
-def msrs_pairs() -> Path:
-    """The 2 real MSRS test pairs (640x480, one day, one night) in tests/data/msrs (read-only)."""
-    return TEST_DATA / "msrs"
+def photo_pairs(tmp_path_factory) -> Path:
+    """A fusion-only pair folder (``ir/``, ``vi/``, JPEG as RoadScene ships) of three pairs made
+    from scikit-image's bundled photos (:data:`PHOTOS`, each its own size): visible = the photo,
+    infrared = :func:`thermal_rendering`. Read-only."""
+    import skimage.data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for sub in ("ir", "vi"):
+        (folder / sub).mkdir()
+    for index, name in enumerate(PHOTOS):
+        rgb = getattr(skimage.data, name)()
+        Image.fromarray(rgb).save(folder / "vi" / f"{name}.jpg", quality=95)
+        Image.fromarray(thermal_rendering(rgb, index)).save(folder / "ir" / f"{name}.jpg", quality=95)
+    return folder
+
+
+def write_mfnet(msrs_root: Path, out: Path, val: int = 6) -> Path:
+    """The scenes of an MSRS-layout root rewritten in MFNet's release layout (msrs/mfnet.py):
+    4-channel ``images/`` (visible RGB + infrared), ``labels/``, and the lists ``train.txt``
+    (all but the last ``val`` training names), ``val.txt`` and ``test.txt``."""
+    from msrs.layout import list_split
+
+    for sub in ("images", "labels"):
+        (out / sub).mkdir(parents=True)
+    lists = {}
+    for split in ("train", "test"):
+        pairs = list_split(msrs_root, split)
+        for pair in pairs:
+            rgba = np.dstack([pair.read_vi(), pair.read_ir()])
+            Image.fromarray(rgba, "RGBA").save(out / "images" / f"{pair.name}.png")
+            Image.fromarray(pair.read_label()).save(out / "labels" / f"{pair.name}.png")
+        lists[split] = [pair.name for pair in pairs]
+    lists["train"], lists["val"] = lists["train"][:-val], lists["train"][-val:]
+    for split, names in lists.items():
+        (out / f"{split}.txt").write_text("\n".join(names) + "\n")
+    return out
+
+
+@pytest.fixture(scope="session")
+def mfnet_root(synthetic_root, tmp_path_factory) -> Path:
+    """The 34 synthetic scenes of ``synthetic_root`` in MFNet's layout: 18 train, 6 val, 10 test
+    (read-only: copy it before corrupting anything)."""
+    return write_mfnet(synthetic_root, tmp_path_factory.mktemp("mfnet") / "mfnet")

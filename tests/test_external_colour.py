@@ -14,12 +14,10 @@ from msrs.layout import list_pairs, read_ir, read_vi
 from pipelines.engine.stages import method_options
 from tests.conftest import REPO
 
-MSRS_PAIRS = REPO / "tests" / "data" / "msrs"
-
 
 @pytest.fixture(scope="module")
-def real_pair():
-    return list_pairs(MSRS_PAIRS)[0]  # 00085D, a day scene with real colour
+def real_pair(photo_pairs):
+    return list_pairs(photo_pairs)[0]  # astronaut, a photo with real colour
 
 
 def test_recoloured_grey_external_equals_the_builtin_path(real_pair, tmp_path):

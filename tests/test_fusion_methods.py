@@ -183,9 +183,9 @@ def test_fuse_split_validates_external_before_writing(synthetic_root, tmp_path):
     assert not list((tmp_path / "out" / "test").glob("*.png"))
 
 
-def test_pair_folder_is_one_split(roadscene):
-    assert root_splits(roadscene) == ["all"]
-    assert len(list_split(roadscene, "all")) == len(list_pairs(roadscene))
+def test_pair_folder_is_one_split(photo_pairs):
+    assert root_splits(photo_pairs) == ["all"]
+    assert len(list_split(photo_pairs, "all")) == len(list_pairs(photo_pairs)) == 3
 
 
 # ----------------------------------------------------------------------------- pipelines
@@ -241,7 +241,7 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_fusion_on_roadscene(roadscene, tmp_path):
+def test_evaluate_fusion_on_a_pair_folder(photo_pairs, tmp_path):
     out = tmp_path / "exp"
     result = _pipeline(
         "evaluate_fusion.py",
@@ -251,7 +251,7 @@ def test_evaluate_fusion_on_roadscene(roadscene, tmp_path):
         "average",
         "gff",
         "--data-root",
-        str(roadscene),
+        str(photo_pairs),
         "--out",
         str(out),
         "--limit",

@@ -218,13 +218,8 @@ def test_qabf_matlab_constants_and_sobel_orientation():
     assert SOBEL_X.tolist() == [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]  # h3
 
 
-# ---------------------------------------------------------------- real pair
-def test_real_roadscene_pair_average_fusion(roadscene):
-    stems = sorted(p.name for p in (roadscene / "ir").iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
-    assert stems, f"no JPEG images in {roadscene / 'ir'}"
-    stem = stems[0]
-    ir = _luma(roadscene / "ir" / stem)
-    vi = _luma(roadscene / "vi" / stem)
+# ---------------------------------------------------------------- natural and real pairs
+def _check_average_fusion(ir: np.ndarray, vi: np.ndarray) -> None:
     assert ir.shape == vi.shape
     fused = ((ir.astype(np.uint16) + vi.astype(np.uint16) + 1) // 2).astype(np.uint8)
 
@@ -249,3 +244,13 @@ def test_real_roadscene_pair_average_fusion(roadscene):
     # average fusion keeps a lot of both sources: MI above that of an unrelated image
     unrelated = np.roll(fused, (fused.shape[0] // 2, fused.shape[1] // 2), axis=(0, 1))
     assert py["MI"] > evaluate(unrelated, ir, vi)["MI"]
+
+
+def test_photo_pair_average_fusion(photo_pairs):
+    _check_average_fusion(_luma(photo_pairs / "ir" / "coffee.jpg"), _luma(photo_pairs / "vi" / "coffee.jpg"))
+
+
+@pytest.mark.real_data
+def test_real_roadscene_pair_average_fusion(real_data):
+    folder = real_data / "roadscene-50"
+    _check_average_fusion(_luma(folder / "ir" / "FLIR_00211.jpg"), _luma(folder / "vi" / "FLIR_00211.jpg"))

@@ -19,7 +19,6 @@ from .conftest import REPO
 
 LEARNED = list(RECIPES)
 TINY = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1"])
-MSRS_PAIRS = REPO / "tests" / "data" / "msrs"
 
 
 def smooth_pair(batch: int, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -99,13 +98,13 @@ def test_unknown_key_in_a_baseline_section_is_an_error():
 
 
 @pytest.mark.parametrize("name", LEARNED)
-def test_train_then_fuse_a_real_pair_with_visible_colour(name, tmp_path):
+def test_train_then_fuse_a_photo_pair_with_visible_colour(name, photo_pairs, tmp_path):
     out = tmp_path / name
-    summary = train_learned(name, TINY, MSRS_PAIRS, out, progress=False)
+    summary = train_learned(name, TINY, photo_pairs, out, progress=False)
     assert summary["epochs"] >= 1 and np.isfinite(summary["final_loss"])
     assert {"model.pt", "checkpoint.pt", "history.csv", "summary.json"} <= {p.name for p in out.iterdir()}
     method = build_method(name, checkpoint=out / "model.pt")
-    pair = list_pairs(MSRS_PAIRS)[0]
+    pair = list_pairs(photo_pairs)[0]
     fused = method.fuse_pair(pair, "all")
     vi = read_vi(pair.vi)
     assert fused.dtype == np.uint8 and fused.shape == vi.shape
@@ -121,13 +120,13 @@ def test_train_then_fuse_a_real_pair_with_visible_colour(name, tmp_path):
         build_method("didfuse" if name != "didfuse" else "auif", checkpoint=out / "model.pt")
 
 
-def test_resumed_training_equals_an_uninterrupted_one(tmp_path):
+def test_resumed_training_equals_an_uninterrupted_one(photo_pairs, tmp_path):
     config = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1", "auif.epochs=2"])
-    whole = train_learned("auif", config, MSRS_PAIRS, tmp_path / "whole", progress=False)
-    assert train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", progress=False, stop_after=1) == {
+    whole = train_learned("auif", config, photo_pairs, tmp_path / "whole", progress=False)
+    assert train_learned("auif", config, photo_pairs, tmp_path / "split", progress=False, stop_after=1) == {
         "stopped_after_epoch": 1
     }
-    resumed = train_learned("auif", config, MSRS_PAIRS, tmp_path / "split", resume=True, progress=False)
+    resumed = train_learned("auif", config, photo_pairs, tmp_path / "split", resume=True, progress=False)
     assert resumed["final_loss"] == whole["final_loss"]
     a = torch.load(tmp_path / "whole" / "model.pt", weights_only=True)["model"]
     b = torch.load(tmp_path / "split" / "model.pt", weights_only=True)["model"]

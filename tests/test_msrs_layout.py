@@ -1,4 +1,5 @@
-"""The MSRS reader on generated data and on real RoadScene pairs, and every validation error."""
+"""The data-root readers (MSRS, MFNet, pair folders) on generated data, on real data given with
+--real-data, and every validation error."""
 
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ import pytest
 from PIL import Image
 
 from msrs import DataError, list_pairs, list_split, read_ir, read_label, read_vi, validate_root
+from msrs.layout import describe_root, detect_layout, root_splits, time_of_day, training_splits
 
 from .conftest import REPO
 
@@ -28,24 +30,56 @@ def test_reads_generated_msrs_layout(synthetic_root):
     assert classes == set(range(9))
 
 
-def test_reads_real_roadscene_pairs(roadscene):
-    pairs = list_pairs(roadscene)
-    assert [p.name for p in pairs] == ["FLIR_00211", "FLIR_00977", "FLIR_01130"]
+def test_reads_jpeg_pair_folders_of_any_size(photo_pairs):
+    pairs = list_pairs(photo_pairs)
+    assert [p.name for p in pairs] == ["astronaut", "chelsea", "coffee"]
+    assert len({read_ir(pair.ir).shape for pair in pairs}) == 3  # each its own size
     for pair in pairs:
+        ir, vi = pair.read_ir(), pair.read_vi()
+        assert ir.ndim == 2 and vi.shape == (*ir.shape, 3)
+        assert ir.dtype == vi.dtype == np.uint8
+
+
+@pytest.mark.real_data
+def test_reads_real_roadscene_pairs(real_data):
+    pairs = list_pairs(real_data / "roadscene-50")
+    assert len(pairs) == 50 and "FLIR_00211" in [p.name for p in pairs]
+    for pair in pairs[:5]:
         ir, vi = read_ir(pair.ir), read_vi(pair.vi)
         assert ir.ndim == 2 and vi.shape == (*ir.shape, 3)
         assert ir.dtype == vi.dtype == np.uint8
 
 
-def test_reads_real_msrs_pairs(msrs_pairs):
-    pairs = list_pairs(msrs_pairs)
-    assert [p.name for p in pairs] == ["00085D", "00722N"]
-    for pair in pairs:
-        ir, vi = read_ir(pair.ir), read_vi(pair.vi)
-        assert ir.shape == (480, 640) and vi.shape == (480, 640, 3)
-        assert ir.dtype == vi.dtype == np.uint8
-    day, night = (read_vi(pair.vi).mean() for pair in pairs)
-    assert day > night  # 00085D is a day scene, 00722N a night one
+@pytest.mark.real_data
+def test_reads_real_msrs_pairs(real_data):
+    root = real_data / "msrs-test-40"
+    assert describe_root(root) == {
+        "layout": "pairs",
+        "counts": {"all": 40},
+        "day_night": {"split": "all", "day": 20, "night": 20},
+    }
+    pairs = {pair.name: pair for pair in list_pairs(root)}
+    for pair in pairs.values():
+        assert read_ir(pair.ir).shape == (480, 640) and read_vi(pair.vi).shape == (480, 640, 3)
+    assert read_vi(pairs["00085D"].vi).mean() > read_vi(pairs["00722N"].vi).mean()  # day, night
+
+
+@pytest.mark.real_data
+def test_reads_real_mfnet_release_layout(real_data):
+    root = real_data / "mfnet-156"
+    assert detect_layout(root) == "MFNet"
+    assert validate_root(root, check_labels=True) == {"train": 98, "val": 19, "test": 39}
+    assert describe_root(root)["day_night"] == {"split": "test", "day": 19, "night": 20}
+    test = list_split(root, "test")
+    assert [pair.name for pair in test][:2] == ["00105D", "00110D"] and all(pair.packed for pair in test)
+    pair = test[0]
+    ir, vi, label = pair.read_ir(), pair.read_vi(), pair.read_label()
+    assert ir.shape == label.shape == (480, 640) and vi.shape == (480, 640, 3)
+    rgba = np.asarray(Image.open(pair.ir))
+    assert np.array_equal(ir, rgba[..., 3]) and np.array_equal(vi, rgba[..., :3])
+    assert set(np.unique(label)) <= set(range(9))
+    # fusion trains on train + val, never on a test pair
+    assert training_splits(root) == ["train", "val"]
 
 
 @pytest.fixture
@@ -129,3 +163,113 @@ def test_validate_data_cli(copy):
     assert bad.returncode == 2
     assert bad.stderr.count("\n") == 1 and "truncated PNG" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ----------------------------------------------------------------------------- MFNet layout
+
+
+def test_reads_generated_mfnet_layout(mfnet_root, synthetic_root):
+    assert detect_layout(mfnet_root) == "MFNet"
+    assert root_splits(mfnet_root) == ["train", "val", "test"]
+    assert validate_root(mfnet_root, check_labels=True) == {"train": 18, "val": 6, "test": 10}
+    msrs = {pair.name: pair for pair in list_split(synthetic_root, "test")}
+    for pair in list_split(mfnet_root, "test"):
+        source = msrs[pair.name]
+        assert np.array_equal(pair.read_ir(), source.read_ir())
+        assert np.array_equal(pair.read_vi(), source.read_vi())
+        assert np.array_equal(pair.read_label(), source.read_label())
+    names = [pair.name for pair in list_split(mfnet_root, "test")]
+    assert set(time_of_day(mfnet_root, names).values()) == {"day", "night"}
+
+
+def test_mfnet_day_and_night_lists_win_over_names(mfnet_copy):
+    names = (mfnet_copy / "test.txt").read_text().split()
+    (mfnet_copy / "test_night.txt").write_text(names[0] + "\n")
+    assert time_of_day(mfnet_copy, names) == {names[0]: "night"}
+    (mfnet_copy / "test_day.txt").write_text("nosuchname\n")
+    with pytest.raises(DataError, match="test_day.txt: names not in test.txt: nosuchname"):
+        validate_root(mfnet_copy)
+
+
+@pytest.fixture
+def mfnet_copy(mfnet_root, tmp_path):
+    root = tmp_path / "mfnet"
+    shutil.copytree(mfnet_root, root)
+    return root
+
+
+def _listed(root, split="train"):
+    return (root / f"{split}.txt").read_text().split()[0]
+
+
+def _three_channels(root):
+    path = root / "images" / f"{_listed(root)}.png"
+    Image.open(path).convert("RGB").save(path)
+
+
+def _in_two_lists(root):
+    with open(root / "test.txt", "a") as handle:
+        handle.write(_listed(root) + "\n")
+
+
+MFNET_CASES = {
+    "3 channels where 4 are needed": (
+        _three_channels,
+        r"3 channel\(s\) \(mode RGB\), but an MFNet image needs 4",
+        False,
+    ),
+    "listed name without an image": (
+        lambda r: (r / "images" / f"{_listed(r)}.png").unlink(),
+        "listed in train.txt but not found",
+        False,
+    ),
+    "listed name without a label": (
+        lambda r: (r / "labels" / f"{_listed(r, 'val')}.png").unlink(),
+        r"label of '\w+' \(listed in val.txt\) not found",
+        False,
+    ),
+    "label value 12": (
+        lambda r: _bad_label(r / "labels" / f"{_listed(r, 'test')}.png"),
+        r"label values \[12\]",
+        True,
+    ),
+    "missing test.txt": (lambda r: (r / "test.txt").unlink(), "test.txt: split list not found", False),
+    "one name in two lists": (_in_two_lists, "listed in both train.txt and test.txt", False),
+    "empty list": (lambda r: (r / "val.txt").write_text("\n"), "val.txt: empty split list", False),
+    "name listed twice": (
+        lambda r: (r / "train.txt").write_text(f"{_listed(r)}\n{_listed(r)}\n"),
+        "listed twice",
+        False,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MFNET_CASES)
+def test_each_mfnet_corruption_gives_one_clear_error(mfnet_copy, case):
+    corrupt, message, check_labels = MFNET_CASES[case]
+    corrupt(mfnet_copy)
+    with pytest.raises(DataError, match=message) as error:
+        validate_root(mfnet_copy, check_labels=check_labels)
+    text = str(error.value)
+    assert "\n" not in text and str(mfnet_copy) in text  # one line, names the file or folder
+
+
+def test_run_all_refuses_a_bad_label_before_anything_trains(mfnet_copy, tmp_path):
+    _bad_label(mfnet_copy / "labels" / f"{_listed(mfnet_copy, 'test')}.png")
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "pipelines" / "run_all.py"),
+            "--config",
+            str(REPO / "configs" / "tiny.yaml"),
+            "--data-root",
+            str(mfnet_copy),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "label values [12]" in result.stderr
+    assert not (tmp_path / "run" / "fusion").exists()

@@ -3,7 +3,6 @@
 import base64
 import json
 import re
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +13,7 @@ from msrs.classes import CLASS_NAMES
 from pipelines.engine.report import stage_seconds
 from segmentation import figures
 from segmentation.report import table2, write_report
-from segmentation.report_page import RunFacts, collect_facts, write_report_page
+from segmentation.report_page import RunFacts, collect_facts, table2_notes, write_report_page
 
 
 def _run(name, seed, base, folder):
@@ -76,16 +75,23 @@ def _report(tmp_path, real_msrs):
             "wall_seconds": 4.0,
         },
     ]
+    data = (
+        "real MSRS data (MSRS layout) at data/MSRS: 24 train, 10 test pairs"
+        if real_msrs
+        else (
+            "the built-in synthetic MSRS-layout scenes (MSRS layout) at runs/x/data: 24 train, 10 test pairs"
+        )
+    )
     facts = collect_facts(
         ["pipelines/run_all.py", "--out", "my run"],
         "seed: 0\nseeds: 1\n",
         provenance,
         stage_seconds(stages),
-        runs,
-        Path("data/MSRS"),
+        data,
         real_msrs,
         fusion.folder,
     )
+    facts.table2_notes = table2_notes(written["table2.md"])
     return out, written, facts, write_report_page(out / "report", written, facts)
 
 
@@ -104,7 +110,9 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     assert all((report / link).is_file() for link in links)
     assert "## Table 2" in markdown and "## Table 1" in markdown
     assert "The paper's Table 2" in markdown and "72.2" in markdown  # paper's SSPFusion mIoU
-    assert "real MSRS at data/MSRS (24 train, 10 test images)" in markdown
+    assert "real MSRS data (MSRS layout) at data/MSRS: 24 train, 10 test pairs" in markdown
+    # Table 2 as table2.md shows it: formatted cells, bold best, the notes below it
+    assert "| SSPFusion | **60.0** |" in markdown and "One seed per input" in markdown
     assert "python pipelines/run_all.py --out 'my run'" in markdown and "seeds: 1" in markdown
     assert "infrared + visible fused by SSPFusion" in markdown
     assert "f00d5eed" in markdown and "feedbeef" in markdown  # provenance of the fused row
@@ -116,13 +124,14 @@ def test_page_names_every_figure_and_holds_both_tables(tmp_path):
     assert len(images) == len(links)
     assert base64.b64decode(images[0]) == written["miou.png"].read_bytes()
     assert text.count("<table") == 6  # Table 2, paper rows, mIoU vs paper, Table 1, inputs, times
+    assert "<td>SSPFusion</td><td><strong>60.0</strong></td>" in text
     assert 'src="/' not in text and "file:" not in text  # nothing outside the page itself
 
 
 def test_synthetic_page_says_the_paper_is_not_comparable(tmp_path):
     _, _, _, page = _report(tmp_path, real_msrs=False)
     markdown = page["index.md"].read_text()
-    assert "Synthetic data: the paper's numbers (real MSRS) are not comparable" in markdown
+    assert "Not MSRS's test split: the paper's numbers (real MSRS, 361 test images) are not" in markdown
     assert "The paper's Table 2" not in markdown
     assert "the built-in synthetic MSRS-layout scenes" in markdown
 

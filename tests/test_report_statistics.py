@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from segmentation.evaluate import CONFUSION_FILE, save_confusion_per_image, scores
 from segmentation.report import row_evidence, seeds_note, table2, write_report
@@ -16,15 +17,18 @@ def _labels():
     return rng.integers(0, 9, SHAPE).astype(np.uint8)
 
 
-def _write_run(root, input_name, seed, accuracy, evidence=True):
-    """A finished run folder whose predictions are right on ``accuracy`` of the pixels."""
+def _write_run(root, input_name, seed, accuracy, evidence=True, night_accuracy=None):
+    """A finished run folder whose predictions are right on ``accuracy`` of the pixels (on
+    ``night_accuracy`` of them in the night images, the odd ones, when given)."""
     labels = _labels()
     rng = np.random.default_rng([seed, int(accuracy * 100), *map(ord, input_name)])
-    wrong = rng.random(SHAPE) > accuracy
+    names = [f"{i:05d}{'N' if i % 2 else 'D'}" for i in range(SHAPE[0])]
+    night = np.array([name.endswith("N") for name in names])[:, None, None]
+    right = np.where(night, accuracy if night_accuracy is None else night_accuracy, accuracy)
+    wrong = rng.random(SHAPE) > right
     predictions = np.where(wrong, rng.integers(0, 9, SHAPE), labels).astype(np.uint8)
     folder = root / input_name.replace(":", "_") / f"seed{seed}"
     folder.mkdir(parents=True)
-    names = [f"{i:05d}N" for i in range(SHAPE[0])]
     if evidence:
         save_confusion_per_image(folder / CONFUSION_FILE, names, predictions, labels)
     per_image = np.stack(
@@ -133,3 +137,21 @@ def test_unreadable_evidence_is_omitted_with_the_file_named(tmp_path):
     evidence, notes = row_evidence(runs)
     assert [row.label for row in evidence] == ["Infrared"]
     assert len(notes) == 1 and notes[0].startswith(f"Visible: statistics omitted, {broken}")
+
+
+def test_day_and_night_miou_come_from_their_own_images(tmp_path):
+    runs = [_write_run(tmp_path, "infrared", 0, 0.6, night_accuracy=0.6)]
+    runs += [_write_run(tmp_path, "visible", 0, 0.8, night_accuracy=0.3)]
+    written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
+    table = pd.read_csv(written["table2.csv"]).set_index("input")
+    visible = table.loc["Visible"]
+    assert visible["day_images"] == visible["night_images"] == 20
+    confusion = np.load(runs[1]["folder"] / CONFUSION_FILE)["confusion"]
+    day = scores(confusion[0::2].sum(0))["miou"]  # the even images are the day scenes
+    assert visible["miou_day"] == pytest.approx(day, abs=0.01)
+    assert visible["miou_day_ci_low"] < visible["miou_day"] < visible["miou_day_ci_high"]
+    assert visible["miou_night"] < 0.6 * visible["miou_day"]  # visible fails at night here
+    assert visible["miou_night_ci_high"] < table.loc["Infrared", "miou_night_ci_low"]
+    markdown = written["table2.md"].read_text()
+    assert "| Day mIoU [95% CI] | Night mIoU [95% CI] |" in markdown
+    assert "the 20 day and the 20 night test images alone" in markdown

@@ -1,4 +1,4 @@
-"""SSPFusion on real MSRS crops (tests/data/msrs): the collapse to black images is gone.
+"""SSPFusion on real MSRS crops (msrs-test-40 of --real-data): the collapse to black images is gone.
 
 With a sigmoid output, a phase 1 this long drove the decoder's logits to about -1500 on these
 crops (reconstructions black from step ~16); phase 2 then started dead and L_fus stayed flat. The
@@ -20,17 +20,17 @@ from fusion.colour import luminance
 from fusion.sspfusion import SSPFusion, total_loss
 from fusion.sspfusion.train import set_phase_trainable
 
-MSRS = Path(__file__).resolve().parent / "data" / "msrs"
 
-
-def msrs_crops(size: int = 64, per_pair: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def msrs_crops(
+    folder: Path, size: int = 64, per_pair: int = 3, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``per_pair`` random size x size crops of each real pair (day 00085D, night 00722N) as
     (infrared, visible luminance) batches in [0, 1]."""
     rng = np.random.default_rng(seed)
     irs, vis = [], []
     for name in ("00085D.png", "00722N.png"):
-        ir = np.asarray(Image.open(MSRS / "ir" / name).convert("L"))
-        vi = luminance(np.asarray(Image.open(MSRS / "vi" / name).convert("RGB")))
+        ir = np.asarray(Image.open(folder / "ir" / name).convert("L"))
+        vi = luminance(np.asarray(Image.open(folder / "vi" / name).convert("RGB")))
         for _ in range(per_pair):
             top, left = rng.integers(0, ir.shape[0] - size), rng.integers(0, ir.shape[1] - size)
             irs.append(ir[top : top + size, left : left + size])
@@ -58,12 +58,12 @@ def train_steps(model, config, ir, vi, phase: str, steps: int, lr: float) -> lis
     return history
 
 
-@pytest.mark.slow  # ~15 s on an idle 2-core CPU, ~50 s on a loaded one
-def test_stage_two_trains_after_a_long_stage_one_on_real_msrs():
+@pytest.mark.real_data  # ~15 s on an idle 2-core CPU, ~50 s on a loaded one
+def test_stage_two_trains_after_a_long_stage_one_on_real_msrs(real_data):
     torch.manual_seed(0)
     config = FusionConfig(channels=[16, 32, 64], rcab_per_level=1, reduction=4)
     model = SSPFusion.from_config(config)
-    ir, vi = msrs_crops()
+    ir, vi = msrs_crops(real_data / "msrs-test-40")
     structure = train_steps(model, config, ir, vi, "structure", 20, lr=1e-3)
     assert min(step["std"] for step in structure[-5:]) > 0.02, structure[-5:]  # not flat
     fusion = train_steps(model, config, ir, vi, "fusion", 12, lr=2e-4)  # the paper's lr

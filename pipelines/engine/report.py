@@ -133,8 +133,9 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
     def run(resume, identity):
         import pandas as pd
 
+        from msrs.layout import MSRS, detect_layout
         from segmentation.report import write_report
-        from segmentation.report_page import collect_facts, write_report_page
+        from segmentation.report_page import collect_facts, describe_data, table2_notes, write_report_page
 
         runs = _segmentation_runs(stages)
         if not runs:
@@ -151,30 +152,23 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
         }
         rows = provenance(runs, by_key)
         write_json_atomic(folder / "provenance.json", rows)
+        synthetic = is_synthetic(data_root)
+        real_msrs = not synthetic and detect_layout(data_root) == MSRS
+        data = describe_data(data_root, synthetic)
         written = write_report(
             folder,
             runs,
             quality,
-            real_msrs=not is_synthetic(data_root),
+            real_msrs=real_msrs,
             notes=provenance_notes(rows),
             data_root=data_root,
             fused_dirs=fused,
+            data=data,
         )
         fusion = next((s.folder for s in stages if s.kind == "fusion"), None)
-        written |= write_report_page(
-            folder,
-            written,
-            collect_facts(
-                sys.argv,
-                config_yaml,
-                rows,
-                stage_seconds(stages),
-                runs,
-                data_root,
-                not is_synthetic(data_root),
-                fusion,
-            ),
-        )
+        facts = collect_facts(sys.argv, config_yaml, rows, stage_seconds(stages), data, real_msrs, fusion)
+        facts.table2_notes = table2_notes(written["table2.md"])
+        written |= write_report_page(folder, written, facts)
         return {"written": [str(path) for path in written.values()]}
 
     return Stage(
