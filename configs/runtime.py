@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.schema import RuntimeConfig
+from configs.schema import ConfigError, RuntimeConfig
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -28,7 +28,7 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"runtime.device is '{name}' but no CUDA device is available")
+        raise ConfigError(f"runtime.device: '{name}' but no CUDA device is available (use auto or cpu)")
     return device
 
 

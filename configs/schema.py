@@ -5,6 +5,12 @@ an error that names it and lists the valid ones), every value must have the fiel
 Any field can be overridden from the command line as ``section.field=value`` (the value is
 parsed as YAML, so ``segmentation.epochs=3`` or ``methods=[average,gtf]`` work).
 
+DECISION (ours): files and overrides are read with :func:`load_yaml`, PyYAML's safe loader with
+the YAML 1.2 core schema's numbers and booleans: ``2e-2`` and ``5E-4`` are numbers (YAML 1.1, which
+PyYAML follows, reads a float without a dot as a string) and only ``true``/``false`` are booleans,
+so the ``on``/``off`` values of the runtime switches stay words (YAML 1.1 reads them, and
+``yes``/``no``, as booleans).
+
 The numbers of the paper's recipe live in ``configs/paper.yaml`` with comments citing the
 paper; the defaults below are the paper's values where the paper gives one.
 """
@@ -12,6 +18,7 @@ paper; the defaults below are the paper's values where the paper gives one.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -40,8 +47,9 @@ class SyntheticConfig:
 class DataConfig:
     """Where the (infrared, visible, label) triplets come from."""
 
-    root: str | None = None  # an MSRS root (train/, test/); null = the built-in synthetic scenes
+    root: str | None = None  # a data root (MSRS, MFNet); null = the built-in synthetic scenes
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    synthetic_allowed: bool = True  # false: without a root, refuse instead of using synthetic scenes
 
 
 @dataclass
@@ -197,6 +205,30 @@ class ExperimentConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2 core-schema booleans and floats (module docstring)."""
+
+
+_CoreSchemaLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreSchemaLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+_CoreSchemaLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str):
+    """YAML text as plain data, safely (:class:`yaml.SafeLoader`), with the core schema's
+    numbers and booleans (module docstring)."""
+    return yaml.load(text, Loader=_CoreSchemaLoader)  # a SafeLoader subclass: plain data only
+
+
 def _check_type(value, annotation, key: str):
     """Return ``value`` converted to ``annotation`` or raise a ConfigError naming ``key``."""
     origin = typing.get_origin(annotation)
@@ -273,7 +305,10 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
             node = node.setdefault(key, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}': '{key}' is not a section")
-        node[keys[-1]] = yaml.safe_load(text)
+        try:
+            node[keys[-1]] = load_yaml(text)
+        except yaml.YAMLError as error:
+            raise ConfigError(f"override '{item}': not valid YAML ({error})") from None
     return raw
 
 
@@ -285,7 +320,9 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     if path.resolve() in chain:
         raise ConfigError(f"{path}: 'extends' loops back to itself")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = load_yaml(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a config is YAML text)") from None
     except yaml.YAMLError as error:
         raise ConfigError(f"{path}: not valid YAML ({error})") from None
     if not isinstance(raw, dict):
@@ -307,7 +344,7 @@ def _merged(base: dict, update: dict) -> dict:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML experiment (``yaml.safe_load``; ``extends:`` a base file), apply overrides,
+    """Read a YAML experiment (:func:`load_yaml`; ``extends:`` a base file), apply overrides,
     validate."""
     raw: dict = {}
     if path is not None:
@@ -326,11 +363,58 @@ VALID_INPUTS = ("infrared", "visible")
 FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
 
 
+# (dotted field, smallest valid value); a float's minimum is exclusive (a learning rate of 0
+# trains nothing), an int's inclusive
+MINIMUMS = (
+    ("seeds", 1),
+    ("data.synthetic.train", 1),
+    ("data.synthetic.test", 1),
+    ("data.synthetic.height", 16),
+    ("data.synthetic.width", 16),
+    ("fusion.structure_epochs", 0),
+    ("fusion.fusion_epochs", 1),
+    ("fusion.batch_size", 1),
+    ("fusion.crop_size", 8),
+    ("fusion.lr", 0.0),
+    *(
+        (f"{name}.{field}", low)
+        for name in ("didfuse", "auif")
+        for field, low in (("epochs", 1), ("batch_size", 1), ("crop_size", 8), ("lr", 0.0))
+    ),
+    ("rfnnest.autoencoder_epochs", 0),
+    ("rfnnest.fusion_epochs", 1),
+    ("rfnnest.batch_size", 1),
+    ("rfnnest.lr", 0.0),
+    ("segmentation.epochs", 1),
+    ("segmentation.freeze_epochs", 0),
+    ("segmentation.freeze_batch_size", 1),
+    ("segmentation.batch_size", 1),
+    ("segmentation.decoder_channels", 1),
+    ("segmentation.lr", 0.0),
+    ("segmentation.eval_every", 0),
+    ("segmentation.prediction_images", 0),
+    ("segmentation.num_workers", -1),
+    ("runtime.threads", 0),
+)
+DEVICE = re.compile(r"^(?:auto|cpu|cuda|cuda:[0-9]+)$")
+
+
+def _check_minimums(config: ExperimentConfig) -> None:
+    for dotted, low in MINIMUMS:
+        value = config
+        for part in dotted.split("."):
+            value = getattr(value, part)
+        if (value <= low) if isinstance(low, float) else (value < low):
+            bound = f"> {low:g}" if isinstance(low, float) else f">= {low}"
+            raise ConfigError(f"{dotted}: must be {bound}, got {value}")
+
+
 def validate(config: ExperimentConfig) -> None:
     """Value checks that types alone cannot express."""
     seg, fus = config.segmentation, config.fusion
-    if config.seeds < 1:
-        raise ConfigError(f"seeds: must be >= 1, got {config.seeds}")
+    _check_minimums(config)
+    if not DEVICE.match(config.runtime.device):
+        raise ConfigError(f"runtime.device: must be auto, cpu, cuda or cuda:N, got '{config.runtime.device}'")
     for name in config.inputs:
         if name not in VALID_INPUTS:
             raise ConfigError(

@@ -15,10 +15,6 @@ import pandas as pd
 from fusion.colour import luminance
 from msrs.layout import IMAGE_SUFFIXES, DataError, Pair, read_vi
 
-# Bump by hand in the commit that changes a metric (fusion/metrics.py, the luminance rule
-# above): finished quality stages then rerun.
-CODE_VERSION = 1
-
 
 def _fused_path(fused_dir: Path, name: str) -> Path:
     for suffix in (".png", *IMAGE_SUFFIXES):

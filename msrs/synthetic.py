@@ -39,13 +39,10 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from configs.runtime import write_bytes_atomic
 from msrs.layout import IR_DIR, LABEL_DIR, VI_DIR
-
-# Bump by hand when a change here changes the generated pixels: generated sets are then redone.
-CODE_VERSION = 1
 
 NIGHT_VISIBLE_GAIN = 0.1
 REFLECTIVE_NIGHT_GAIN = 0.7
@@ -240,10 +237,30 @@ def generate_scene(
     return to_u8(ir), to_u8(vi), c.label, night
 
 
+# every generated PNG says what it is in a tEXt chunk, so a set is known as synthetic by its
+# files, wherever it was written from (run_all, make_synthetic.py, a copy)
+SOFTWARE = "fusionseg-bench synthetic scenes (msrs/synthetic.py)"
+
+
 def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SOFTWARE)
+    Image.fromarray(array).save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
+
+
+def is_synthetic(root: str | Path) -> bool:
+    """True when the data root's images were made by :func:`write_synthetic` (the ``Software``
+    text of its first visible image; any layout)."""
+    from msrs.layout import list_split, root_splits
+
+    try:
+        pair = list_split(root, root_splits(root)[0], labels=False)[0]
+        with Image.open(pair.vi) as image:
+            return image.info.get("Software") == SOFTWARE
+    except (ValueError, IndexError, OSError):
+        return False
 
 
 def write_synthetic(

@@ -20,9 +20,11 @@ sys.stdout.reconfigure(line_buffering=True)  # stage lines reach a log file as t
 
 from configs.schema import ConfigError, ExperimentConfig, load_config  # noqa: E402
 from msrs.layout import DataError  # noqa: E402
+from pipelines.engine.locks import StageBusy  # noqa: E402
 from pipelines.engine.plan import UpstreamError  # noqa: E402
 
-USER_ERRORS = (ConfigError, DataError, UpstreamError, FileNotFoundError, ValueError)
+# ForeignFolder and the report's EvidenceError are ValueErrors
+USER_ERRORS = (ConfigError, DataError, UpstreamError, StageBusy, FileNotFoundError, ValueError)
 
 
 def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/quick.yaml") -> None:

@@ -4,6 +4,7 @@
     python pipelines/benchmark.py fusion-train [--config ...] [--size H W] [--json F]
     python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
     python pipelines/benchmark.py stats [--rows 14 --seeds 3 --images 361] [--json F]
+    python pipelines/benchmark.py stats-null [--simulations 1000] [--json F]
     python pipelines/benchmark.py all --json benchmark.json
 
 "bare" times the model step alone on tensors already in memory (forward, loss, backward,
@@ -11,7 +12,10 @@ optimizer step); "loop" times the same number of steps through the project's own
 (data loader, augmentation, host-to-device copies included). ``loop / bare`` close to 1 means
 data handling is not the bottleneck. "stats" times the report's bootstrap
 (segmentation.statistics) on generated per-image confusion matrices of the given shape (the
-default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images).
+default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images). "stats-null" is no
+timing: it prints the false-positive rate of the report's comparisons on pairs of rows equal by
+construction (segmentation.statistics.simulate_null_pair: 60 images; 3 and 5 seeds; seed noise
+equal to and three times the image noise), which should be at most about 5%.
 
 Runs on whatever device the config's runtime picks (CUDA if present); ``--amp off|bf16|fp16``
 compares mixed precision. Synthetic scenes of the requested size are generated in a temporary
@@ -213,6 +217,23 @@ def bench_statistics(rows: int, seeds: int, images: int, resamples: int, seed: i
     }
 
 
+def null_rates(simulations: int, resamples: int, seed: int) -> list[dict]:
+    from segmentation.statistics import null_false_positive_rate
+
+    return [
+        {
+            "benchmark": "statistics-null",
+            "images": 60,
+            "seeds": seeds,
+            "seed_noise_over_image_noise": noise,
+            "simulations": simulations,
+            "false_positive_rate": null_false_positive_rate(simulations, 60, seeds, noise, resamples, seed),
+        }
+        for seeds in (3, 5)
+        for noise in (1.0, 3.0)
+    ]
+
+
 def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
     return {
         "benchmark": name,
@@ -228,7 +249,7 @@ def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "stats", "all"])
+    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "stats", "stats-null", "all"])
     _common.add_config_args(parser)
     parser.add_argument(
         "--size",
@@ -245,6 +266,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="stats: seeds per row")
     parser.add_argument("--images", type=int, default=361, help="stats: test images")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="stats: bootstrap draws")
+    parser.add_argument("--simulations", type=int, default=1000, help="stats-null: pairs per setting")
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.amp:
@@ -256,7 +278,9 @@ def main() -> int:
     results = []
     if args.what in ("stats", "all"):
         results.append(bench_statistics(args.rows, args.seeds, args.images, args.resamples, config.seed))
-    if args.what != "stats":  # the others train on generated scenes
+    if args.what == "stats-null":
+        results += null_rates(args.simulations, 1000, config.seed)
+    if args.what not in ("stats", "stats-null"):  # the others train on generated scenes
         with tempfile.TemporaryDirectory() as tmp:
             count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
             data_root = write_synthetic(

@@ -77,7 +77,7 @@ def main() -> int:
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
         stage = quality_stage(name, layout, data_root, convention, manifests, split, limit, upstream=())
         scored = run_alone(stage, False, env)
-        quality[name] = pd.read_csv(stage.folder / "per_image.csv")
+        quality[name] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
         timing[name] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
         print(
             f"{name}: {len(quality[name])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "

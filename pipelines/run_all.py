@@ -25,6 +25,7 @@ from configs.runtime import setup_runtime
 from pipelines.engine import (
     RunLayout,
     build_plan,
+    check_selectors,
     environment,
     is_synthetic,
     plan_status,
@@ -55,7 +56,15 @@ def main() -> int:
     _common.add_data_root_arg(parser, labelled=True)
     parser.add_argument("--methods", nargs="+", help="fusion methods (default: config methods)")
     parser.add_argument("--seeds", type=int, help="segmentation trainings per input")
-    parser.add_argument("--only", nargs="+", default=[], metavar="STAGE")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        default=[],
+        metavar="STAGE",
+        help="run only these: a stage kind (fusion, fuse, quality, segmentation, report), a stage "
+        "key shown by --dry-run (segmentation:visible:seed0), or input=NAME (one Table 2 row, "
+        "e.g. input=fused:gtf); upstream stages must be current",
+    )
     parser.add_argument(
         "--force",
         nargs="+",
@@ -75,6 +84,8 @@ def main() -> int:
         help="segmentation runs side by side, each in its own process (one GPU each when there are several)",
     )
     args = parser.parse_args()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     if args.seeds is not None:
         args.overrides.append(f"seeds={args.seeds}")
     if args.methods is not None:
@@ -83,9 +94,11 @@ def main() -> int:
     layout = RunLayout.default(config.name, args.out)
     start = time.perf_counter()
     setup_runtime(config.runtime)
-    data_root = resolve_data_root(config, args.data_root, layout)
+    data_root = resolve_data_root(config, args.data_root, layout, dry_run=args.dry_run)
     env = environment(config)
     stages = build_plan(config, layout, data_root, config.methods, env, progress=not args.no_progress)
+    check_selectors(stages, args.only, "--only")
+    check_selectors(stages, args.force, "--force")
     plan_status(stages, args.force)
     print(
         f"experiment '{config.name}': {len(stages)} stages, data {data_root}"

@@ -4,11 +4,13 @@
         [--data-root DIR] [--out DIR] [--seed S] [--force] [--no-progress]
     python pipelines/train_segmentation.py --config configs/paper.yaml --summary [--data-root DIR]
 
---input is infrared, visible, or a folder of fused images with train/ and test/ subfolders in
-MSRS naming. --out is the stage folder (default runs/<config name>/segmentation/<input>/seed<S>,
-where run_all puts the same run). The stage rules of run_all apply (pipelines/engine): a
+--input is infrared, visible, or a folder of fused images with one subfolder per split (train/,
+test/; MFNet also val/) named like the pairs. --out is the experiment folder, as for every
+stage script (default runs/<config name>); the run goes to <out>/segmentation/<input>/seed<S>,
+where run_all puts the same run. The stage rules of run_all apply (pipelines/engine): a
 finished run of the same identity is kept, an unfinished one of the same identity resumes from
-its checkpoint, anything else there is moved aside. Works under torchrun.
+its checkpoint, anything else there is moved aside (only a folder this tool wrote). Works under
+torchrun.
 --summary prints the network as
 built (encoder, output stride, ASPP rates), the train / validation / test counts (of --data-root,
 else MSRS's 1083 / 361) and the lr of a few epochs, and exits.
@@ -49,7 +51,7 @@ def main() -> int:
     _common.add_config_args(parser)
     parser.add_argument("--input", help="infrared | visible | a fused folder holding train/ and test/")
     _common.add_data_root_arg(parser, labelled=True)
-    parser.add_argument("--out", type=Path, help="the stage folder")
+    parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--force", action="store_true", help="retrain, moving a finished run aside")
     parser.add_argument("--no-progress", action="store_true")
@@ -65,7 +67,7 @@ def main() -> int:
     if not args.input:
         parser.error("--input is required (or --summary)")
     setup_runtime(config.runtime)
-    layout = RunLayout.default(config.name)
+    layout = RunLayout.default(config.name, args.out)
     seed = config.seed if args.seed is None else args.seed
     fused, name = None, args.input
     if args.input not in ("infrared", "visible"):
@@ -82,7 +84,6 @@ def main() -> int:
         Manifests(),
         env,
         fused=fused,
-        folder=args.out,
         progress=not args.no_progress,
     )
     main_process = _common.is_main_process()

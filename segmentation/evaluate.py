@@ -2,9 +2,11 @@
 
 As the anchor code and torchvision's references: rows are ground truth, columns predictions,
 accumulated over the whole split (not a mean of per-image scores). IoU_c = TP / (TP + FP + FN).
-A class absent from both prediction and ground truth has no IoU: it is NaN and left out of the
-mean (the anchor code scores it 0 instead). mIoU averages all nine classes, background
-included, as the paper's Table 2.
+A class absent from the split's ground truth has no IoU: it is NaN and left out of the mean, for
+every input alike (an input that predicts it anyway is not scored on a class the split does not
+have; the anchor code scores it 0 instead). mIoU averages the nine classes, background
+included, as the paper's Table 2, wherever the split holds all nine (MSRS's and MFNet's test
+splits do).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def scores(matrix: torch.Tensor | np.ndarray) -> dict:
     true_positive = np.diag(matrix)
     union = matrix.sum(0) + matrix.sum(1) - true_positive
     with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, true_positive / union, np.nan) * 100
+        iou = np.where(matrix.sum(1) > 0, true_positive / union, np.nan) * 100  # rows: ground truth
     total = matrix.sum()
     return {
         "per_class_iou": {
@@ -98,8 +100,8 @@ def scores(matrix: torch.Tensor | np.ndarray) -> dict:
         "miou": float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else float("nan"),
         "pixel_accuracy": float(true_positive.sum() / total * 100) if total else float("nan"),
         "absent_classes": [name for name, v in zip(CLASS_NAMES, iou, strict=True) if np.isnan(v)],
-        "note": "IoU in percent; a class absent from both prediction and ground truth is NaN "
-        "(null) and excluded from the mean; mIoU averages the 9 classes, background included",
+        "note": "IoU in percent; a class absent from the ground truth is NaN (null) and excluded "
+        "from the mean; mIoU averages the 9 classes, background included",
     }
 
 

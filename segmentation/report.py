@@ -23,7 +23,14 @@ import pandas as pd
 from msrs.classes import CLASS_NAMES
 from msrs.layout import time_of_day
 from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
-from segmentation.statistics import Comparison, RowEvidence, best_versus_second, compare_rows
+from segmentation.statistics import (
+    Comparison,
+    RowEvidence,
+    best_versus_second,
+    compare_rows,
+    miou_from_confusion,
+    ranked,
+)
 
 PAPER_TABLE2 = Path(__file__).resolve().parents[1] / "configs" / "reference" / "table2_paper.csv"
 PAPER_ORDER = (
@@ -215,20 +222,39 @@ def seeds_note(table: pd.DataFrame) -> str:
     if seeds == 1:
         return (
             "One seed per input: the intervals below cover the test images only, not "
-            "training noise; rerun with --seeds 3 or more to include it."
+            "training noise; rerun with --seeds 5 or more to include it."
         )
-    return f"Mean ± sample standard deviation over {seeds} seeds per input."
+    text = f"Mean ± sample standard deviation over {seeds} seeds per input."
+    if seeds < 5:
+        text += (
+            f" {seeds} seeds estimate training noise from {seeds - 1} degree(s) of freedom: the "
+            "intervals include it, but fewer than 5 seeds cannot support claims about it."
+        )
+    return text
+
+
+class EvidenceError(ValueError):
+    """A run's per-image evidence does not reproduce its metrics.json: the table and its
+    statistics would disagree, so no report is written."""
 
 
 def _row_confusion(row_runs: list[dict]) -> tuple[np.ndarray, list[str]]:
     """(seeds, images, C, C) confusion matrices of one row's runs (sorted by seed) and the test
-    image names; ValueError saying what is missing or inconsistent."""
+    image names; ValueError saying what is missing or inconsistent, :class:`EvidenceError` when
+    a run's matrices do not give its metrics.json mIoU."""
     matrices, names = [], None
     for run in row_runs:
         path = Path(run["folder"]) / CONFUSION_FILE if "folder" in run else None
         if path is None or not path.is_file():
             raise ValueError(f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})")
         confusion, seed_names = load_confusion_per_image(path)
+        reproduced = float(miou_from_confusion(confusion.sum(0)))
+        if not np.isclose(reproduced, run["metrics"]["miou"], rtol=0, atol=1e-6):
+            raise EvidenceError(
+                f"{path}: its confusion matrices give mIoU {reproduced:.4f} but "
+                f"{Path(run['folder']) / 'metrics.json'} says {run['metrics']['miou']:.4f}; "
+                "rerun that stage (run_all --force its key)"
+            )
         if names is not None and seed_names != names:
             raise ValueError(f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}")
         matrices.append(confusion)
@@ -248,6 +274,8 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
         row_runs = sorted(row_runs, key=lambda run: run["seed"])
         try:
             confusion, names = _row_confusion(row_runs)
+        except EvidenceError:
+            raise
         except ValueError as problem:
             notes.append(f"{label}: statistics omitted, {problem}.")
             continue
@@ -322,7 +350,7 @@ def pairwise_table(comparison: Comparison) -> pd.DataFrame:
     """Every pair of rows once (``a`` above ``b`` in mean mIoU): difference a - b, its 95%
     interval, p-value, Holm-adjusted p-value and significance."""
     records = []
-    order = np.argsort(-comparison.miou, kind="stable")
+    order = ranked(comparison)
     for first, i in enumerate(order):
         for j in order[first + 1 :]:
             records.append(
@@ -345,15 +373,16 @@ def pairwise_table(comparison: Comparison) -> pd.DataFrame:
 def statistics_notes(comparison: Comparison) -> list[str]:
     """The method in one paragraph, whether the best row is significantly better than the
     second, and which rows beat both single modalities."""
+    pairs = len(comparison.labels) * (len(comparison.labels) - 1) // 2
     notes = [
-        f"mIoU 95% CI: percentile bootstrap over the {comparison.images} test images "
-        f"({comparison.resamples} resamples; seeds resampled too when a row has several). "
-        "Differences (vs Infrared, vs Visible, vs the best row) are paired: every row is "
-        "scored on the same resampled images. * = significant at 95% after Holm's "
-        f"correction over all {len(comparison.labels) * (len(comparison.labels) - 1) // 2} "
-        "pairs of rows. Rows in the same rank group are not significantly below the same "
-        "rows (group = 1 + the number of rows significantly better); pairwise.csv has every "
-        "pair."
+        f"mIoU 95% CI: bootstrap over the {comparison.images} test images ({comparison.resamples} "
+        "resamples); a row with several seeds adds the between-seed variance (a t interval with "
+        "seeds - 1 degrees of freedom). Differences (vs Infrared, vs Visible, vs the "
+        "best row) are paired: every row is scored on the same resampled images, and seeds are "
+        "paired by value over the seeds both rows have. * = significant at 95% after Holm's "
+        f"correction over all {pairs} pairs of rows. Group g: g - 1 rows are significantly "
+        "better than this one, nothing more (two rows of one group are not shown to be equal); "
+        "pairwise.csv has every pair."
     ]
     verdict = best_versus_second(comparison)
     if verdict is not None:
@@ -363,11 +392,17 @@ def statistics_notes(comparison: Comparison) -> list[str]:
             f"{comparison.difference[i, j]:+.1f}, 95% CI [{comparison.difference_low[i, j]:+.1f}, "
             f"{comparison.difference_high[i, j]:+.1f}], Holm p = {comparison.p_holm[i, j]:.3g}"
         )
-        notes.append(
-            f"Best mean mIoU (bold): {best}; it is "
-            f"{'significantly' if significant else 'NOT significantly'} better than the "
-            f"second, {second} ({detail})."
-        )
+        if np.isclose(comparison.miou[i], comparison.miou[j]):
+            notes.append(
+                f"Best mean mIoU (bold): {best} and {second} tie; the first in table order, "
+                f"{best}, is the row the vs-best column is taken against ({detail})."
+            )
+        else:
+            notes.append(
+                f"Best mean mIoU (bold): {best}; it is "
+                f"{'significantly' if significant else 'NOT significantly'} better than the "
+                f"second, {second} ({detail})."
+            )
     references = [comparison.labels.index(name) for name in REFERENCES if name in comparison.labels]
     if len(references) == len(REFERENCES):
         others = [i for i in range(len(comparison.labels)) if i not in references]
@@ -417,7 +452,7 @@ def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
     per-image metrics frame)."""
     rows = []
     for method, frame in quality.items():
-        numeric = frame.select_dtypes("number")
+        numeric = frame.drop(columns="name", errors="ignore").select_dtypes("number")  # 00000.jpg
         rows.append({"method": display_name(method), **numeric.mean().to_dict(), "images": len(frame)})
     return pd.DataFrame(rows)
 

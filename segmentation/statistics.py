@@ -1,26 +1,39 @@
-"""How sure is Table 2? Bootstrap confidence intervals and paired comparisons of mIoU.
+"""How sure is Table 2? Confidence intervals and paired comparisons of mIoU that hold their
+level with few training seeds.
 
 The evidence is each segmentation run's per-image confusion matrices on the test split
 (``confusion_per_image.npz``, written by segmentation.evaluate), so nothing is retrained.
+Two sources of noise are measured: which test images were drawn (bootstrap over images) and
+which training run a seed gave (the spread between seeds). Method (all of it in
+:func:`compare_rows`):
 
-Method (all of it in :func:`compare_rows`):
-
-- **Point estimate** of a row: the mean over its seeds of the split mIoU, which is computed from
-  the confusion matrix summed over all test images (segmentation.evaluate), so it equals the
-  mean of the rows' ``metrics.json`` values.
-- **Bootstrap**: ``resamples`` times, draw the test images with replacement (the same draw for
-  every row: that pairs the comparisons) and, per row, its seeds with replacement; recompute each
-  seed's mIoU from the summed confusion matrices of the drawn images and average over the drawn
-  seeds. The 95% interval of a row is the 2.5/97.5 percentile of these (percentile bootstrap).
-- **Paired differences**: for every pair of rows, the same resamples give the distribution of the
-  difference of their mIoU: its percentile interval, and a two-sided p-value (twice the smaller
-  share of resampled differences on either side of zero, with the +1 correction, so the
-  smallest p is 2 / (resamples + 1)).
-- **Multiple comparisons**: Holm's step-down correction over the whole family of pairwise
-  comparisons (every pair of rows). A difference is *significant* when its Holm-adjusted p is
-  below ``alpha``; the printed intervals are the unadjusted 95% percentile intervals.
-- **Rank groups**: a row's group is 1 + the number of rows significantly better than it, so rows
-  that cannot be told apart from the same rows share a group, and the best group is 1.
+- **mIoU of a set of images**: IoU per class from the summed confusion matrices, averaged over
+  the classes present in the *ground truth* of those images (the same classes for every row; a
+  class only predicted is left out of every row alike), as ``segmentation.evaluate.scores``.
+- **Point estimate** of a row: the mean over its seeds of the test split's mIoU, which equals
+  the mean of its ``metrics.json`` values.
+- **Bootstrap over images**: ``resamples`` draws of the test images with replacement, the same
+  draws for every row and seed (that pairs the comparisons).
+- **One seed**: a row's 95% interval is the percentile interval of its bootstrapped mIoU; a
+  difference's interval and two-sided p-value come from the bootstrapped differences (twice
+  the smaller share on either side of zero, +1 corrected). This covers the test images only.
+- **Several seeds** (a random effect): the variance of a mean over S seeds is the bootstrap
+  variance of the seed mean (test images) plus the between-seed variance over S (training
+  noise); the interval and p-value use a t reference with S - 1 degrees of freedom, those of
+  the between-seed variance. DECISION (ours): S - 1 rather than Welch-Satterthwaite's degrees
+  of freedom (which run towards the normal when the test images dominate): in null simulations
+  with 3 seeds Satterthwaite rejected 6.0-6.2 % of equal pairs at a nominal 5 %, S - 1 holds it
+  (conservative when the images dominate). Resampling the S seeds instead would make that part
+  of an interval about [min, max] of the seeds and reject far too often
+  (``pipelines/benchmark.py stats-null``).
+- **Pairs of rows** are compared over the seeds both have, paired by seed *value*; rows with no
+  seed in common are not compared (NaN).
+- **Multiple comparisons**: Holm's step-down correction over every pair of rows. A difference is
+  *significant* when its Holm-adjusted p is below ``alpha``. With one seed the smallest p is
+  2 / (resamples + 1), so the number of resamples grows with the number of pairs
+  (:func:`resamples_for`) until Holm can reach ``alpha``.
+- **Rank group**: 1 + the number of rows significantly better than the row. It says only that:
+  two rows of one group are not thereby shown to be equal.
 
 Deterministic: the draws come from ``numpy.random.default_rng(seed)``.
 """
@@ -30,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as t_distribution
 
 DEFAULT_RESAMPLES = 10_000
 
@@ -37,7 +51,8 @@ DEFAULT_RESAMPLES = 10_000
 @dataclass
 class RowEvidence:
     """Per-image confusion matrices of one Table 2 row: ``confusion`` (seeds, images, C, C),
-    rows ground truth, columns prediction; ``names`` the test images in that order."""
+    rows ground truth, columns prediction, one slice per seed of ``seeds`` (their values);
+    ``names`` the test images in that order."""
 
     label: str
     seeds: list[int]
@@ -47,8 +62,8 @@ class RowEvidence:
 
 @dataclass
 class Comparison:
-    """The bootstrap's results for ``labels`` (R rows), arrays indexed by row (and row x row for
-    the pairwise ones: entry [i, j] is row i minus row j)."""
+    """The results for ``labels`` (R rows), arrays indexed by row (and row x row for the
+    pairwise ones: entry [i, j] is row i minus row j, over the seeds both have)."""
 
     labels: list[str]
     seeds: np.ndarray  # (R,) seed count per row
@@ -58,8 +73,8 @@ class Comparison:
     difference: np.ndarray  # (R, R)
     difference_low: np.ndarray  # (R, R)
     difference_high: np.ndarray  # (R, R)
-    p_value: np.ndarray  # (R, R) unadjusted, two-sided; NaN on the diagonal
-    p_holm: np.ndarray  # (R, R) Holm-adjusted over the R(R-1)/2 pairs
+    p_value: np.ndarray  # (R, R) unadjusted, two-sided; NaN on the diagonal and where not compared
+    p_holm: np.ndarray  # (R, R) Holm-adjusted over the compared pairs
     significant: np.ndarray  # (R, R) bool
     rank_group: np.ndarray  # (R,) 1 = best group
     images: int  # test images per row
@@ -70,17 +85,19 @@ class Comparison:
         return self.labels.index(label)
 
 
-def miou_from_confusion(matrices: np.ndarray) -> np.ndarray:
-    """mIoU (%) of confusion matrices (..., C, C): classes absent from both prediction and
-    ground truth are left out of the mean (as segmentation.evaluate.scores)."""
+def miou_from_confusion(matrices: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """mIoU (%) of confusion matrices (..., C, C) over the classes ``present`` (bool, (..., C),
+    broadcast against the matrices; default: the classes in each matrix's own ground truth,
+    its row sums). NaN where no class is present."""
     matrices = np.asarray(matrices, dtype=np.float64)
     true_positive = np.diagonal(matrices, axis1=-2, axis2=-1)
-    union = matrices.sum(-1) + matrices.sum(-2) - true_positive
-    present = union > 0
-    iou = np.divide(true_positive, union, out=np.zeros_like(union), where=present)
+    ground_truth = matrices.sum(-1)
+    union = ground_truth + matrices.sum(-2) - true_positive
+    present = ground_truth > 0 if present is None else np.broadcast_to(present, union.shape)
+    iou = np.divide(true_positive, union, out=np.zeros_like(union), where=present & (union > 0))
     count = present.sum(-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, iou.sum(-1) / count * 100, np.nan)
+        return np.where(count > 0, np.where(present, iou, 0).sum(-1) / count * 100, np.nan)
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -97,34 +114,61 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _resampled_miou(
-    evidence: list[RowEvidence], image_draws: np.ndarray, seed_uniforms: np.ndarray
-) -> np.ndarray:
-    """(B, R) bootstrap mIoU per row for one chunk of B resamples."""
-    images = image_draws.shape[1]
-    weights = np.zeros((len(image_draws), images))
-    np.add.at(weights, (np.arange(len(image_draws))[:, None], image_draws), 1.0)
-    out = np.empty((len(image_draws), len(evidence)))
-    for r, row in enumerate(evidence):
+def resamples_for(rows: int, alpha: float = 0.05, minimum: int = DEFAULT_RESAMPLES) -> int:
+    """Bootstrap draws enough for Holm over the R(R-1)/2 pairs of ``rows`` to reach ``alpha``
+    with one seed (the smallest bootstrap p is 2 / (B + 1)): twice that bound, at least
+    ``minimum``."""
+    pairs = max(rows * (rows - 1) // 2, 1)
+    return max(minimum, int(np.ceil(4 * pairs / alpha)))
+
+
+def _bootstrap_miou(evidence: list[RowEvidence], draws: np.ndarray) -> list[np.ndarray]:
+    """Per row (B, S) mIoU of each seed on each drawn set of images (``draws``: (B, N) image
+    indices), over the classes present in each draw's ground truth, the same for every row."""
+    images = draws.shape[1]
+    weights = np.zeros((len(draws), images))
+    np.add.at(weights, (np.arange(len(draws))[:, None], draws), 1.0)
+    ground_truth = evidence[0].confusion[0].sum(-1).astype(np.float64)  # (N, C): the same in every row
+    present = (weights @ ground_truth) > 0  # (B, C)
+    out = []
+    for row in evidence:
         seeds, _, classes, _ = row.confusion.shape
         flat = row.confusion.astype(np.float64).transpose(1, 0, 2, 3).reshape(images, -1)
         summed = (weights @ flat).reshape(-1, seeds, classes, classes)
-        per_seed = miou_from_confusion(summed)  # (B, S)
-        # the same uniforms for every row, scaled to its own seed count
-        drawn = np.minimum((seed_uniforms[:, :seeds] * seeds).astype(int), seeds - 1)
-        out[:, r] = np.take_along_axis(per_seed, drawn, axis=1).mean(1)
+        out.append(miou_from_confusion(summed, present[:, None, :]))
     return out
+
+
+def _mean_and_spread(values: np.ndarray, boot: np.ndarray, alpha: float) -> tuple[float, float, float, float]:
+    """(estimate, interval low, high, two-sided p against 0) of the mean over seeds of
+    ``values`` (S,), whose bootstrap over images is ``boot`` (B, S) (module docstring)."""
+    estimate = float(values.mean())
+    seeds = len(values)
+    mean_boot = boot.mean(1)
+    if seeds == 1:
+        low, high = np.nanpercentile(mean_boot, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        below, above = (mean_boot <= 0).sum(), (mean_boot >= 0).sum()
+        p = min(1.0, 2 * (min(below, above) + 1) / (len(mean_boot) + 1))
+        return estimate, float(low), float(high), p
+    variance = float(np.nanvar(mean_boot, ddof=1)) + float(values.var(ddof=1)) / seeds
+    if variance <= 0:
+        return estimate, estimate, estimate, (1.0 if estimate == 0 else 0.0)
+    freedom = seeds - 1  # the between-seed variance's (module docstring)
+    half = float(t_distribution.ppf(1 - alpha / 2, freedom)) * np.sqrt(variance)
+    p = float(2 * t_distribution.sf(abs(estimate) / np.sqrt(variance), freedom))
+    return estimate, estimate - half, estimate + half, p
 
 
 def compare_rows(
     evidence: list[RowEvidence],
-    resamples: int = DEFAULT_RESAMPLES,
+    resamples: int | None = None,
     seed: int = 0,
     alpha: float = 0.05,
     chunk: int = 1000,
 ) -> Comparison:
-    """Bootstrap the rows of ``evidence`` (same test images, in the same order, in every row;
-    seed counts may differ) as described in the module docstring."""
+    """Intervals and paired comparisons of the rows of ``evidence`` (the same test images, in
+    the same order, in every row; seed lists may differ), as the module docstring says.
+    ``resamples``: bootstrap draws (default :func:`resamples_for` the number of rows)."""
     if not evidence:
         raise ValueError("no rows with per-image evidence to compare")
     names = evidence[0].names
@@ -133,40 +177,52 @@ def compare_rows(
             raise ValueError(
                 f"{row.label}: confusion matrices must be (seeds, images, C, C), got {row.confusion.shape}"
             )
+        if row.confusion.shape[0] != len(row.seeds) or len(set(row.seeds)) != len(row.seeds):
+            raise ValueError(
+                f"{row.label}: needs one confusion slice per distinct seed, got seeds {row.seeds}"
+            )
         if row.names != names:
             raise ValueError(
                 f"{row.label}: its test images differ from {evidence[0].label}'s; "
                 "paired comparisons need the same images in every row"
             )
-    rng = np.random.default_rng(seed)
-    max_seeds = max(row.confusion.shape[0] for row in evidence)
-    chunks = []
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        image_draws = rng.integers(0, len(names), (size, len(names)))
-        seed_uniforms = rng.random((size, max_seeds))
-        chunks.append(_resampled_miou(evidence, image_draws, seed_uniforms))
-    boot = np.concatenate(chunks)  # (B, R)
-    miou = np.array([np.nanmean(miou_from_confusion(row.confusion.sum(1))) for row in evidence])
-
-    difference = miou[:, None] - miou[None, :]
-    boot_difference = boot[:, :, None] - boot[:, None, :]  # (B, R, R)
-    low, high = np.nanpercentile(boot_difference, [2.5, 97.5], axis=0)
-    at_or_below = (boot_difference <= 0).sum(0)
-    at_or_above = (boot_difference >= 0).sum(0)
-    p_value = np.minimum(1.0, 2 * (np.minimum(at_or_below, at_or_above) + 1) / (resamples + 1))
     rows = len(evidence)
+    resamples = resamples or resamples_for(rows, alpha)
+    rng = np.random.default_rng(seed)
+    chunks = [
+        _bootstrap_miou(evidence, rng.integers(0, len(names), (min(chunk, resamples - start), len(names))))
+        for start in range(0, resamples, chunk)
+    ]
+    boot = [np.concatenate([part[r] for part in chunks]) for r in range(rows)]  # per row (B, S)
+    present = evidence[0].confusion[0].sum((0, 2)) > 0  # classes in the test split's ground truth
+    per_seed = [miou_from_confusion(row.confusion.sum(1), present) for row in evidence]  # (S,)
+
+    miou, ci_low, ci_high = np.empty(rows), np.empty(rows), np.empty(rows)
+    for r in range(rows):
+        miou[r], ci_low[r], ci_high[r], _ = _mean_and_spread(per_seed[r], boot[r], alpha)
+    difference, low, high, p_value = (np.full((rows, rows), np.nan) for _ in range(4))
+    for i in range(rows):
+        for j in range(rows):
+            common = sorted(set(evidence[i].seeds) & set(evidence[j].seeds))
+            if i == j or not common:
+                continue
+            a = [evidence[i].seeds.index(s) for s in common]
+            b = [evidence[j].seeds.index(s) for s in common]
+            difference[i, j], low[i, j], high[i, j], p_value[i, j] = _mean_and_spread(
+                per_seed[i][a] - per_seed[j][b], boot[i][:, a] - boot[j][:, b], alpha
+            )
     upper = np.triu_indices(rows, k=1)
+    compared = ~np.isnan(p_value[upper])
     p_holm = np.full((rows, rows), np.nan)
-    p_holm[upper] = holm(p_value[upper])
-    p_holm.T[upper] = p_holm[upper]
-    np.fill_diagonal(p_value, np.nan)
+    adjusted = np.full(len(compared), np.nan)
+    adjusted[compared] = holm(p_value[upper][compared])
+    p_holm[upper] = adjusted
+    p_holm.T[upper] = adjusted
     significant = np.nan_to_num(p_holm, nan=1.0) < alpha
-    better = significant & (difference < 0)  # [i, j]: row j significantly above row i
-    ci_low, ci_high = np.nanpercentile(boot, [2.5, 97.5], axis=0)
+    better = significant & (np.nan_to_num(difference) < 0)  # [i, j]: row j significantly above row i
     return Comparison(
         labels=[row.label for row in evidence],
-        seeds=np.array([row.confusion.shape[0] for row in evidence]),
+        seeds=np.array([len(row.seeds) for row in evidence]),
         miou=miou,
         ci_low=ci_low,
         ci_high=ci_high,
@@ -183,10 +239,72 @@ def compare_rows(
     )
 
 
+def ranked(comparison: Comparison) -> np.ndarray:
+    """Row indices from the highest mean mIoU down; tied rows keep their table order, so the
+    best row of a tie is the first of it everywhere (bold, the sentence, the vs-best column)."""
+    return np.argsort(-comparison.miou, kind="stable")
+
+
 def best_versus_second(comparison: Comparison) -> tuple[str, str, bool] | None:
     """(best label, second label, whether the best is significantly better), or None with
     fewer than two rows."""
     if len(comparison.labels) < 2:
         return None
-    second, best = np.argsort(comparison.miou, kind="stable")[-2:]
+    best, second = ranked(comparison)[:2]
     return (comparison.labels[best], comparison.labels[second], bool(comparison.significant[best, second]))
+
+
+def simulate_null_pair(
+    rng: np.random.Generator, images: int = 60, seeds: int = 3, seed_noise: float = 1.0
+) -> list[RowEvidence]:
+    """Two rows that are equal by construction, for checking that :func:`compare_rows` holds
+    its level (``pipelines/benchmark.py stats-null``, tests/test_statistics.py). Every image has
+    a difficulty both rows share and a noise of each row's own; every training seed shifts a
+    row's accuracy on all images at once, by an amount whose spread in mIoU is ``seed_noise``
+    times the spread the choice of test images gives one seed's mIoU."""
+    classes = 9
+    pixels = rng.integers(200, 2000, (images, classes)) * (rng.random((images, classes)) > 0.3)
+    difficulty = rng.normal(0, 0.08, (images, 1))
+
+    def confusion(accuracy: np.ndarray) -> np.ndarray:  # (S, N) -> (S, N, C, C)
+        right = np.rint(pixels[None] * np.clip(accuracy, 0.05, 0.95)[..., None]).astype(np.int64)
+        out = np.zeros((*accuracy.shape, classes, classes), np.int64)
+        index = np.arange(classes)
+        out[..., index, index] = right
+        out[..., index, (index + 1) % classes] = pixels[None] - right  # the misses: the next class
+        return out
+
+    # calibration: the image-bootstrap spread of one seed's mIoU, and mIoU per unit of accuracy
+    base = 0.6 + difficulty[:, 0] + rng.normal(0, 0.05, images)
+    draws = rng.integers(0, images, (400, images))
+    image_spread = np.std([miou_from_confusion(confusion(base[None])[0, d].sum(0)) for d in draws])
+    slope = (
+        miou_from_confusion(confusion(base[None] + 0.01)[0].sum(0))
+        - miou_from_confusion(confusion(base[None])[0].sum(0))
+    ) / 0.01
+    shift_spread = seed_noise * image_spread / slope
+    rows = []
+    for label in ("a", "b"):
+        accuracy = (
+            0.6
+            + difficulty[:, 0][None]
+            + rng.normal(0, 0.05, (seeds, images))
+            + rng.normal(0, shift_spread, (seeds, 1))
+        )
+        rows.append(
+            RowEvidence(label, list(range(seeds)), confusion(accuracy), [f"{i:05d}" for i in range(images)])
+        )
+    return rows
+
+
+def null_false_positive_rate(
+    simulations: int, images: int, seeds: int, seed_noise: float, resamples: int = 1000, seed: int = 0
+) -> float:
+    """Share of :func:`simulate_null_pair` pairs that :func:`compare_rows` calls significantly
+    different at its ``alpha`` (0.05): should be at most about 0.05."""
+    rng = np.random.default_rng(seed)
+    hits = 0
+    for number in range(simulations):
+        result = compare_rows(simulate_null_pair(rng, images, seeds, seed_noise), resamples, seed=number)
+        hits += bool(result.significant[0, 1])
+    return hits / simulations

@@ -95,10 +95,6 @@ from segmentation.model import (
 )
 from segmentation.schedule import learning_rate, phase_batch
 
-# Bump by hand in the commit that changes what this stage computes (this module, data.py,
-# model.py, losses.py, evaluate.py, schedule.py): finished segmentation stages then rerun.
-CODE_VERSION = 1
-
 
 def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
     set_encoder_frozen(model, frozen)

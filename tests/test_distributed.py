@@ -52,11 +52,12 @@ def test_segmentation_two_processes_match_one(synthetic_root, tmp_path):
     _run("train_segmentation.py", [*common, "--out", str(tmp_path / "one")], 1)
     two = _run("train_segmentation.py", [*common, "--out", str(tmp_path / "two")], 2)
     assert two.stdout.count("mIoU") == 1  # rank 1 prints nothing
-    assert _files(tmp_path / "one") == _files(tmp_path / "two")  # rank 0 only, no temp files
-    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    dist = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    one_run, two_run = (tmp_path / name / "segmentation" / "visible" / "seed0" for name in ("one", "two"))
+    assert _files(one_run) == _files(two_run)  # rank 0 only, no temp files
+    one = json.loads((one_run / "metrics.json").read_text())
+    dist = json.loads((two_run / "metrics.json").read_text())
     assert dist["processes"] == 2 and one["processes"] == 1
-    losses = [pd.read_csv(tmp_path / name / "history.csv")["loss"] for name in ("one", "two")]
+    losses = [pd.read_csv(run / "history.csv")["loss"] for run in (one_run, two_run)]
     # BatchNorm is per rank on CPU (no SyncBatchNorm kernel there), hence the few-percent band.
     assert losses[0].to_numpy() == pytest.approx(losses[1].to_numpy(), rel=0.05)
     assert dist["pixel_accuracy"] == pytest.approx(one["pixel_accuracy"], abs=1.0)

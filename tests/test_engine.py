@@ -213,6 +213,10 @@ def test_report_warns_when_rows_were_trained_differently():
         "fused_images": None,
         "device": "cpu",
         "precision": "fp32",
+        "threads": 2,
+        "libraries": "numpy 2.4, torch 2.14",
+        "runtime": "r",
+        "weights": "w",
         "torch": "2",
         "smp": "0.6",
         "config": "c",
@@ -220,8 +224,16 @@ def test_report_warns_when_rows_were_trained_differently():
     }
     same = provenance_notes([row, {**row, "input": "infrared"}])
     assert "## Provenance" in same and not any("Warning" in line for line in same)
-    mixed = provenance_notes([row, {**row, "input": "infrared", "device": "cuda", "precision": "bfloat16"}])
-    assert any("Warning" in line and "device, precision differ" in line for line in mixed)
+    mixed = provenance_notes(
+        [row, {**row, "input": "infrared", "device": "cuda", "precision": "bfloat16", "threads": 1}]
+    )
+    warning = next(line for line in mixed if "Warning" in line)
+    assert "device: cpu (Visible); cuda (Infrared)" in warning  # names the rows
+    assert (
+        "precision: fp32 (Visible); bfloat16 (Infrared)" in warning and "threads: 2 (Visible); 1" in warning
+    )
+    libraries = provenance_notes([row, {**row, "input": "infrared", "libraries": "numpy 2.5, torch 2.14"}])
+    assert any("libraries: numpy 2.4, torch 2.14 (Visible)" in line for line in libraries)
 
 
 def test_manifest_sees_contents_not_metadata(tmp_path):

@@ -139,14 +139,17 @@ CASES = {
 }
 
 
+def _one_clear_error(root, corrupt, message, check_labels):
+    corrupt(root)
+    with pytest.raises(DataError, match=message) as error:
+        validate_root(root, check_labels=check_labels)
+    text = str(error.value)
+    assert "\n" not in text and str(root) in text  # one line, names the file or folder
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_each_corruption_gives_one_clear_error(copy, case):
-    corrupt, message, check_labels = CASES[case]
-    corrupt(copy)
-    with pytest.raises(DataError, match=message) as error:
-        validate_root(copy, check_labels=check_labels)
-    text = str(error.value)
-    assert "\n" not in text and str(copy) in text  # one line, names the file or folder
+    _one_clear_error(copy, *CASES[case])
 
 
 def test_label_values_unchecked_without_the_option(copy):
@@ -246,12 +249,7 @@ MFNET_CASES = {
 
 @pytest.mark.parametrize("case", MFNET_CASES)
 def test_each_mfnet_corruption_gives_one_clear_error(mfnet_copy, case):
-    corrupt, message, check_labels = MFNET_CASES[case]
-    corrupt(mfnet_copy)
-    with pytest.raises(DataError, match=message) as error:
-        validate_root(mfnet_copy, check_labels=check_labels)
-    text = str(error.value)
-    assert "\n" not in text and str(mfnet_copy) in text  # one line, names the file or folder
+    _one_clear_error(mfnet_copy, *MFNET_CASES[case])
 
 
 def test_run_all_refuses_a_bad_label_before_anything_trains(mfnet_copy, tmp_path):

@@ -118,10 +118,10 @@ def test_rows_on_other_test_images_are_omitted(tmp_path):
         _write_run(tmp_path, "visible", 0, 0.6),
         _write_run(tmp_path, "fused:max", 0, 0.6),
     ]
-    labels = _labels()
-    save_confusion_per_image(
-        runs[2]["folder"] / CONFUSION_FILE, [f"x{i}" for i in range(SHAPE[0])], labels, labels
-    )
+    path = runs[2]["folder"] / CONFUSION_FILE
+    with np.load(path) as saved:  # the same matrices under other image names
+        renamed = {**saved, "names": np.array([f"x{i}" for i in range(SHAPE[0])])}
+    np.savez_compressed(path, **renamed)
     evidence, notes = row_evidence(runs)
     assert [row.label for row in evidence] == ["Infrared", "Visible"]
     assert notes == [
@@ -155,3 +155,12 @@ def test_day_and_night_miou_come_from_their_own_images(tmp_path):
     markdown = written["table2.md"].read_text()
     assert "| Day mIoU [95% CI] | Night mIoU [95% CI] |" in markdown
     assert "the 20 day and the 20 night test images alone" in markdown
+
+
+def test_evidence_that_does_not_reproduce_metrics_stops_the_report(tmp_path):
+    from segmentation.report import EvidenceError
+
+    runs = [_write_run(tmp_path, "infrared", 0, 0.5), _write_run(tmp_path, "visible", 0, 0.8)]
+    runs[1]["metrics"] = {**runs[1]["metrics"], "miou": runs[1]["metrics"]["miou"] - 3.0}  # edited
+    with pytest.raises(EvidenceError, match="its confusion matrices give mIoU .* but .*metrics.json says"):
+        write_report(tmp_path / "report", runs, {}, real_msrs=False)

@@ -247,7 +247,8 @@ def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "person" in result.stdout and "mIoU" in result.stdout
-    assert json.loads((tmp_path / "ir" / "metrics.json").read_text())["colour"] == "grey"
+    metrics = tmp_path / "ir" / "segmentation" / "infrared" / "seed0" / "metrics.json"
+    assert json.loads(metrics.read_text())["colour"] == "grey"
 
     bad = subprocess.run(
         [
@@ -447,3 +448,15 @@ def test_summary_counts_and_lr(synthetic_root):
     assert result.returncode == 0, result.stderr
     assert "output stride 16, ASPP atrous rates (6, 12, 18)" in result.stdout
     assert "976 train, 107 validation" in result.stdout and "3.500e-04" in result.stdout
+
+
+def test_summary_on_an_mfnet_root_uses_its_val_list(mfnet_root):
+    config = load_config(REPO / "configs" / "mfnet-cpu.yaml")
+    summary = recipe_summary(config, mfnet_root)
+    assert summary["images"] == {"train": 18, "val": 6, "test": 10}
+    assert summary["val_source"] == "the data root's val split"
+    without = load_config(
+        REPO / "configs" / "mfnet-cpu.yaml",
+        ["segmentation.val_fraction=0", "segmentation.reported_model=last"],
+    )
+    assert recipe_summary(without, mfnet_root)["images"] == {"train": 24, "val": 0, "test": 10}

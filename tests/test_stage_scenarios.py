@@ -250,3 +250,73 @@ def test_external_folders(run, tmp_path):
     }
     assert _table(run) == ["TarDAL (external)", "DDFM (external)"]
     _provenance_is_current(run, config)
+
+
+# ----------------------------------------------------------------------------- real use
+
+
+def test_replaced_evidence_is_stale(run):
+    """The output digest covers every file the report reads: a row whose per-image evidence (or
+    model) is replaced after it finished is stale, not silently cached."""
+    visible = run / "segmentation" / "visible" / "seed0"
+    evidence = dict(np.load(visible / "confusion_per_image.npz"))
+    evidence["confusion"][0, 0, 0] += 1  # one pixel more: the evidence no longer matches
+    np.savez(visible / "confusion_per_image.npz", **evidence)
+    stages, _ = _plan(run, _config())
+    stage = next(s for s in stages if s.key == "segmentation:visible:seed0")
+    assert (stage.status, stage.reason) == ("stale", "its output was modified after it finished")
+    shutil.copy(run / "segmentation" / "infrared" / "seed0" / "model.pt", visible)
+    assert next(s for s in _plan(run, _config())[0] if s.key == stage.key).status == "stale"
+
+
+def test_a_report_on_another_machine_keeps_results_cached(run, monkeypatch):
+    """A plan on a machine whose device would resolve another precision (a CPU login node
+    reading GPU-made results, or the reverse) keeps every result: the identity holds the
+    requested runtime settings, not what the machine makes of them."""
+    from pipelines.engine import stages as stage_module
+
+    monkeypatch.setattr(stage_module, "pick_device", lambda name: "cuda:0")
+    monkeypatch.setattr(stage_module, "precision_name", lambda config, device: "bfloat16")
+    stages, env = _plan(run, _config())
+    assert env["device"] == "cuda:0" and env["precision"] == "bfloat16"
+    assert {s.status for s in stages if s.cache} == {"cached"}
+
+
+def test_report_is_built_whole_and_swapped_in(run):
+    stray = run / "report" / "table2_vs_paper.csv"  # written by an earlier run on real MSRS
+    stray.write_text("input,column,ours,paper,difference\n")
+    assert _run(run, _config(), only=["report"]) == set()
+    assert not stray.exists() and (run / "report" / "table2.md").is_file()
+    assert not list(run.glob(".report.*"))  # no scratch folder left
+
+
+def test_a_folder_this_tool_did_not_write_is_never_moved(run):
+    from pipelines.engine.markers import ForeignFolder
+
+    visible = _config("inputs=[visible]", "methods=[]", "segmentation.lr=0.02")  # stale
+    folder = run / "segmentation" / "visible" / "seed0"
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "my notes.txt").write_text("mine")
+    stages, _ = _plan(run, visible)
+    stage = next(s for s in stages if s.kind == "segmentation")
+    assert "holds files this tool did not write" in stage.reason
+    with pytest.raises(ForeignFolder, match="holds files this tool did not write"):
+        run_plan(stages, [stage.key], {}, "run_all", log=lambda line: None)
+    assert (folder / "my notes.txt").read_text() == "mine"
+    assert not list(folder.parent.glob("seed0.superseded-*"))
+
+
+def test_a_library_upgrade_or_other_switches_make_results_stale(run, monkeypatch):
+    from pipelines.engine import stages as stage_module
+
+    versions = {**stage_module.library_versions(), "numpy": "9.9.9"}
+    monkeypatch.setattr(stage_module, "library_versions", lambda: versions)
+    stages, _ = _plan(run, _config())
+    reasons = {s.key: s.reason for s in stages}
+    assert reasons["fuse:average"] == "changed: libraries"
+    assert reasons["segmentation:visible:seed0"] == "changed: libraries"
+    monkeypatch.undo()
+    deterministic = {s.key: s.reason for s in _plan(run, _config("runtime.cudnn_benchmark=on"))[0]}
+    assert deterministic["segmentation:visible:seed0"] == "changed: runtime"
+    assert deterministic["fuse:average"] == "identity and output unchanged"

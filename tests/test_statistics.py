@@ -17,6 +17,8 @@ from segmentation.statistics import (
     compare_rows,
     holm,
     miou_from_confusion,
+    null_false_positive_rate,
+    resamples_for,
 )
 
 CLASSES = 9
@@ -144,3 +146,90 @@ def test_unreadable_confusion_file_names_the_file(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="confusion_per_image.npz"):
         load_confusion_per_image(bad)
+
+
+# ----------------------------------------------------------------------------- few seeds
+
+
+def _seed_shifted(base: np.ndarray, shifts: list[float]) -> np.ndarray:
+    """(S, N, C, C): ``base`` (N, C, C) with, per seed, the given share of every class's right
+    pixels moved to the next class (a training-run effect on all images at once)."""
+    out = []
+    index = np.arange(CLASSES)
+    for shift in shifts:
+        confusion = base.astype(np.int64).copy()
+        moved = np.rint(confusion[:, index, index] * shift).astype(np.int64)
+        confusion[:, index, index] -= moved
+        confusion[:, index, (index + 1) % CLASSES] += moved
+        out.append(confusion)
+    return np.stack(out)
+
+
+def test_three_seed_differences_are_judged_by_their_spread():
+    """Seed differences of about +1, +0.5 and +0.1 points with little image noise: resampling
+    the three seeds called this p = 0.0002; the spread of three seeds cannot support that (a
+    paired t-test over the seeds gives about 0.18)."""
+    rng = np.random.default_rng(7)
+    base = _confusions(rng, 0.7, images=60)[0]
+    a = RowEvidence("a", [0, 1, 2], _seed_shifted(base, [0.0, 0.0, 0.0]), [f"{i}" for i in range(60)])
+    b = RowEvidence("b", [0, 1, 2], _seed_shifted(base, [0.016, 0.008, 0.0016]), a.names)
+    result = compare_rows([a, b], resamples=2000, seed=0)
+    per_seed = [
+        miou_from_confusion(a.confusion[s].sum(0)) - miou_from_confusion(b.confusion[s].sum(0))
+        for s in range(3)
+    ]
+    assert 0.05 < per_seed[2] < per_seed[1] < per_seed[0] < 2  # the gaps shrink seed by seed
+    assert result.p_value[0, 1] > 0.1 and not result.significant[0, 1]
+    assert result.difference_low[0, 1] < 0 < result.difference_high[0, 1]
+
+
+def test_seeds_pair_by_value_and_only_over_common_seeds():
+    rng = np.random.default_rng(8)
+    base = _confusions(rng, 0.7, images=40)[0]
+    names = [f"{i}" for i in range(40)]
+    shifts = {0: 0.0, 1: 0.01, 2: 0.02, 3: 0.03}
+    first = RowEvidence("first", [0, 1, 2], _seed_shifted(base, [shifts[s] for s in (0, 1, 2)]), names)
+    second = RowEvidence("second", [2, 1, 3], _seed_shifted(base, [shifts[s] for s in (2, 1, 3)]), names)
+    result = compare_rows([first, second], resamples=500, seed=0)
+    assert result.difference[0, 1] == pytest.approx(0.0, abs=1e-9)  # seeds 1 and 2 are the same runs
+    alone = RowEvidence("alone", [9], base[None], names)
+    apart = compare_rows([first, alone], resamples=200, seed=0)
+    assert np.isnan(apart.p_value[0, 1]) and not apart.significant[0, 1]  # no common seed: not compared
+
+
+def test_class_set_comes_from_the_ground_truth_for_every_row():
+    """A class absent from the ground truth but predicted by one row is left out for every row
+    alike (in every resample too); the rows are then scored over the same classes."""
+    rng = np.random.default_rng(9)
+    base = _confusions(rng, 0.7, images=30)
+    base[..., 6, :] = 0  # no guardrail in the ground truth of any image
+    noisy = base.copy()
+    moved = np.minimum(noisy[..., 0, 0], 50)  # one row predicts guardrail on background pixels
+    noisy[..., 0, 6] += moved
+    noisy[..., 0, 0] -= moved
+    names = [f"{i}" for i in range(30)]
+    result = compare_rows([RowEvidence("a", [0], base, names), RowEvidence("b", [0], noisy, names)], 500)
+    present = np.arange(CLASSES) != 6
+    assert result.miou[1] == pytest.approx(miou_from_confusion(noisy[0].sum(0), present))
+    assert scores(noisy[0].sum(0))["per_class_iou"]["guardrail"] is None  # metrics.json agrees
+    assert abs(result.difference[0, 1]) < 1.5  # some background pixels lost, no class scored 0
+    scored_zero = miou_from_confusion(noisy[0].sum(0), present | (np.arange(CLASSES) == 6))
+    assert result.miou[0] - scored_zero > 5  # what counting guardrail as 0 for row b would do
+
+
+def test_holm_can_reach_significance_with_many_rows():
+    rng = np.random.default_rng(10)
+    weak = _confusions(rng, 0.4, images=60)
+    rows = [_row(f"row{r}", weak) for r in range(22)] + [_row("strong", _confusions(rng, 0.9, images=60))]
+    assert resamples_for(23) > 2 * (23 * 22 // 2) / 0.05  # Holm's smallest p is then below 0.05
+    result = compare_rows(rows, seed=0)
+    assert result.resamples == resamples_for(23)
+    assert result.significant[22, 0] and result.rank_group[0] >= 2
+
+
+@pytest.mark.parametrize("seeds", [3, 5])
+@pytest.mark.parametrize("seed_noise", [1.0, 3.0])
+def test_equal_rows_are_rarely_called_different(seeds, seed_noise):
+    """Null simulations (pipelines/benchmark.py stats-null runs 1000 a setting): the rate stays
+    near or below the nominal 5%; resampling seeds rejected 13 to 23% of such pairs."""
+    assert null_false_positive_rate(120, 60, seeds, seed_noise, resamples=500, seed=seeds) <= 0.09

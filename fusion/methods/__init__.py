@@ -31,6 +31,21 @@ TRAINABLE = ("sspfusion", "didfuse", "auif", "rfnnest")
 EXTERNAL_PREFIX = "external:"
 
 
+def method_modules(name: str) -> list[str]:
+    """The project modules building method ``name`` runs first (its registered builder's, and a
+    learned method's recipe): the entries of its fuse stage's code identity."""
+    if name.startswith(EXTERNAL_PREFIX):
+        return ["fusion.methods.external"]
+    if name not in METHODS:
+        raise ConfigError(f"unknown fusion method '{name}' (valid: {', '.join(METHODS)})")
+    modules = [METHODS[name].split(":")[0]]
+    if name in TRAINABLE and name != "sspfusion":
+        from fusion.methods.learned import RECIPES
+
+        modules.append(RECIPES[name].split(":")[0])
+    return modules
+
+
 def available_methods() -> list[str]:
     """Registered names, in registration order (``external:<folder>`` is accepted besides)."""
     return list(METHODS)
@@ -58,4 +73,4 @@ def build_method(name: str, **options):
     return builder(**options)
 
 
-__all__ = ["METHODS", "TRAINABLE", "available_methods", "build_method", "EXTERNAL_PREFIX"]
+__all__ = ["METHODS", "TRAINABLE", "available_methods", "build_method", "method_modules", "EXTERNAL_PREFIX"]

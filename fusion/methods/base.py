@@ -25,9 +25,6 @@ import numpy as np
 from fusion.colour import rgb_to_ycbcr, to_uint8, ycbcr_to_rgb
 from msrs.layout import Pair
 
-# bump when a change to the shared code below changes fused pixels: fuse stages then rerun
-CODE_VERSION = 1
-
 
 @runtime_checkable
 class FusionMethod(Protocol):
@@ -72,7 +69,7 @@ class LuminanceMethod:
     params: dict = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        return f"{self.name}:v{CODE_VERSION}:" + json.dumps(self.params, sort_keys=True, default=str)
+        return f"{self.name}:" + json.dumps(self.params, sort_keys=True, default=str)
 
     def fuse(self, ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
         """In-memory fusion: uint8 infrared (H, W) and uint8 visible RGB -> uint8 RGB."""

@@ -107,10 +107,11 @@ class ExternalMethod:
                 parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: {_preview(sorted(missing))}")
             if wrong:
                 parts.append(f"{len(wrong)} image(s) wrong: {_preview(wrong)}")
+            image = "<name>.<png|jpg|jpeg|bmp|tif|tiff>"
             layout = (
-                f"{where}/<name>.png"
+                f"{where}/{image}"
                 if self.has_splits or split == "all"
-                else f"{self.folder}/<name>.png (flat; or {self.folder}/{split}/<name>.png)"
+                else f"{self.folder}/{image} (flat; or {self.folder}/{split}/{image})"
             )
             raise DataError(
                 f"external fused images in {where} for split '{split}': "

@@ -37,10 +37,6 @@ from configs.training import epoch_means, epoch_seed, resume_state, save_checkpo
 from fusion.methods.learned import Phase, count_parameters, recipe
 from fusion.sspfusion.train import FusionCrops, make_loader, training_pairs
 
-# Bump by hand in the commit that changes what this stage computes (this module, learned.py and
-# the baselines' models and losses): every trained baseline and what was fused with it rerun.
-CODE_VERSION = 1
-
 
 def phase_at(phases: list[Phase], epoch: int) -> tuple[int, int]:
     """(phase index, epoch within that phase) of a global epoch number."""

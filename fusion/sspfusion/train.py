@@ -80,11 +80,6 @@ class FusionCollapseError(ValueError):
     """The network's output went constant (e.g. black) during training: no model is written."""
 
 
-# Bump by hand in the commit that changes what this stage computes (this module, model.py,
-# losses.py): a finished SSPFusion and everything fused with it then rerun.
-CODE_VERSION = 1
-
-
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
     """(names, infrared uint8 (H, W) list, visible luminance uint8 (H, W) list) of the training
     pairs of a data root (``msrs.layout.training_splits``: MSRS's train split, MFNet's train and

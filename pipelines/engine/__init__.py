@@ -9,11 +9,12 @@
 * :mod:`~pipelines.engine.report`: the report stage and its provenance.
 """
 
-from pipelines.engine.layout import RunLayout, input_slug, method_slug
+from pipelines.engine.layout import RunLayout, check_out_folder, input_slug, method_slug
 from pipelines.engine.plan import (
     STAGE_KINDS,
     Stage,
     UpstreamError,
+    check_selectors,
     plan_status,
     run_alone,
     run_plan,
@@ -37,6 +38,8 @@ __all__ = [
     "STAGE_KINDS",
     "UpstreamError",
     "build_plan",
+    "check_out_folder",
+    "check_selectors",
     "environment",
     "fuse_stage",
     "fusion_stage",

@@ -4,13 +4,8 @@ An identity has named parts, each reduced to a short digest:
 
 * ``config``: the config fields that change the result (``num_workers``, ``eval_every``,
   ``prediction_images``, ``threads``, ``device`` ... do not), the seed, the method;
-* ``code``: the stage kind's code version, a ``CODE_VERSION`` constant beside the code the
-  stage runs (``fusion/sspfusion/train.py``, ``fusion/methods/base.py``, ``fusion/quality.py``,
-  ``segmentation/train.py``, ``msrs/synthetic.py``).
-  DECISION: a hand-bumped constant, not a digest of the source files: a digest would rerun
-  hours of training for a reworded docstring, and which files a stage "runs" is not sharp
-  (numpy, smp, msrs/layout.py ...). Bump the constant in the same commit as any change that
-  changes numbers;
+* ``code``: a digest of the project code the stage runs, docstrings and comments aside
+  (:mod:`pipelines.engine.code`);
 * ``data``: a manifest of the data-root files the stage reads (the infrared, visible and label
   files of the pairs of its splits, whatever the layout): every file's name relative to the
   root, its split, and the SHA-256 of its bytes (:class:`FileDigests`), so a relabelled,
@@ -65,9 +60,12 @@ class FileDigests:
         self._known: dict[str, list] = {}
         self._path: Path | None = None
         self._dirty = False
+        self._save = True
 
-    def attach(self, path: str | Path) -> None:
-        """Use the memo of ``path`` (none when missing or unreadable) and save there from now on."""
+    def attach(self, path: str | Path, save: bool = True) -> None:
+        """Use the memo of ``path`` (none when missing or unreadable) and, with ``save``, save
+        there from now on (``save=False``: a dry run, which writes nothing)."""
+        self._save = save
         if self._path == Path(path):
             return
         self._path = Path(path)
@@ -92,10 +90,22 @@ class FileDigests:
         return sha
 
     def save(self) -> None:
-        """Write the memo (atomically) when it changed and a file is attached."""
-        if self._dirty and self._path is not None:
-            write_json_atomic(self._path, self._known)
-            self._dirty = False
+        """Write the memo (atomically) when it changed and a file is attached, under the file's
+        lock, merged with what other processes saved there meanwhile (theirs kept where this
+        process knows nothing newer)."""
+        if not (self._dirty and self._path is not None and self._save):
+            return
+        from pipelines.engine.locks import locked
+
+        with locked(self._path, "saving file digests", wait=True):
+            try:
+                on_disk = json.loads(self._path.read_text())
+            except (OSError, ValueError):
+                on_disk = {}
+            merged = {**(on_disk if isinstance(on_disk, dict) else {}), **self._known}
+            write_json_atomic(self._path, merged)
+        self._known = merged
+        self._dirty = False
 
 
 DIGESTS = FileDigests()  # the process's memo; the plan attaches it to the run folder

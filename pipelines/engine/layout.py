@@ -15,6 +15,7 @@ Every stage folder holds ``done.json`` once finished (:mod:`pipelines.engine.mar
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 EXTERNAL = "external:"
@@ -34,6 +35,21 @@ def input_slug(input_name: str) -> str:
     return input_name
 
 
+def check_out_folder(out: str | Path) -> None:
+    """``out`` can be made a folder and written to: not a file, not under a file, and its first
+    existing ancestor writable; else ConfigError naming the path."""
+    from configs.schema import ConfigError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: is a file, not a folder")
+    existing = next(parent for parent in (out, *out.parents) if parent.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--out {out}: {existing} is a file, so no folder can be made under it")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--out {out}: {existing} is not writable (permission denied)")
+
+
 class RunLayout:
     """The folders of one experiment under ``out`` (default ``runs/<config name>``)."""
 
@@ -43,7 +59,10 @@ class RunLayout:
 
     @classmethod
     def default(cls, config_name: str, out: str | Path | None = None) -> RunLayout:
-        return cls(out if out is not None else Path("runs") / config_name)
+        """``out``, else ``runs/<config name>``; checked to be a folder that can be written."""
+        out = Path(out) if out is not None else Path("runs") / config_name
+        check_out_folder(out)
+        return cls(out)
 
     @property
     def data(self) -> Path:
@@ -76,4 +95,4 @@ class RunLayout:
         return self.out / "logs"
 
 
-__all__ = ["RunLayout", "method_slug", "input_slug"]
+__all__ = ["RunLayout", "check_out_folder", "method_slug", "input_slug"]

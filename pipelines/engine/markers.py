@@ -3,6 +3,9 @@
 * ``done.json`` in a stage folder: the stage finished, with the identity it was run under
   (:class:`pipelines.engine.identity.Identity`), the digest of its output, the environment and
   the wall time. Nothing else marks a stage finished.
+* ``stage.json``: written first into a folder the engine starts a stage in (the stage's key,
+  when, which process). A folder holding none of ``done.json``, ``stage.json`` or
+  ``checkpoint.pt`` is not the engine's: it is never moved aside (:class:`ForeignFolder`).
 * ``checkpoint.pt`` of a training stage carries the identity of the run that wrote it
   (:func:`checkpoint_identity`); only a checkpoint of the same identity is resumed.
 * A folder that is not current (another identity, an unfinished run of another identity,
@@ -13,14 +16,20 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
 from configs.runtime import load_checkpoint, write_json_atomic
 
 DONE = "done.json"
+STARTED = "stage.json"
 CHECKPOINT = "checkpoint.pt"
-MARKERS = (DONE,)  # files of a stage folder that are not part of its output
+MARKERS = (DONE, STARTED)  # files of a stage folder that are not part of its output
+
+
+class ForeignFolder(ValueError):
+    """A stage's folder holds files the engine did not write; the message says which folder."""
 
 
 def read_done(folder: str | Path) -> dict | None:
@@ -51,9 +60,29 @@ def checkpoint_identity(folder: str | Path) -> str | None:
         return "unknown"
 
 
-def move_aside(folder: str | Path, why: str) -> Path:
-    """Rename ``folder`` to a unique ``<folder>.superseded-<time>-<why>`` beside it."""
+def mark_started(folder: str | Path, key: str) -> Path:
+    """Write ``stage.json``: the engine owns this folder from now on."""
+    return write_json_atomic(
+        Path(folder) / STARTED,
+        {"stage": key, "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "pid": os.getpid()},
+    )
+
+
+def is_stage_folder(folder: str | Path) -> bool:
+    """True for a folder the engine wrote (a marker or a checkpoint in it) or an empty one."""
     folder = Path(folder)
+    return not any(folder.iterdir()) or any((folder / name).is_file() for name in (*MARKERS, CHECKPOINT))
+
+
+def move_aside(folder: str | Path, why: str) -> Path:
+    """Rename ``folder`` to a unique ``<folder>.superseded-<time>-<why>`` beside it. Only a
+    stage folder (:func:`is_stage_folder`) is moved: anything else is :class:`ForeignFolder`."""
+    folder = Path(folder)
+    if folder.is_dir() and not is_stage_folder(folder):
+        raise ForeignFolder(
+            f"{folder}: holds files this tool did not write (no {DONE}, {STARTED} or {CHECKPOINT}); "
+            "it is not moved aside: give a new or empty folder"
+        )
     stem = f"{folder.name}.superseded-{time.strftime('%Y%m%dT%H%M%S')}-{why}"
     target, number = folder.with_name(stem), 1
     while target.exists():
@@ -63,4 +92,16 @@ def move_aside(folder: str | Path, why: str) -> Path:
     return target
 
 
-__all__ = ["DONE", "CHECKPOINT", "MARKERS", "read_done", "write_done", "checkpoint_identity", "move_aside"]
+__all__ = [
+    "DONE",
+    "STARTED",
+    "CHECKPOINT",
+    "MARKERS",
+    "ForeignFolder",
+    "read_done",
+    "write_done",
+    "checkpoint_identity",
+    "mark_started",
+    "is_stage_folder",
+    "move_aside",
+]

@@ -19,6 +19,7 @@ before it (:class:`UpstreamError`), recomputes each identity once its upstream h
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,7 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.engine.identity import DIGESTS, Identity
-from pipelines.engine.markers import checkpoint_identity, move_aside, read_done, write_done
+from pipelines.engine.locks import holder, locked
+from pipelines.engine.markers import (
+    checkpoint_identity,
+    is_stage_folder,
+    mark_started,
+    move_aside,
+    read_done,
+    write_done,
+)
 
 STAGE_KINDS = ("fusion", "fuse", "quality", "segmentation", "report")
 RUNS = ("stale", "resume", "new", "forced")
@@ -93,6 +102,9 @@ def _evaluate(stage: Stage, outputs: dict[str, str]) -> None:
         stage.status, stage.reason = "resume", "unfinished; its checkpoint has this identity"
     elif stored is not None:
         stage.status, stage.reason = "stale", "unfinished; its checkpoint has another identity"
+    elif stage.folder.exists() and not is_stage_folder(stage.folder):
+        stage.status = "stale"
+        stage.reason = "its folder holds files this tool did not write: it is not moved aside, the run stops"
     elif stage.folder.exists() and any(stage.folder.iterdir()):
         stage.status, stage.reason = "stale", "unfinished, without a checkpoint"
     else:
@@ -118,7 +130,24 @@ def plan_status(stages: list[Stage], force: list[str] = ()) -> None:
             stage.reason = f"reads {', '.join(rerun_upstream)}, which runs first"
         else:
             _evaluate(stage, _upstream_outputs(stage, by_key) or {})
+        busy = holder(stage.folder)  # another process works on it now
+        if busy:
+            stage.reason += f"; busy: {busy}"
     DIGESTS.save()
+
+
+def check_selectors(stages: list[Stage], selectors: list[str], option: str) -> None:
+    """Every ``--only`` / ``--force`` selector must match a stage of the plan: a typo is an error
+    listing what is valid, not a run that does nothing."""
+    for selector in selectors:
+        if not any(stage.matches(selector) for stage in stages):
+            kinds = sorted({stage.kind for stage in stages}, key=STAGE_KINDS.index)
+            rows = sorted({f"input={stage.input_name}" for stage in stages if stage.input_name})
+            raise UpstreamError(
+                f"{option} {selector}: matches no stage of this plan (valid: the kinds "
+                f"{', '.join(kinds)}; the rows {', '.join(rows)}; or a key: "
+                f"{', '.join(stage.key for stage in stages)})"
+            )
 
 
 def selected(stages: list[Stage], only: list[str]) -> list[Stage]:
@@ -157,6 +186,13 @@ def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict, main: b
     if outputs is None:
         missing = [key for key in stage.upstream if by_key[key].status != "cached"]
         raise UpstreamError(f"{stage.key}: upstream {', '.join(missing)} is not current")
+    with locked(stage.folder, f"run_all stage {stage.key}") if main else contextlib.nullcontext():
+        return _run_locked(stage, outputs, environment, main)
+
+
+def _run_locked(stage: Stage, outputs: dict[str, str], environment: dict, main: bool) -> dict | None:
+    """:func:`run_stage` once the stage folder's lock is held: its status is decided again
+    (another process may have finished or changed it since the plan looked)."""
     if stage.cache and stage.status != "forced":
         _evaluate(stage, outputs)
         if stage.status == "cached":
@@ -166,6 +202,8 @@ def run_stage(stage: Stage, by_key: dict[str, Stage], environment: dict, main: b
     if main and stage.cache and stage.status in ("stale", "forced") and stage.folder.exists():
         kept = move_aside(stage.folder, stage.status)
         stage.reason += f"; previous result kept in {kept.name}"
+    if main and stage.cache:
+        mark_started(stage.folder, stage.key)
     began = time.perf_counter()
     result = stage.run(stage.status == "resume", stage.identity.digest)
     seconds = time.perf_counter() - began

@@ -12,6 +12,8 @@ settings, the report says so: their numbers are not strictly comparable.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -19,9 +21,32 @@ from configs.runtime import write_json_atomic
 from pipelines.engine.identity import Identity
 from pipelines.engine.layout import RunLayout
 from pipelines.engine.markers import read_done
-from pipelines.engine.plan import Stage
+from pipelines.engine.plan import Stage, UpstreamError
 
-COMPARED = ("device", "precision", "torch", "smp", "config")
+# what the report compares between rows: where they ran (device, resolved precision, CPU
+# threads), with what (library versions, the requested runtime switches, the encoder's starting
+# weights) and the segmentation settings
+COMPARED = ("device", "precision", "threads", "libraries", "runtime", "weights", "config")
+
+
+def check_current(stages: list[Stage]) -> None:
+    """Read every stage's done.json again, just before the report reads its files: the identity
+    the plan computed and the output digest it recorded must still hold (another process may
+    have rerun or replaced it since). :class:`UpstreamError` names the first that does not."""
+    for stage in stages:
+        done = read_done(stage.folder)
+        if done is None:
+            raise UpstreamError(f"{stage.key}: {stage.folder} is not finished (no done.json); rerun run_all")
+        if stage.identity is not None and done.get("identity") != stage.identity.digest:
+            raise UpstreamError(
+                f"{stage.key}: {stage.folder}/done.json has another identity than this plan's "
+                "(rerun by another process?); rerun run_all"
+            )
+        if done.get("output") != stage.output():
+            raise UpstreamError(
+                f"{stage.key}: the files of {stage.folder} changed after it finished "
+                "(its done.json output digest no longer matches); rerun run_all"
+            )
 
 
 def _segmentation_runs(stages: list[Stage]) -> list[dict]:
@@ -47,12 +72,16 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
     for run in sorted(runs, key=lambda r: r["seed"]):
         done, metrics = run["done"], run["metrics"]
         env = done.get("environment", {})
+        parts = done.get("parts", {})
+        libraries = env.get("libraries") or {"torch": env.get("torch"), "smp": env.get("smp")}
         values = {
             "device": metrics.get("device", env.get("device")),
             "precision": metrics.get("precision", env.get("precision")),
-            "torch": env.get("torch"),
-            "smp": env.get("smp"),
-            "config": done.get("parts", {}).get("config"),
+            "threads": env.get("threads"),
+            "libraries": ", ".join(f"{name} {version}" for name, version in sorted(libraries.items())),
+            "runtime": parts.get("runtime"),
+            "weights": parts.get("weights"),
+            "config": parts.get("config"),
         }
         row = rows.setdefault(
             run["input"],
@@ -88,27 +117,52 @@ def provenance_notes(rows: list[dict]) -> list[str]:
         "",
         "## Provenance",
         "",
-        "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | torch | "
-        "smp | Wall time (s) |",
-        "|" + "---|" * 10,
+        "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | Threads | Wall time (s) |",
+        "|" + "---|" * 9,
     ]
     for row in rows:
         lines.append(
             f"| {display_name(row['input'])} | {', '.join(map(str, row['seeds']))} | "
             f"{row['data']} | {row['fusion_model'] or '-'} | "
             f"{row['fused_images'] or '-'} | {row['device']} | {row['precision']} | "
-            f"{row['torch']} | {row['smp']} | {row['wall_seconds']:.0f} |"
+            f"{row['threads']} | {row['wall_seconds']:.0f} |"
         )
     lines.append("")
-    lines.append("Segmentation identities and the full record: provenance.json.")
-    differ = [field for field in COMPARED if len({str(row[field]) for row in rows}) > 1]
-    if differ:
-        lines += [
-            "",
-            f"**Warning:** rows were trained differently ({', '.join(differ)} differ "
-            "between rows); their numbers are not strictly comparable.",
-        ]
-    return lines
+    lines.append("Segmentation identities, library versions, threads and the full record: provenance.json.")
+    return lines + differences_warning(rows)
+
+
+def differences_warning(rows: list[dict]) -> list[str]:
+    """A warning naming, for each :data:`COMPARED` field in which rows differ, which rows had
+    which value (none when every row was made alike)."""
+    from segmentation.report import display_name
+
+    details = []
+    for field in COMPARED:
+        groups: dict[str, list[str]] = {}
+        for row in rows:
+            groups.setdefault(str(row[field]), []).append(display_name(row["input"]))
+        if len(groups) > 1:
+            shown = "; ".join(f"{value} ({', '.join(names)})" for value, names in groups.items())
+            details.append(f"{field}: {shown}")
+    if not details:
+        return []
+    return [
+        "",
+        "**Warning:** rows were made differently, so their numbers are not strictly comparable. "
+        + " | ".join(details),
+    ]
+
+
+def _swap_into_place(built: Path, folder: Path) -> None:
+    """Replace ``folder`` by the fully written ``built`` (a sibling): the report a reader opens
+    is never half old, half new, and holds no file of an older run. The old report is derived
+    data (rebuilt from the stages at any time) and is removed."""
+    old = folder.with_name(f".{folder.name}.replaced-{os.getpid()}")
+    if folder.exists():
+        folder.rename(old)
+    built.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def stage_seconds(stages: list[Stage]) -> list[dict]:
@@ -131,17 +185,28 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
     folder = layout.report
 
     def run(resume, identity):
+        check_current([by_key[key] for key in reads])
+        runs = _segmentation_runs(stages)
+        if not runs:
+            return {"written": []}
+        scratch = folder.with_name(f".{folder.name}.building-{os.getpid()}")
+        shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            written = build(scratch, runs)
+            _swap_into_place(scratch, folder)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return {"written": [str(folder / Path(path).relative_to(scratch)) for path in written.values()]}
+
+    def build(folder: Path, runs: list[dict]) -> dict[str, Path]:
         import pandas as pd
 
         from msrs.layout import MSRS, detect_layout
         from segmentation.report import write_report
         from segmentation.report_page import collect_facts, describe_data, table2_notes, write_report_page
 
-        runs = _segmentation_runs(stages)
-        if not runs:
-            return {"written": []}
         quality = {
-            s.key.removeprefix("quality:"): pd.read_csv(s.folder / "per_image.csv")
+            s.key.removeprefix("quality:"): pd.read_csv(s.folder / "per_image.csv", dtype={"name": str})
             for s in stages
             if s.kind == "quality"
         }
@@ -168,8 +233,7 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
         fusion = next((s.folder for s in stages if s.kind == "fusion"), None)
         facts = collect_facts(sys.argv, config_yaml, rows, stage_seconds(stages), data, real_msrs, fusion)
         facts.table2_notes = table2_notes(written["table2.md"])
-        written |= write_report_page(folder, written, facts)
-        return {"written": [str(path) for path in written.values()]}
+        return written | write_report_page(folder, written, facts)
 
     return Stage(
         "report",

@@ -11,9 +11,13 @@ by run_all have the same identity and the same ``done.json``.
 
 from __future__ import annotations
 
+import atexit
+import os
 import platform
+import shutil
 import sys
-from functools import partial
+import tempfile
+from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 
@@ -29,25 +33,72 @@ from msrs.layout import (
     training_splits,
     validate_root,
 )
+from pipelines.engine.code import code_digest
 from pipelines.engine.identity import (
     DIGESTS,
     Identity,
     Manifests,
+    digest,
     file_digest,
     folder_manifest,
     result_fields,
 )
 from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
-from pipelines.engine.markers import move_aside, read_done, write_done
+from pipelines.engine.locks import locked
+from pipelines.engine.markers import mark_started, move_aside, read_done, write_done
 from pipelines.engine.plan import Stage
+
+# the libraries whose version can change a stage's numbers (their kernels, defaults, resampling)
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "segmentation-models-pytorch",
+    "timm",
+    "albumentations",
+    "opencv-python-headless",
+    "numpy",
+    "scipy",
+    "kornia",
+    "PyWavelets",
+    "pillow",
+)
+
+
+@cache
+def library_versions() -> dict[str, str]:
+    """Installed version of each of :data:`LIBRARIES` (``absent`` for one that is not)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def requested_runtime(config: ExperimentConfig) -> dict:
+    """The runtime switches that change numbers, as requested (``auto`` stays ``auto``): the
+    ``runtime`` part of a training stage's identity. What they resolved to on the machine
+    (device, precision, threads) is recorded in done.json and compared by the report, so that
+    a plan on another machine (a CPU login node reading GPU results) keeps them cached."""
+    runtime = config.runtime
+    return {
+        "amp": runtime.amp,
+        "channels_last": runtime.channels_last,
+        "cudnn_benchmark": runtime.cudnn_benchmark,
+        "deterministic": runtime.deterministic,
+    }
 
 
 def environment(config: ExperimentConfig) -> dict:
-    """Device, precision and library versions a stage runs with (recorded in done.json)."""
+    """What a stage runs with on this machine (recorded in done.json, compared by the report):
+    device, resolved precision, CPU threads, library versions."""
     device = pick_device(config.runtime.device)
     return {
         "device": str(device),
         "precision": precision_name(config, device),
+        "threads": config.runtime.threads or os.cpu_count() or 1,
+        "libraries": library_versions(),
         "torch": metadata.version("torch"),
         "smp": metadata.version("segmentation-models-pytorch"),
         "python": platform.python_version(),
@@ -66,28 +117,56 @@ def precision_name(config: ExperimentConfig, device) -> str:
 
 
 def is_synthetic(root: Path) -> bool:
-    return (read_done(root) or {}).get("kind") == "synthetic"
+    """Whether the data root holds the built-in synthetic scenes, by what its files are
+    (:func:`msrs.synthetic.is_synthetic`)."""
+    from msrs.synthetic import is_synthetic as made_by_generator
+
+    return made_by_generator(root)
 
 
-def resolve_data_root(config: ExperimentConfig, data_root: str | Path | None, layout: RunLayout) -> Path:
-    """The MSRS root a stage reads: ``data_root`` (command line) if given, else ``data.root``
+def resolve_data_root(
+    config: ExperimentConfig, data_root: str | Path | None, layout: RunLayout, dry_run: bool = False
+) -> Path:
+    """The data root a stage reads: ``data_root`` (command line) if given, else ``data.root``
     (config), else the synthetic scenes generated under ``<out>/data`` (regenerated, the old
-    set moved aside, when their settings or the generator's code version changed). Binds the
-    process's file-digest memo to the run folder (``layout.file_digests``)."""
-    DIGESTS.attach(layout.file_digests)
+    set moved aside, when their settings or the generator's code changed; under the folder's
+    lock, so that concurrent jobs generate it once). Binds the process's file-digest memo to
+    the run folder (``layout.file_digests``). With ``dry_run`` nothing is written: scenes that
+    would be generated are generated into a temporary folder (removed at exit), so the plan
+    shows the identities the run would have."""
+    DIGESTS.attach(layout.file_digests, save=not dry_run)
     if data_root is not None:
         return Path(data_root)
     if config.data.root is not None:
         return Path(config.data.root)
-    from msrs.synthetic import CODE_VERSION, write_synthetic
-
+    if not config.data.synthetic_allowed:
+        raise ConfigError(
+            f"config '{config.name}' is for real data and has no data root: pass --data-root DIR "
+            "(or set data.root); --set data.synthetic_allowed=true runs it on the synthetic scenes"
+        )
     folder, synthetic = layout.data, config.data.synthetic
-    identity = Identity({"config": to_dict(synthetic), "code": CODE_VERSION})
+    identity = Identity({"config": to_dict(synthetic), "code": code_digest("msrs.synthetic")})
     done = read_done(folder)
     if done and done.get("identity") == identity.digest:
         return folder
-    if folder.exists():
-        move_aside(folder, "stale")
+    if dry_run:
+        scratch = Path(tempfile.mkdtemp(prefix="fusionseg-dry-run-"))
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        return _write_synthetic(scratch / "data", config, identity)
+    with locked(folder, "generating the synthetic scenes", wait=True):
+        done = read_done(folder)  # another process may have made them meanwhile
+        if done and done.get("identity") == identity.digest:
+            return folder
+        if folder.exists():
+            move_aside(folder, "stale")
+        mark_started(folder, "data")
+        return _write_synthetic(folder, config, identity)
+
+
+def _write_synthetic(folder: Path, config: ExperimentConfig, identity: Identity) -> Path:
+    from msrs.synthetic import write_synthetic
+
+    synthetic = config.data.synthetic
     write_synthetic(
         folder,
         train=synthetic.train,
@@ -126,15 +205,18 @@ def fusion_stage(
     ``fusion.max_pairs``), seed, code, train ir/vi manifest, precision); output: the SHA-256 of
     model.pt."""
     if method == "sspfusion":
-        from fusion.sspfusion.train import CODE_VERSION, train_fusion
+        from fusion.sspfusion.train import train_fusion
 
         settings = {"fusion": to_dict(config.fusion)}
         train = partial(train_fusion, config)
+        code = code_digest("fusion.sspfusion.train")
     else:
-        from fusion.methods.training import CODE_VERSION, train_learned
+        from fusion.methods import method_modules
+        from fusion.methods.training import train_learned
 
         settings = {method: to_dict(getattr(config, method)), "max_pairs": config.fusion.max_pairs}
         train = partial(train_learned, method, config)
+        code = code_digest("fusion.methods.training", *method_modules(method))
     folder = layout.fusion_model(method)
     splits = training_splits(data_root)
 
@@ -142,9 +224,10 @@ def fusion_stage(
         return Identity(
             {
                 "config": {**settings, "seed": config.seed},
-                "code": CODE_VERSION,
+                "code": code,
                 "data": manifests.of_data(data_root, splits, ("ir", "vi")),
-                "precision": env["precision"],
+                "runtime": requested_runtime(config),
+                "libraries": env["libraries"],
             }
         )
 
@@ -185,8 +268,7 @@ def fuse_stage(
     manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
     given ``checkpoint``, from that file. The same holds for every learned method (``TRAINABLE``)."""
     from fusion.fuse import fuse_split
-    from fusion.methods import TRAINABLE, build_method
-    from fusion.methods.base import CODE_VERSION
+    from fusion.methods import TRAINABLE, build_method, method_modules
 
     options = options or {}
     folder = layout.fused(method)
@@ -198,8 +280,9 @@ def fuse_stage(
     def identify(outputs):
         parts = {
             "config": {"method": method, **options},
-            "code": CODE_VERSION,
+            "code": code_digest("fusion.fuse", *method_modules(method)),
             "data": manifests.of_data(data_root, splits, ("ir", "vi")),
+            "libraries": library_versions(),
         }
         if method.startswith(EXTERNAL):
             external = build_method(method, **options)
@@ -251,7 +334,7 @@ def quality_stage(
 ) -> Stage:
     """Fusion metrics of one split's fused images, one row per image (identity: convention,
     split, code, ir/vi manifest, the fused folder's digest); output: per_image.csv's digest."""
-    from fusion.quality import CODE_VERSION, evaluate_split
+    from fusion.quality import evaluate_split
 
     folder = folder or layout.quality(method)
     fused = layout.fused(method)
@@ -261,8 +344,9 @@ def quality_stage(
         return Identity(
             {
                 "config": {"convention": convention, "split": split, "limit": limit},
-                "code": CODE_VERSION,
+                "code": code_digest("fusion.quality"),
                 "data": manifests.of_data(data_root, [split], ("ir", "vi")),
+                "libraries": library_versions(),
                 "upstream": [outputs[k] for k in upstream] or [folder_manifest(fused)],
             }
         )
@@ -307,7 +391,8 @@ def segmentation_stage(
     images' digest, precision); output: metrics.json's digest. ``fused``: the folder of fused
     images (train/ and test/) of a ``fused:`` input; ``upstream``: the fuse stage writing it
     (none: the folder's own manifest identifies it)."""
-    from segmentation.train import CODE_VERSION, train_segmentation
+    from segmentation.pretrained import weights_digest
+    from segmentation.train import train_segmentation
 
     folder = folder or layout.segmentation(input_name, seed)
     modality = {"infrared": ("ir",), "visible": ("vi",)}.get(input_name, ())
@@ -317,9 +402,11 @@ def segmentation_stage(
     def identify(outputs):
         parts = {
             "config": {"segmentation": result_fields(config.segmentation), "seed": seed},
-            "code": CODE_VERSION,
+            "code": code_digest("segmentation.train"),
             "data": manifests.of_data(data_root, splits, ("label", *modality)),
-            "precision": env["precision"],
+            "runtime": requested_runtime(config),
+            "libraries": env["libraries"],
+            "weights": weights_digest(config.segmentation.encoder_weights),
         }
         if fused is not None:
             parts["upstream"] = [outputs[k] for k in upstream] or [folder_manifest(fused)]
@@ -344,7 +431,7 @@ def segmentation_stage(
         folder,
         identify,
         run,
-        lambda: _file_output(folder / "metrics.json"),
+        lambda: _files_output(folder, SEGMENTATION_OUTPUTS),
         f"DeepLabV3+ on {input_name}, seed {seed}",
         upstream=upstream,
         input_name=input_name,
@@ -354,6 +441,16 @@ def segmentation_stage(
 
 def _file_output(path: Path) -> str:
     return file_digest(path) if path.is_file() else ""
+
+
+# what the report reads of a segmentation stage: the scores, the per-image evidence behind the
+# intervals, and the model the qualitative figures predict with
+SEGMENTATION_OUTPUTS = ("metrics.json", "confusion_per_image.npz", "model.pt")
+
+
+def _files_output(folder: Path, names) -> str:
+    """One digest over the named files of a stage folder (a missing file counts as empty)."""
+    return digest({name: _file_output(folder / name) for name in names})
 
 
 # ----------------------------------------------------------------------------- the plan
