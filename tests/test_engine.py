@@ -195,6 +195,23 @@ def test_time_left_names_kinds_not_timed_yet(tmp_path):
     assert "left after it" not in lines[3]
 
 
+def test_a_resumed_stage_does_not_time_the_others(tmp_path):
+    """A resumed stage ran only its remainder: its time would make the estimate of the stages
+    left after it too short, so its kind stays untimed."""
+    calls, lines = [], []
+    stages = [
+        _stage(tmp_path, "segmentation:x", calls, "segmentation"),
+        _stage(tmp_path, "segmentation:y", calls, "segmentation"),
+        _stage(tmp_path, "segmentation:z", calls, "segmentation"),
+    ]
+    plan_status(stages)
+    save_torch_atomic(stages[0].folder / "checkpoint.pt", {"identity": stages[0].identity.digest})
+    plan_status(stages)
+    assert stages[0].status == "resume"
+    run_plan(stages, [], ENV, "run_all", log=lines.append)
+    assert lines[1].endswith(", 1 segmentation stage(s) not timed yet left after it")
+
+
 def test_done_json_is_plain_json(tmp_path):
     calls = []
     _run(_plan(tmp_path, calls))

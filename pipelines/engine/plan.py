@@ -261,11 +261,12 @@ def run_plan(
             f"{prefix}: {stage.status} ({stage.reason}) - {stage.describe}; elapsed "
             f"{_duration(time.perf_counter() - start)}{_time_left(took, left)}"
         )
-        began = time.perf_counter()
+        began, resumed = time.perf_counter(), stage.status == "resume"
         if run_stage(stage, by_key, environment) is None:
             log(f"{prefix}: cached after all (its upstream output did not change)")
             continue
-        took.setdefault(stage.kind, []).append(time.perf_counter() - began)
+        if not resumed:  # a resumed stage's time is only its remainder: no estimate for others
+            took.setdefault(stage.kind, []).append(time.perf_counter() - began)
     cached = sum(1 for status in before.values() if status == "cached")
     log(f"all {len(chosen)} stages finished in {_duration(time.perf_counter() - start)} ({cached} cached)")
     return before
