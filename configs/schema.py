@@ -174,6 +174,17 @@ class SegmentationConfig:
 
 
 @dataclass
+class VariantConfig:
+    """A named method: a learned method (``base``) trained with fields of its config section
+    changed (``set``), e.g. ``{base: sspfusion, set: {use_spf: false}, label: SSPFusion w/o P}``
+    (Table 4's "w/o P"). ``label`` is its row name in Tables 1 and 2 (default: the name)."""
+
+    base: str = ""
+    set: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
 class RuntimeConfig:
     """Where and how tensors run; CUDA-only speed-ups default on for CUDA, off on CPU."""
 
@@ -196,11 +207,13 @@ class ExperimentConfig:
     methods: list[str] = field(default_factory=lambda: ["sspfusion"])
     metrics_convention: str = "python"  # fusion metrics: python (CDDFuse) | matlab
     external_grey: str = "recolour"  # grey external: images: recolour (visible Cb/Cr) | keep
+    paper_fusion_table: str | None = None  # put the paper's table1 | table4 | table6 beside Table 1
     data: DataConfig = field(default_factory=DataConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     didfuse: DIDFuseConfig = field(default_factory=DIDFuseConfig)
     auif: AUIFConfig = field(default_factory=AUIFConfig)
     rfnnest: RFNNestConfig = field(default_factory=RFNNestConfig)
+    variants: dict[str, VariantConfig] = field(default_factory=dict)  # name -> VariantConfig
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -250,6 +263,18 @@ def _check_type(value, annotation, key: str):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
         (item_type,) = typing.get_args(annotation)
         return [_check_type(v, item_type, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        key_type, item_type = typing.get_args(annotation)
+        return {
+            _check_type(k, key_type, f"{key} (a name)"): _check_type(v, item_type, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return value
     if dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping of {annotation.__name__} fields")
@@ -360,6 +385,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 VALID_INPUTS = ("infrared", "visible")
+PAPER_FUSION_TABLES = ("table1", "table4", "table6")  # segmentation.report.PAPER_FUSION_TABLES
 FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
 
 
@@ -410,7 +436,18 @@ def _check_minimums(config: ExperimentConfig) -> None:
 
 
 def validate(config: ExperimentConfig) -> None:
-    """Value checks that types alone cannot express."""
+    """Value checks that types alone cannot express, of the config and of the config each
+    variant trains with."""
+    _validate_values(config)
+    for name in config.variants:
+        _, changed = variant_config(config, name)
+        try:
+            _validate_values(changed)
+        except ConfigError as error:
+            raise ConfigError(f"variants.{name}: {error}") from None
+
+
+def _validate_values(config: ExperimentConfig) -> None:
     seg, fus = config.segmentation, config.fusion
     _check_minimums(config)
     if not DEVICE.match(config.runtime.device):
@@ -421,6 +458,11 @@ def validate(config: ExperimentConfig) -> None:
                 f"inputs: unknown input '{name}' (valid: {', '.join(VALID_INPUTS)};"
                 " fused inputs come from 'methods')"
             )
+    if config.paper_fusion_table not in (None, *PAPER_FUSION_TABLES):
+        raise ConfigError(
+            f"paper_fusion_table: must be one of {', '.join(PAPER_FUSION_TABLES)} or null, "
+            f"got {config.paper_fusion_table!r}"
+        )
     if config.metrics_convention not in ("python", "matlab"):
         raise ConfigError("metrics_convention: must be 'python' or 'matlab'")
     if not 0 <= seg.freeze_epochs <= seg.epochs:
@@ -499,3 +541,52 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
             "segmentation.warmup_epochs + hold_epochs: must leave cosine epochs "
             f"(got {seg.warmup_epochs} + {seg.hold_epochs} of {seg.epochs})"
         )
+
+
+# the config section each learned method trains from: what a variant's ``set`` changes
+LEARNED_SECTIONS = {"sspfusion": "fusion", "didfuse": "didfuse", "auif": "auif", "rfnnest": "rfnnest"}
+VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+# config fields that change how fast or how verbosely a stage runs, not its result
+NOT_RESULTS = ("num_workers", "eval_every", "prediction_images")
+
+
+def variant_config(config: ExperimentConfig, name: str) -> tuple[str, ExperimentConfig]:
+    """The registered method a method name runs and the config it runs with: ``(name, config)``
+    for a registered or external method; for a variant (``config.variants``), its base and the
+    config whose base section carries the variant's ``set``.
+
+    A variant must change something that changes results: ``set`` values equal to the base's, or
+    fields that change no number (:data:`NOT_RESULTS`), are refused (the variant would repeat the
+    base's stages under another name)."""
+    variant = config.variants.get(name)
+    if variant is None:
+        return name, config
+    where = f"variants.{name}"
+    from fusion.methods import METHODS  # the registry imports this module: imported when used
+
+    if not VARIANT_NAME.match(name):
+        raise ConfigError(f"{where}: a variant name is lower-case letters, digits, '-', '_' or '.'")
+    if name in METHODS:
+        raise ConfigError(f"{where}: '{name}' is a registered method; give the variant a name of its own")
+    if variant.base not in LEARNED_SECTIONS:
+        raise ConfigError(
+            f"{where}.base: '{variant.base}' is not a learned method "
+            f"(valid: {', '.join(LEARNED_SECTIONS)}; a variant retrains its base with other settings)"
+        )
+    section_name = LEARNED_SECTIONS[variant.base]
+    section = getattr(config, section_name)
+    valid = [f.name for f in dataclasses.fields(section)]
+    for key in variant.set:
+        if key not in valid:
+            raise ConfigError(
+                f"{where}.set: '{key}' is not a field of {section_name} (valid: {', '.join(valid)})"
+            )
+    changed = section_from_dict(type(section), {**dataclasses.asdict(section), **variant.set}, f"{where}.set")
+    differs = [k for k in variant.set if getattr(changed, k) != getattr(section, k) and k not in NOT_RESULTS]
+    if not differs:
+        raise ConfigError(
+            f"{where}.set: changes nothing that changes results of {variant.base} "
+            f"({', '.join(f'{k}={v!r}' for k, v in variant.set.items()) or 'empty'}); "
+            "it would only repeat its stages"
+        )
+    return variant.base, dataclasses.replace(config, **{section_name: changed})

@@ -18,11 +18,12 @@ import _common
 import pandas as pd
 
 from configs.runtime import setup_runtime, write_text_atomic
+from configs.schema import variant_config
 from msrs.layout import ALL, PAIRS, detect_layout, list_split
 from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
 from pipelines.engine.identity import Manifests
 from pipelines.engine.plan import run_alone
-from pipelines.engine.stages import method_options
+from pipelines.engine.stages import method_options, row_labels
 from segmentation.report import table1
 
 
@@ -69,6 +70,7 @@ def main() -> int:
                 checkpoint=checkpoint,
                 progress=not args.no_progress,
                 options=method_options(config, name),
+                base=variant_config(config, name)[0],
             ),
             False,
             env,
@@ -77,11 +79,12 @@ def main() -> int:
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
         stage = quality_stage(name, layout, data_root, convention, manifests, split, limit, upstream=())
         scored = run_alone(stage, False, env)
-        quality[name] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
-        timing[name] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
+        row = row_labels(config).get(f"fused:{name}", name)
+        quality[row] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
+        timing[row] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
         print(
-            f"{name}: {len(quality[name])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
-            f"metrics {timing[name][1] or float('nan'):.1f} ms/image"
+            f"{name}: {len(quality[row])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
+            f"metrics {timing[row][1] or float('nan'):.1f} ms/image"
         )
     table = table1(quality)
     table["fuse_ms"] = [timing[name][0] for name in quality]

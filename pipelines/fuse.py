@@ -19,6 +19,7 @@ from pathlib import Path
 import _common
 
 from configs.runtime import setup_runtime
+from configs.schema import variant_config
 from pipelines.engine import RunLayout, fuse_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
 from pipelines.engine.stages import environment, method_options
@@ -49,6 +50,7 @@ def main() -> int:
         checkpoint=checkpoint,
         progress=not args.no_progress,
         options=method_options(config, args.method),
+        base=variant_config(config, args.method)[0],
     )
     done = run_alone(stage, args.force, environment(config))
     for split, result in (done.get("result") or {}).items():

@@ -1,6 +1,6 @@
 """Train a learned fusion method (SSPFusion by default, or a learned baseline) or print its size.
 
-    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest]
+    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|<variant>]
                                      [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
                                      [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
@@ -11,7 +11,8 @@ experiment folder (default runs/<config name>); the model goes to <out>/fusion/<
 the stage rules of run_all (pipelines/engine): a model of the same identity is kept, an
 unfinished run of the same identity resumes, anything else there is moved aside (--force:
 retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
-auif, rfnnest). --summary prints the parameter count next to the SSPFusion paper's Table 5 (for
+auif, rfnnest); a variant (the config's ``variants``) is its base with its ``set`` applied, trained
+into <out>/fusion/<variant>/. --summary prints the parameter count next to the SSPFusion paper's Table 5 (for
 SSPFusion also the FLOPs of one 640x480 pair, torch.utils.flop_counter) and exits. Works under torchrun.
 """
 
@@ -23,18 +24,21 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from configs.runtime import setup_runtime
+from configs.schema import variant_config
 from fusion.methods import TRAINABLE
 from fusion.methods.learned import count_parameters as count_learned
 from fusion.methods.learned import recipe
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
+from pipelines.engine.stages import row_labels
 from segmentation.report import display_name
 
 PAPER_PARAMETERS_K = 12021  # Table 5
 
 
 def summary(config, method: str) -> None:
+    method, config = variant_config(config, method)
     if method != "sspfusion":
         learned = recipe(method)
         parameters = count_learned(learned.build_model(getattr(config, method)))
@@ -56,7 +60,9 @@ def summary(config, method: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
-    parser.add_argument("--method", default="sspfusion", choices=TRAINABLE)
+    parser.add_argument(
+        "--method", default="sspfusion", help=f"{', '.join(TRAINABLE)} or a variant the config defines"
+    )
     _common.add_data_root_arg(parser)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
     parser.add_argument("--force", action="store_true", help="retrain, moving a finished model aside")
@@ -64,6 +70,11 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true", help="print size and FLOPs, then exit")
     args = parser.parse_args()
     config = _common.config_from_args(args)
+    if args.method not in (*TRAINABLE, *config.variants):
+        known = ", ".join([*TRAINABLE, *config.variants])
+        parser.error(
+            f"--method {args.method}: neither a learned method nor a variant of the config (valid: {known})"
+        )
     if args.summary:
         summary(config, args.method)
         return 0
@@ -80,7 +91,8 @@ def main() -> int:
         return 0
     result = done.get("result") or {}
     print(
-        f"{display_name(args.method)}: {result['parameters']:,} parameters, {result['epochs']} epochs in "
+        f"{row_labels(config).get('fused:' + args.method) or display_name(args.method)}: "
+        f"{result['parameters']:,} parameters, {result['epochs']} epochs in "
         f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
     )
     return 0

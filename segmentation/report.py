@@ -32,7 +32,16 @@ from segmentation.statistics import (
     ranked,
 )
 
-PAPER_TABLE2 = Path(__file__).resolve().parents[1] / "configs" / "reference" / "table2_paper.csv"
+REFERENCE = Path(__file__).resolve().parents[1] / "configs" / "reference"
+PAPER_TABLE2 = REFERENCE / "table2_paper.csv"
+# the paper's fusion-quality tables on MSRS (Table 1: methods; Table 4: w/o F, w/o P; Table 6:
+# loss weights), one row per method by its Table 1 row name
+PAPER_FUSION_TABLES = {
+    "table1": "table1_msrs_paper.csv",
+    "table4": "table4_msrs_paper.csv",
+    "table6": "table6_msrs_paper.csv",
+}
+PAPER_FUSION_METRICS = ("MI", "SF", "AG", "VIF", "Qabf", "SSIM")  # the columns the paper prints
 PAPER_ORDER = (
     "Infrared",
     "Visible",
@@ -86,6 +95,12 @@ def display_name(input_name: str) -> str:
     return _DISPLAY.get(name, name)
 
 
+def row_label(record: dict) -> str:
+    """The Table 2 row of a run or provenance record: the ``label`` its config gives (a
+    variant's), else :func:`display_name` of its ``input``."""
+    return record.get("label") or display_name(record["input"])
+
+
 def paper_name(label: str) -> str:
     """The paper's row a display name stands for: ``DDFM (external)`` -> ``DDFM``."""
     return label.removesuffix(EXTERNAL_SUFFIX)
@@ -111,7 +126,7 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     records = []
     for run in runs:
         iou = run["metrics"]["per_class_iou"]
-        row = {"input": display_name(run["input"]), "seed": run["seed"]}
+        row = {"input": row_label(run), "seed": run["seed"]}
         row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan for name in CLASS_NAMES})
         row["miou"] = float(run["metrics"]["miou"])
         row["colour"] = run["metrics"].get("colour", "")
@@ -268,7 +283,7 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
     saved) or unreadable, or test images that differ from the other rows'."""
     by_row: dict[str, list[dict]] = {}
     for run in runs:
-        by_row.setdefault(display_name(run["input"]), []).append(run)
+        by_row.setdefault(row_label(run), []).append(run)
     evidence, notes = [], []
     for label, row_runs in by_row.items():
         row_runs = sorted(row_runs, key=lambda run: run["seed"])
@@ -457,6 +472,44 @@ def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fusion_vs_paper(ours: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The rows of Table 1 (``ours``, :func:`table1`) that the paper's fusion-quality table
+    ``table`` (a key of :data:`PAPER_FUSION_TABLES`) holds, matched by row name: each of the
+    paper's metrics as ours and the paper's."""
+    paper = pd.read_csv(REFERENCE / PAPER_FUSION_TABLES[table]).set_index("method")
+    records = []
+    for _, row in ours.iterrows():
+        name = paper_name(row["method"])
+        if name in paper.index:
+            record = {"method": row["method"]}
+            for metric in PAPER_FUSION_METRICS:
+                record[metric] = row[metric]
+                record[f"{metric} paper"] = paper.loc[name, metric]
+            records.append(record)
+    return pd.DataFrame(
+        records, columns=["method", *(f"{m}{s}" for m in PAPER_FUSION_METRICS for s in ("", " paper"))]
+    )
+
+
+def against_base(comparison: Comparison, pairs: dict[str, str]) -> list[str]:
+    """One Markdown line per ``pairs`` entry (variant row -> the row of its base method, both
+    Table 2 labels): the paired mIoU difference variant minus base, its 95% interval and whether
+    it is significant after Holm's correction over all pairs (:func:`pairwise_table`)."""
+    lines = []
+    for variant, base in pairs.items():
+        if variant not in comparison.labels or base not in comparison.labels:
+            lines.append(f"- {variant} - {base}: not compared (one of the rows has no per-image evidence)")
+            continue
+        i, j = comparison.index(variant), comparison.index(base)
+        verdict = "significant" if comparison.significant[i, j] else "not significant"
+        lines.append(
+            f"- {variant} - {base}: {comparison.difference[i, j]:+.2f} mIoU "
+            f"[{comparison.difference_low[i, j]:+.2f}, {comparison.difference_high[i, j]:+.2f}], "
+            f"p = {comparison.p_value[i, j]:.3g}, Holm p = {comparison.p_holm[i, j]:.3g}: {verdict}"
+        )
+    return lines
+
+
 def write_report(
     folder: str | Path,
     runs: list[dict],
@@ -467,11 +520,16 @@ def write_report(
     fused_dirs: dict[str, Path] | None = None,
     examples: int = 3,
     data: str = "the built-in synthetic scenes",
+    paper_fusion_table: str | None = None,
+    against: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
     the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
     test folders of the fused images, method -> folder) the qualitative figures are drawn too.
-    ``data`` says which data it is where the paper's numbers are not put beside these."""
+    ``data`` says which data it is where the paper's numbers are not put beside these.
+    ``paper_fusion_table`` (:data:`PAPER_FUSION_TABLES`) puts that table of the paper beside
+    Table 1 (table1_vs_paper.csv and in table1.md); ``against`` (variant row -> its base's row)
+    adds each variant's paired mIoU difference to its base to table2.md."""
     from configs.runtime import write_text_atomic
     from segmentation import figures
 
@@ -485,6 +543,9 @@ def write_report(
     if comparison is not None:
         table = add_statistics(table, comparison)
         statistics_text = statistics_notes(comparison) + statistics_text
+        if against:
+            statistics_text += ["", "Variants against their base method (paired, as above):", ""]
+            statistics_text += against_base(comparison, against)
         table = add_time_of_day(table, evidence, time_of_day(data_root, evidence[0].names))
         counts = {time: table[f"{time}_images"].iloc[0] for time in TIMES if f"{time}_images" in table}
         if counts:
@@ -537,12 +598,33 @@ def write_report(
         written["table1.csv"] = write_text_atomic(
             folder / "table1.csv", fusion_table.to_csv(index=False, float_format="%.4f")
         )
-        written["table1.md"] = write_text_atomic(
-            folder / "table1.md",
-            "# Table 1: fusion quality, mean over the test split\n\n"
-            + fusion_table.to_markdown(index=False, floatfmt=".3f")
-            + "\n",
-        )
+        text1 = [
+            "# Table 1: fusion quality, mean over the test split",
+            "",
+            fusion_table.to_markdown(index=False, floatfmt=".3f"),
+        ]
+        if paper_fusion_table:
+            beside = fusion_vs_paper(fusion_table, paper_fusion_table)
+            written["table1_vs_paper.csv"] = write_text_atomic(
+                folder / "table1_vs_paper.csv", beside.to_csv(index=False, float_format="%.4f")
+            )
+            number = paper_fusion_table.removeprefix("table")
+            text1 += [
+                "",
+                f"## Against the paper's Table {number} (MSRS)",
+                "",
+                beside.to_markdown(index=False, floatfmt=".3f")
+                if len(beside)
+                else "(no row of this run is in it)",
+                "",
+                "The paper's values are on MSRS's test split"
+                + (
+                    "."
+                    if real_msrs
+                    else f"; ours on {data}: compare the ordering of the rows, not the values."
+                ),
+            ]
+        written["table1.md"] = write_text_atomic(folder / "table1.md", "\n".join(text1) + "\n")
     written["miou.png"] = figures.miou_bars(table, folder / "miou.png")
     written["per_class_iou.png"] = figures.class_heatmap(table, folder / "per_class_iou.png")
     if data_root is not None and examples > 0:
@@ -586,7 +668,7 @@ def qualitative_figures(
     for run in sorted(runs, key=lambda r: r["seed"]):
         first.setdefault(run["input"], run)
     order = list(table2(runs)["input"])
-    names = sorted(first, key=lambda name: order.index(display_name(name)))
+    names = sorted(first, key=lambda name: order.index(row_label(first[name])))
     images: dict[str, np.ndarray] = {}
     for name in names:
         fused = fused_dirs.get(name.removeprefix("fused:"))
@@ -605,7 +687,7 @@ def qualitative_figures(
     for index, pair in enumerate(examples):
         panels = [("Ground truth", pair.read_label())]
         for name, stack in images.items():
-            label = display_name(name)
+            label = row_label(first[name])
             panels.append((label, stack[index][..., 0] if name == "infrared" else stack[index]))
             if name in predictions:
                 panels.append((f"{label} prediction", predictions[name][index]))

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from configs.runtime import write_text_atomic
-from segmentation.report import display_name, load_paper_table2, table2_cells
+from segmentation.report import display_name, load_paper_table2, row_label, table2_cells
 
 FIGURE_TITLES = {
     "miou.png": "mIoU per input (bars start at zero)",
@@ -54,11 +54,12 @@ class RunFacts:
     figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG outside the report
 
 
-def describe_input(input_name: str) -> str:
-    """``infrared`` -> "infrared images", ``fused:gtf`` -> "visible + infrared fused by GTF"."""
+def describe_input(input_name: str, label: str = "") -> str:
+    """``infrared`` -> "infrared images", ``fused:gtf`` -> "visible + infrared fused by GTF"
+    (by ``label`` when the config names the row)."""
     if input_name in ("infrared", "visible"):
         return f"{input_name} images"
-    return f"infrared + visible fused by {display_name(input_name)}"
+    return f"infrared + visible fused by {label or display_name(input_name)}"
 
 
 def describe_data(data_root: Path, synthetic: bool) -> str:
@@ -108,8 +109,8 @@ def collect_facts(
     inputs = pd.DataFrame(
         [
             {
-                "row": display_name(row["input"]),
-                "trained on": describe_input(row["input"]),
+                "row": row_label(row),
+                "trained on": describe_input(row["input"], row.get("label", "")),
                 "seeds": ", ".join(map(str, row["seeds"])),
                 "data": row.get("data") or "",
                 "fusion model": row.get("fusion_model") or "",

@@ -30,10 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from configs.runtime import file_sha256, write_json_atomic
+from configs.schema import NOT_RESULTS
 from pipelines.engine.markers import MARKERS
-
-# Config fields that change how fast or how verbosely a stage runs, not its result.
-NOT_RESULTS = ("num_workers", "eval_every", "prediction_images")
 
 
 def digest(payload) -> str:

@@ -17,7 +17,10 @@ import shutil
 import sys
 from pathlib import Path
 
+import yaml
+
 from configs.runtime import write_json_atomic
+from configs.schema import ExperimentConfig, to_dict
 from pipelines.engine.identity import Identity
 from pipelines.engine.layout import RunLayout
 from pipelines.engine.markers import read_done
@@ -49,13 +52,14 @@ def check_current(stages: list[Stage]) -> None:
             )
 
 
-def _segmentation_runs(stages: list[Stage]) -> list[dict]:
+def _segmentation_runs(stages: list[Stage], labels: dict[str, str]) -> list[dict]:
     runs = []
     for stage in stages:
         if stage.kind == "segmentation":
             runs.append(
                 {
                     "input": stage.input_name,
+                    "label": labels.get(stage.input_name, ""),
                     "seed": stage.seed,
                     "metrics": json.loads((stage.folder / "metrics.json").read_text()),
                     "folder": stage.folder,
@@ -87,6 +91,7 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
             run["input"],
             {
                 "input": run["input"],
+                "label": run.get("label", ""),
                 "data": done.get("parts", {}).get("data"),
                 "fusion_model": None,
                 "fused_images": None,
@@ -111,7 +116,7 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
 
 def provenance_notes(rows: list[dict]) -> list[str]:
     """The report's provenance section (Markdown lines), with a warning when rows differ."""
-    from segmentation.report import display_name
+    from segmentation.report import row_label
 
     lines = [
         "",
@@ -122,7 +127,7 @@ def provenance_notes(rows: list[dict]) -> list[str]:
     ]
     for row in rows:
         lines.append(
-            f"| {display_name(row['input'])} | {', '.join(map(str, row['seeds']))} | "
+            f"| {row_label(row)} | {', '.join(map(str, row['seeds']))} | "
             f"{row['data']} | {row['fusion_model'] or '-'} | "
             f"{row['fused_images'] or '-'} | {row['device']} | {row['precision']} | "
             f"{row['threads']} | {row['wall_seconds']:.0f} |"
@@ -135,13 +140,13 @@ def provenance_notes(rows: list[dict]) -> list[str]:
 def differences_warning(rows: list[dict]) -> list[str]:
     """A warning naming, for each :data:`COMPARED` field in which rows differ, which rows had
     which value (none when every row was made alike)."""
-    from segmentation.report import display_name
+    from segmentation.report import row_label
 
     details = []
     for field in COMPARED:
         groups: dict[str, list[str]] = {}
         for row in rows:
-            groups.setdefault(str(row[field]), []).append(display_name(row["input"]))
+            groups.setdefault(str(row[field]), []).append(row_label(row))
         if len(groups) > 1:
             shown = "; ".join(f"{value} ({', '.join(names)})" for value, names in groups.items())
             details.append(f"{field}: {shown}")
@@ -175,9 +180,34 @@ def stage_seconds(stages: list[Stage]) -> list[dict]:
     return seconds
 
 
-def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config_yaml: str = "") -> Stage:
-    """The report of the plan ``stages``: reads every segmentation and quality stage, and
-    writes the report page (index.md, index.html) with ``config_yaml``, the resolved config."""
+def variant_rows(config: ExperimentConfig, inputs: list[str]) -> dict[str, str]:
+    """Table 2 label of each variant row among ``inputs`` -> the label of its base method's row,
+    where that row is in the plan too."""
+    from pipelines.engine.stages import row_labels
+    from segmentation.report import row_label
+
+    labels = row_labels(config)
+
+    def label(name: str) -> str:
+        return row_label({"input": name, "label": labels.get(name, "")})
+
+    pairs = {}
+    for name in dict.fromkeys(inputs):
+        variant = config.variants.get(name.removeprefix("fused:"))
+        if variant is not None and f"fused:{variant.base}" in inputs:
+            pairs[label(name)] = label(f"fused:{variant.base}")
+    return pairs
+
+
+def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config: ExperimentConfig) -> Stage:
+    """The report of the plan ``stages`` of ``config``: reads every segmentation and quality
+    stage, and writes the tables, figures and the report page (index.md, index.html, with the
+    resolved config). Rows are named by the config's variant labels where it gives them."""
+    from pipelines.engine.stages import row_labels
+
+    labels = row_labels(config)
+    config_yaml = yaml.safe_dump(to_dict(config), sort_keys=False)
+    against = variant_rows(config, [s.input_name for s in stages if s.kind == "segmentation"])
     from pipelines.engine.stages import is_synthetic
 
     reads = tuple(s.key for s in stages if s.kind in ("segmentation", "quality"))
@@ -186,7 +216,7 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
 
     def run(resume, identity):
         check_current([by_key[key] for key in reads])
-        runs = _segmentation_runs(stages)
+        runs = _segmentation_runs(stages, labels)
         if not runs:
             return {"written": []}
         scratch = folder.with_name(f".{folder.name}.building-{os.getpid()}")
@@ -206,7 +236,9 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
         from segmentation.report_page import collect_facts, describe_data, table2_notes, write_report_page
 
         quality = {
-            s.key.removeprefix("quality:"): pd.read_csv(s.folder / "per_image.csv", dtype={"name": str})
+            labels.get(s.key.replace("quality:", "fused:", 1)) or s.key.removeprefix("quality:"): pd.read_csv(
+                s.folder / "per_image.csv", dtype={"name": str}
+            )
             for s in stages
             if s.kind == "quality"
         }
@@ -229,6 +261,8 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
             data_root=data_root,
             fused_dirs=fused,
             data=data,
+            paper_fusion_table=config.paper_fusion_table,
+            against=against,
         )
         fusion = next((s.folder for s in stages if s.kind == "fusion"), None)
         facts = collect_facts(sys.argv, config_yaml, rows, stage_seconds(stages), data, real_msrs, fusion)

@@ -21,10 +21,14 @@ from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 
-import yaml
-
 from configs.runtime import pick_device, write_text_atomic
-from configs.schema import ConfigError, ExperimentConfig, check_frozen_encoder_is_trained, to_dict
+from configs.schema import (
+    ConfigError,
+    ExperimentConfig,
+    check_frozen_encoder_is_trained,
+    to_dict,
+    variant_config,
+)
 from msrs.layout import (
     DataError,
     is_labelled,
@@ -200,11 +204,13 @@ def fusion_stage(
     progress: bool = True,
     method: str = "sspfusion",
 ) -> Stage:
-    """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``) on the
-    training pairs (identity: its config section (``fusion``; a baseline's own section plus
-    ``fusion.max_pairs``), seed, code, train ir/vi manifest, precision); output: the SHA-256 of
+    """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``, or a
+    variant of one, ``config.variants``) on the training pairs (identity: its config section
+    (``fusion``; a baseline's own section plus ``fusion.max_pairs``; a variant's with its ``set``
+    applied), seed, code, train ir/vi manifest, runtime, libraries); output: the SHA-256 of
     model.pt."""
-    if method == "sspfusion":
+    base, config = variant_config(config, method)
+    if base == "sspfusion":
         from fusion.sspfusion.train import train_fusion
 
         settings = {"fusion": to_dict(config.fusion)}
@@ -214,9 +220,9 @@ def fusion_stage(
         from fusion.methods import method_modules
         from fusion.methods.training import train_learned
 
-        settings = {method: to_dict(getattr(config, method)), "max_pairs": config.fusion.max_pairs}
-        train = partial(train_learned, method, config)
-        code = code_digest("fusion.methods.training", *method_modules(method))
+        settings = {base: to_dict(getattr(config, base)), "max_pairs": config.fusion.max_pairs}
+        train = partial(train_learned, base, config)
+        code = code_digest("fusion.methods.training", *method_modules(base))
     folder = layout.fusion_model(method)
     splits = training_splits(data_root)
 
@@ -241,8 +247,13 @@ def fusion_stage(
         identify,
         run,
         lambda: _file_output(folder / "model.pt"),
-        f"train {method}",
+        f"train {method}"
+        + (f" ({base}, {_settings(config.variants[method].set)})" if base != method else ""),
     )
+
+
+def _settings(values: dict) -> str:
+    return ", ".join(f"{key}={value}" for key, value in values.items())
 
 
 def method_options(config: ExperimentConfig, method: str) -> dict:
@@ -261,8 +272,10 @@ def fuse_stage(
     checkpoint: Path | None = None,
     progress: bool = True,
     options: dict | None = None,
+    base: str | None = None,
 ) -> Stage:
-    """Fuse every split of the data root with ``method`` built with ``options``
+    """Fuse every split of the data root with ``method`` (a variant: its registered ``base``,
+    with the model of the variant's own training stage) built with ``options``
     (:func:`method_options`) (identity: the method, its options and parameters, code, ir/vi
     manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
     manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
@@ -271,16 +284,17 @@ def fuse_stage(
     from fusion.methods import TRAINABLE, build_method, method_modules
 
     options = options or {}
+    base = base or method
     folder = layout.fused(method)
     splits = root_splits(data_root)
-    learned = method in TRAINABLE
+    learned = base in TRAINABLE
     model = checkpoint or layout.fusion_model(method) / "model.pt"
     upstream = (f"fusion:{method}",) if learned and checkpoint is None else ()
 
     def identify(outputs):
         parts = {
             "config": {"method": method, **options},
-            "code": code_digest("fusion.fuse", *method_modules(method)),
+            "code": code_digest("fusion.fuse", *method_modules(base)),
             "data": manifests.of_data(data_root, splits, ("ir", "vi")),
             "libraries": library_versions(),
         }
@@ -297,7 +311,7 @@ def fuse_stage(
         return Identity(parts)
 
     def run(resume, identity):
-        fuser = build_method(method, **options, **({"checkpoint": model} if learned else {}))
+        fuser = build_method(base, **options, **({"checkpoint": model} if learned else {}))
         return {
             split: fuse_split(
                 fuser,
@@ -460,10 +474,17 @@ def input_names(config: ExperimentConfig, methods: list[str]) -> list[str]:
     return [*config.inputs, *(f"fused:{method}" for method in methods)]
 
 
+def row_labels(config: ExperimentConfig) -> dict[str, str]:
+    """Table rows named by the config rather than by :func:`segmentation.report.display_name`:
+    input name -> label of each variant that has one."""
+    return {f"fused:{name}": variant.label for name, variant in config.variants.items() if variant.label}
+
+
 def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
     """Two rows with one display name, or two methods writing one folder, are a plan error."""
     from segmentation.report import display_name
 
+    labels = row_labels(config)
     folders: dict[str, str] = {}
     rows: dict[str, str] = {}
     for name in input_names(config, methods):
@@ -476,7 +497,7 @@ def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
                     f"fused/{slug}; rename one of the folders or drop one"
                 )
             folders[slug] = method
-        row = display_name(name)
+        row = labels.get(name) or display_name(name)
         if row in rows:
             raise ConfigError(
                 f"inputs/methods: '{rows[row]}' and '{name}' would both be the Table 2 row '{row}'"
@@ -503,7 +524,7 @@ def build_plan(
             "give an MSRS or MFNet root, or fuse and measure it with pipelines/evaluate_fusion.py"
         )
     validate_root(data_root, check_labels=bool(rows))  # label values too, before anything trains
-    known = available_methods()
+    known = [*available_methods(), *config.variants]
     for method in methods:
         if not method.startswith(EXTERNAL) and method not in known:
             raise ConfigError(
@@ -511,13 +532,14 @@ def build_plan(
             )
         if method.startswith(EXTERNAL):
             build_method(method).validate_all(data_root)
+    bases = {method: variant_config(config, method)[0] for method in methods}
     check_collisions(config, methods)
     if rows:
         check_frozen_encoder_is_trained(config.segmentation)
     manifests = Manifests()
     stages: list[Stage] = []
     for method in methods:
-        if method in TRAINABLE:
+        if bases[method] in TRAINABLE:
             stages.append(fusion_stage(config, layout, data_root, manifests, env, progress, method))
     for method in methods:
         stages.append(
@@ -528,6 +550,7 @@ def build_plan(
                 manifests,
                 progress=progress,
                 options=method_options(config, method),
+                base=bases[method],
             )
         )
         stages.append(quality_stage(method, layout, data_root, config.metrics_convention, manifests))
@@ -548,7 +571,7 @@ def build_plan(
                     progress=progress,
                 )
             )
-    stages.append(report_stage(stages, layout, data_root, yaml.safe_dump(to_dict(config), sort_keys=False)))
+    stages.append(report_stage(stages, layout, data_root, config))
     return stages
 
 
@@ -564,4 +587,5 @@ __all__ = [
     "environment",
     "input_names",
     "check_collisions",
+    "row_labels",
 ]
