@@ -562,12 +562,8 @@ def variant_config(config: ExperimentConfig, name: str) -> tuple[str, Experiment
     if variant is None:
         return name, config
     where = f"variants.{name}"
-    from fusion.methods import METHODS  # the registry imports this module: imported when used
-
     if not VARIANT_NAME.match(name):
         raise ConfigError(f"{where}: a variant name is lower-case letters, digits, '-', '_' or '.'")
-    if name in METHODS:
-        raise ConfigError(f"{where}: '{name}' is a registered method; give the variant a name of its own")
     if variant.base not in LEARNED_SECTIONS:
         raise ConfigError(
             f"{where}.base: '{variant.base}' is not a learned method "

@@ -57,7 +57,6 @@ def test_a_variant_is_its_base_with_its_settings():
         ),
         ("{x: {base: didfuse, set: {}}}", "variants.x.set: changes nothing"),
         ("{x: {base: sspfusion, set: {use_spf: 3}}}", "variants.x.set.use_spf: expected true/false, got 3"),
-        ("{auif: {base: auif, set: {epochs: 2}}}", "variants.auif: 'auif' is a registered method"),
         ("{Wo P: {base: sspfusion, set: {use_spf: false}}}", "variants.Wo P: a variant name is lower-case"),
         (
             "{x: {base: sspfusion, sett: {}}}",
@@ -81,6 +80,12 @@ def test_a_variant_has_its_own_stages_and_identity(tmp_path):
     assert full.identity.digest != variant.identity.digest
     assert variant.identity.parts["config"]["fusion"]["use_spf"] is False
     assert variant.folder.name == "sspfusion-wo-p" and "use_spf=False" in variant.describe
+
+
+def test_a_variant_cannot_take_a_registered_name(tmp_path):
+    config = _config("variants={auif: {base: auif, set: {epochs: 2}}}")
+    with pytest.raises(ConfigError, match="variants.auif: 'auif' is a registered method"):
+        _plan(tmp_path / "run", config)
 
 
 def test_unknown_method_lists_the_variants(tmp_path):

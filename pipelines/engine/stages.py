@@ -524,6 +524,11 @@ def build_plan(
             "give an MSRS or MFNet root, or fuse and measure it with pipelines/evaluate_fusion.py"
         )
     validate_root(data_root, check_labels=bool(rows))  # label values too, before anything trains
+    for name in config.variants:
+        if name in available_methods():
+            raise ConfigError(
+                f"variants.{name}: '{name}' is a registered method; give the variant a name of its own"
+            )
     known = [*available_methods(), *config.variants]
     for method in methods:
         if not method.startswith(EXTERNAL) and method not in known:
