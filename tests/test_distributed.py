@@ -93,7 +93,10 @@ def _sync_bn_rank(rank: int, world: int, init_file: str, x, grad_out, queue) -> 
     (out * grad_out.chunk(world)[rank]).sum().backward()
     grads = torch.stack([bn.weight.grad, bn.bias.grad])
     dist.all_reduce(grads)  # what DDP's gradient sum gives before its averaging
-    queue.put((rank, out.detach(), part.grad, grads, bn.running_mean, bn.running_var))
+    # numpy copies: torch tensors cross the queue as shared-memory file descriptors, which the
+    # parent cannot open once this process has exited (ConnectionResetError, seen once)
+    tensors = (out, part.grad, grads, bn.running_mean, bn.running_var)
+    queue.put((rank, *(tensor.detach().numpy().copy() for tensor in tensors)))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -122,7 +125,7 @@ def test_gloo_sync_batchnorm_equals_whole_batch_batchnorm(tmp_path):
     ]
     for p in processes:
         p.start()
-    results = dict((item[0], item[1:]) for item in (queue.get() for _ in processes))
+    results = {item[0]: [torch.from_numpy(a) for a in item[1:]] for item in (queue.get() for _ in processes)}
     for p in processes:
         p.join(timeout=60)
         assert p.exitcode == 0
