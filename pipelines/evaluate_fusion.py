@@ -23,7 +23,7 @@ from msrs.layout import ALL, PAIRS, detect_layout, list_split
 from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
 from pipelines.engine.identity import Manifests
 from pipelines.engine.plan import run_alone
-from pipelines.engine.stages import method_options, row_labels
+from pipelines.engine.stages import method_options, row_name
 from segmentation.report import table1
 
 
@@ -79,7 +79,7 @@ def main() -> int:
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
         stage = quality_stage(name, layout, data_root, convention, manifests, split, limit, upstream=())
         scored = run_alone(stage, False, env)
-        row = row_labels(config).get(f"fused:{name}", name)
+        row = row_name(config, f"fused:{name}")
         quality[row] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
         timing[row] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
         print(

@@ -31,8 +31,7 @@ from fusion.methods.learned import recipe
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
-from pipelines.engine.stages import row_labels
-from segmentation.report import display_name
+from pipelines.engine.stages import row_name
 
 PAPER_PARAMETERS_K = 12021  # Table 5
 
@@ -91,7 +90,7 @@ def main() -> int:
         return 0
     result = done.get("result") or {}
     print(
-        f"{row_labels(config).get('fused:' + args.method) or display_name(args.method)}: "
+        f"{row_name(config, 'fused:' + args.method)}: "
         f"{result['parameters']:,} parameters, {result['epochs']} epochs in "
         f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
     )

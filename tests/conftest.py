@@ -14,6 +14,8 @@ reads a separate ``DIR`` outside the clone as a path to collect before it knows 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +28,17 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = "real_data"
+
+
+def run_pipeline(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run ``pipelines/<script>`` with ``args`` as a user would, from the repository root."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "pipelines" / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def pytest_addoption(parser):

@@ -1,9 +1,6 @@
 """What a user types wrong gets one line and exit code 2, and nothing is written: run_all's
 selectors, dry runs, overrides as people type them, output folders, devices, configs."""
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 import torch
@@ -12,19 +9,13 @@ from configs.schema import ConfigError, load_config
 from msrs.synthetic import is_synthetic, write_synthetic
 from pipelines.engine.layout import check_out_folder
 
-from .conftest import REPO
+from .conftest import REPO, run_pipeline
 
 TINY = str(REPO / "configs" / "tiny.yaml")
 
 
-def _run_all(*args, cwd=REPO):
-    return subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / "run_all.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
+def _run_all(*args):
+    return run_pipeline("run_all.py", *args)
 
 
 def _one_line_error(result, *fragments):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +14,7 @@ from fusion.methods import TRAINABLE, available_methods, build_method
 from fusion.methods.classic import fuse_gtf, gtf_objective
 from msrs.layout import DataError, list_pairs, list_split, read_ir, root_splits
 
-from .conftest import REPO
+from .conftest import REPO, run_pipeline
 
 CLASSIC = [name for name in available_methods() if name not in TRAINABLE]
 RNG = np.random.default_rng(0)
@@ -191,20 +188,10 @@ def test_pair_folder_is_one_split(photo_pairs):
 # ----------------------------------------------------------------------------- pipelines
 
 
-def _pipeline(script, *args, timeout=300):
-    return subprocess.run(
-        [sys.executable, str(REPO / "pipelines" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
-
-
 @pytest.mark.slow
 def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     out = tmp_path / "exp"
-    result = _pipeline(
+    result = run_pipeline(
         "fuse.py",
         "--config",
         str(REPO / "configs" / "tiny.yaml"),
@@ -222,7 +209,7 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
     assert "average test: 10 images" in result.stdout
     assert (out / "fused" / "average" / "done.json").is_file()
     # the same stage again is cached (one rule with run_all); --force keeps the old folder
-    again = _pipeline(
+    again = run_pipeline(
         "fuse.py",
         "--config",
         str(REPO / "configs" / "tiny.yaml"),
@@ -243,7 +230,7 @@ def test_fuse_cli_on_synthetic(synthetic_root, tmp_path):
 @pytest.mark.slow
 def test_evaluate_fusion_on_a_pair_folder(photo_pairs, tmp_path):
     out = tmp_path / "exp"
-    result = _pipeline(
+    result = run_pipeline(
         "evaluate_fusion.py",
         "--config",
         str(REPO / "configs" / "tiny.yaml"),

@@ -12,7 +12,7 @@ from PIL import Image
 from msrs import DataError, list_pairs, list_split, read_ir, read_label, read_vi, validate_root
 from msrs.layout import describe_root, detect_layout, root_splits, time_of_day, training_splits
 
-from .conftest import REPO
+from .conftest import REPO, run_pipeline
 
 
 def test_reads_generated_msrs_layout(synthetic_root):
@@ -254,19 +254,14 @@ def test_each_mfnet_corruption_gives_one_clear_error(mfnet_copy, case):
 
 def test_run_all_refuses_a_bad_label_before_anything_trains(mfnet_copy, tmp_path):
     _bad_label(mfnet_copy / "labels" / f"{_listed(mfnet_copy, 'test')}.png")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "pipelines" / "run_all.py"),
-            "--config",
-            str(REPO / "configs" / "tiny.yaml"),
-            "--data-root",
-            str(mfnet_copy),
-            "--out",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
+    result = run_pipeline(
+        "run_all.py",
+        "--config",
+        REPO / "configs" / "tiny.yaml",
+        "--data-root",
+        mfnet_copy,
+        "--out",
+        tmp_path / "run",
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "label values [12]" in result.stderr

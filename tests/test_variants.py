@@ -2,16 +2,13 @@
 section changed is a method of its own: its own stages and identity, its own row under its
 label, compared with its base; the ablation configs plan one training stage per variant."""
 
-import subprocess
-import sys
-
 import pandas as pd
 import pytest
 
 from configs.schema import ConfigError, load_config, variant_config
 from pipelines.engine import RunLayout, build_plan, environment, plan_status, resolve_data_root, run_plan
 
-from .conftest import REPO
+from .conftest import REPO, run_pipeline
 
 TINY = REPO / "configs" / "tiny.yaml"
 WO_P = "variants={sspfusion-wo-p: {base: sspfusion, set: {use_spf: false}, label: SSPFusion w/o P}}"
@@ -128,21 +125,15 @@ def test_a_variant_row_beside_its_base(tmp_path):
     ],
 )
 def test_ablation_configs_plan_one_training_per_variant(mfnet_root, tmp_path, config, trainings):
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "pipelines" / "run_all.py"),
-            "--config",
-            str(REPO / "configs" / config),
-            "--data-root",
-            str(mfnet_root),
-            "--out",
-            str(tmp_path / "run"),
-            "--dry-run",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_pipeline(
+        "run_all.py",
+        "--config",
+        REPO / "configs" / config,
+        "--data-root",
+        mfnet_root,
+        "--out",
+        tmp_path / "run",
+        "--dry-run",
     )
     assert result.returncode == 0, result.stderr
     keys = [line.split()[1] for line in result.stdout.splitlines()[1:] if len(line.split()) > 1]

@@ -183,19 +183,13 @@ def stage_seconds(stages: list[Stage]) -> list[dict]:
 def variant_rows(config: ExperimentConfig, inputs: list[str]) -> dict[str, str]:
     """Table 2 label of each variant row among ``inputs`` -> the label of its base method's row,
     where that row is in the plan too."""
-    from pipelines.engine.stages import row_labels
-    from segmentation.report import row_label
-
-    labels = row_labels(config)
-
-    def label(name: str) -> str:
-        return row_label({"input": name, "label": labels.get(name, "")})
+    from pipelines.engine.stages import row_name
 
     pairs = {}
     for name in dict.fromkeys(inputs):
         variant = config.variants.get(name.removeprefix("fused:"))
         if variant is not None and f"fused:{variant.base}" in inputs:
-            pairs[label(name)] = label(f"fused:{variant.base}")
+            pairs[row_name(config, name)] = row_name(config, f"fused:{variant.base}")
     return pairs
 
 

@@ -480,11 +480,15 @@ def row_labels(config: ExperimentConfig) -> dict[str, str]:
     return {f"fused:{name}": variant.label for name, variant in config.variants.items() if variant.label}
 
 
+def row_name(config: ExperimentConfig, input_name: str) -> str:
+    """The Table 1 / Table 2 row name of an input: its variant's label, else its display name."""
+    from segmentation.report import row_label
+
+    return row_label({"input": input_name, "label": row_labels(config).get(input_name, "")})
+
+
 def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
     """Two rows with one display name, or two methods writing one folder, are a plan error."""
-    from segmentation.report import display_name
-
-    labels = row_labels(config)
     folders: dict[str, str] = {}
     rows: dict[str, str] = {}
     for name in input_names(config, methods):
@@ -497,7 +501,7 @@ def check_collisions(config: ExperimentConfig, methods: list[str]) -> None:
                     f"fused/{slug}; rename one of the folders or drop one"
                 )
             folders[slug] = method
-        row = labels.get(name) or display_name(name)
+        row = row_name(config, name)
         if row in rows:
             raise ConfigError(
                 f"inputs/methods: '{rows[row]}' and '{name}' would both be the Table 2 row '{row}'"
@@ -593,4 +597,5 @@ __all__ = [
     "input_names",
     "check_collisions",
     "row_labels",
+    "row_name",
 ]
