@@ -82,7 +82,7 @@ class DIDFuseConfig:
     """DIDFuse (Zhao et al., IJCAI 2020): auto-encoder width, loss weights, recipe (its 4.1)."""
 
     channels: int = 64  # feature maps per layer
-    alpha1: float = 0.05  # weight of the detail-dissimilarity term
+    alpha1: float = 0.5  # weight of the detail-dissimilarity term (authors' code; paper 0.05)
     alpha2: float = 2.0  # weight of the infrared reconstruction f(I, Î)
     alpha3: float = 2.0  # weight of the visible reconstruction f(V, V̂)
     alpha4: float = 10.0  # weight of the visible gradient term
@@ -110,9 +110,10 @@ class AUIFConfig:
     batch_size: int = 16  # crop pairs: 32 images per step
     lr: float = 1e-2
     detail_lr_factor: float = 0.1  # the detail encoder learns at lr x this
-    lr_milestones: list[int] = field(default_factory=lambda: [40])
+    lr_milestones: list[int] = field(default_factory=lambda: [41])  # the authors' MultiStepLR
     lr_gamma: float = 0.1
     crop_size: int = 128
+    augment: str = "resized_crop"  # resized_crop (the authors' RandomResizedCrop) | crop
     fusion_rule: str = "sum"  # sum | average | l1_norm
 
 
@@ -133,6 +134,53 @@ class RFNNestConfig:
     batch_size: int = 4
     lr: float = 1e-4
     crop_size: int = 256  # a multiple of 8
+
+
+@dataclass
+class UMFConfig:
+    """UMF's fusion network (Wang et al., IJCAI 2022): width, loss weights, recipe (its code)."""
+
+    channels: int = 64  # feature maps per layer (629,253 parameters)
+    dense_layers: int = 3  # per residual dense block
+    alpha: float = 1.0  # weight of 1 - MS-SSIM
+    beta: float = 20.0  # weight of the l1 intensity term
+    theta: float = 5.0  # weight of the joint Laplacian term
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 1e-3
+    crop_size: int = 256
+
+
+@dataclass
+class ITFuseConfig:
+    """ITFuse (Tang et al., Pattern Recognition 2024): width, loss weights, recipe (its code)."""
+
+    channels: int = 16  # every map (18,359 parameters used; Table 5 counts 82,487)
+    blocks: int = 3  # per-token transformer blocks
+    heads: int = 8
+    loss_weights: list[float] = field(
+        default_factory=lambda: [1.0, 1.0, 4.0, 4.0]
+    )  # C_I, C_V, SSIM_I, SSIM_V
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 3e-4
+    crop_size: int = 120
+
+
+@dataclass
+class CMTFusionConfig:
+    """CMTFusion (Park et al., IEEE TMM 2024): width, loss weights, recipe (its code)."""
+
+    channels: int = 32  # every map (464,521 parameters used; Table 5 counts 623,989)
+    spatial_weight: float = 0.8
+    frequency_weight: float = 0.05
+    perceptual: str = "efficientnet"  # efficientnet (packaged ImageNet weights) | none (VGG-19 offline: no)
+    perceptual_weight: float = 0.02
+    epochs: int = 20
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 1e-8
+    crop_size: int = 256  # a multiple of 4 (outputs at 1/2 and 1/4), at least 64
 
 
 @dataclass
@@ -213,6 +261,9 @@ class ExperimentConfig:
     didfuse: DIDFuseConfig = field(default_factory=DIDFuseConfig)
     auif: AUIFConfig = field(default_factory=AUIFConfig)
     rfnnest: RFNNestConfig = field(default_factory=RFNNestConfig)
+    umf: UMFConfig = field(default_factory=UMFConfig)
+    itfuse: ITFuseConfig = field(default_factory=ITFuseConfig)
+    cmtfusion: CMTFusionConfig = field(default_factory=CMTFusionConfig)
     variants: dict[str, VariantConfig] = field(default_factory=dict)  # name -> VariantConfig
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -387,6 +438,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 VALID_INPUTS = ("infrared", "visible")
 PAPER_FUSION_TABLES = ("table1", "table4", "table6")  # segmentation.report.PAPER_FUSION_TABLES
 FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
+AUGMENTS = ("crop", "resized_crop")  # fusion.methods.training.CROPS
+CMT_PERCEPTUAL = ("efficientnet", "none")  # CMTFusion's perceptual network (VGG-19 needs a download)
 
 
 # (dotted field, smallest valid value); a float's minimum is exclusive (a learning rate of 0
@@ -404,7 +457,7 @@ MINIMUMS = (
     ("fusion.lr", 0.0),
     *(
         (f"{name}.{field}", low)
-        for name in ("didfuse", "auif")
+        for name in ("didfuse", "auif", "umf", "itfuse", "cmtfusion")
         for field, low in (("epochs", 1), ("batch_size", 1), ("crop_size", 8), ("lr", 0.0))
     ),
     ("rfnnest.autoencoder_epochs", 0),
@@ -491,8 +544,21 @@ def _validate_values(config: ExperimentConfig) -> None:
         section = getattr(config, name)
         if section.fusion_rule not in FUSION_RULES:
             raise ConfigError(f"{name}.fusion_rule: must be one of {', '.join(FUSION_RULES)}")
+    if config.auif.augment not in AUGMENTS:
+        raise ConfigError(f"auif.augment: must be one of {', '.join(AUGMENTS)}")
     if config.rfnnest.crop_size % 8 or len(config.rfnnest.widths) != 4:
         raise ConfigError("rfnnest: crop_size must be a multiple of 8 and widths four values")
+    if config.cmtfusion.perceptual not in CMT_PERCEPTUAL:
+        raise ConfigError(f"cmtfusion.perceptual: must be one of {', '.join(CMT_PERCEPTUAL)}")
+    if config.cmtfusion.crop_size % 4 or config.cmtfusion.crop_size < 64:
+        raise ConfigError(
+            "cmtfusion.crop_size: a multiple of 4 (its outputs at 1/2 and 1/4 size), at least 64 "
+            "(its coarsest attention max-pools 7x7)"
+        )
+    if len(config.itfuse.loss_weights) != 4:
+        raise ConfigError("itfuse.loss_weights: four weights (Charbonnier I, V; SSIM I, V)")
+    if config.itfuse.channels % 8:
+        raise ConfigError("itfuse.channels: a multiple of 8 (its attention embeds to channels / 8)")
     if len(config.rfnnest.feature_weights) != 4:
         raise ConfigError("rfnnest.feature_weights: one weight per scale (four)")
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
@@ -544,7 +610,15 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
 
 
 # the config section each learned method trains from: what a variant's ``set`` changes
-LEARNED_SECTIONS = {"sspfusion": "fusion", "didfuse": "didfuse", "auif": "auif", "rfnnest": "rfnnest"}
+LEARNED_SECTIONS = {
+    "sspfusion": "fusion",
+    "didfuse": "didfuse",
+    "auif": "auif",
+    "rfnnest": "rfnnest",
+    "umf": "umf",
+    "itfuse": "itfuse",
+    "cmtfusion": "cmtfusion",
+}
 VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # config fields that change how fast or how verbosely a stage runs, not its result
 NOT_RESULTS = ("num_workers", "eval_every", "prediction_images")

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from configs.distributed import Dist, all_reduce_sum, barrier
-from configs.runtime import load_checkpoint, save_torch_atomic
+from configs.runtime import load_checkpoint, save_torch_atomic, write_text_atomic
 
 
 def amp_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
@@ -71,3 +71,11 @@ def save_checkpoint(path: Path, state: dict, place: Dist) -> None:
 
 
 __all__ = ["amp_step", "epoch_seed", "begin_epoch", "epoch_means", "resume_state", "save_checkpoint"]
+
+
+def write_history(out_dir: Path, history: list[dict], place: Dist) -> None:
+    """The per-epoch rows as ``history.csv`` in ``out_dir`` (main process only)."""
+    if place.is_main:
+        import pandas as pd
+
+        write_text_atomic(Path(out_dir) / "history.csv", pd.DataFrame(history).to_csv(index=False))

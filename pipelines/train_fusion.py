@@ -1,6 +1,6 @@
 """Train a learned fusion method (SSPFusion by default, or a learned baseline) or print its size.
 
-    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|<variant>]
+    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|umf|itfuse|cmtfusion|<variant>]
                                      [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
                                      [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
@@ -11,9 +11,10 @@ experiment folder (default runs/<config name>); the model goes to <out>/fusion/<
 the stage rules of run_all (pipelines/engine): a model of the same identity is kept, an
 unfinished run of the same identity resumes, anything else there is moved aside (--force:
 retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
-auif, rfnnest); a variant (the config's ``variants``) is its base with its ``set`` applied, trained
-into <out>/fusion/<variant>/. --summary prints the parameter count next to the SSPFusion paper's Table 5 (for
-SSPFusion also the FLOPs of one 640x480 pair, torch.utils.flop_counter) and exits. Works under torchrun.
+auif, rfnnest, umf, itfuse, cmtfusion); a variant (the config's ``variants``) is its base with its ``set``
+applied, trained into <out>/fusion/<variant>/. --summary prints the parameter count next to the
+SSPFusion paper's Table 5 (for SSPFusion also the FLOPs of one 640x480 pair,
+torch.utils.flop_counter) and exits. Works under torchrun.
 """
 
 import argparse
@@ -39,11 +40,14 @@ PAPER_PARAMETERS_K = 12021  # Table 5
 def summary(config, method: str) -> None:
     method, config = variant_config(config, method)
     if method != "sspfusion":
-        learned = recipe(method)
-        parameters = count_learned(learned.build_model(getattr(config, method)))
+        learned, section = recipe(method), getattr(config, method)
+        parameters = count_learned(learned.build_model(section))
+        unused = learned.unused_parameters(section)
+        counted = parameters + unused
+        also = f" + {unused:,} the authors' model registers but never calls = {counted:,}" if unused else ""
         print(
-            f"{learned.title} parameters: {parameters:,} (paper Table 5: "
-            f"{learned.paper_parameters:,}; {parameters / learned.paper_parameters - 1:+.2%})"
+            f"{learned.title} parameters: {parameters:,}{also} (paper Table 5: "
+            f"{learned.paper_parameters:,}; {counted / learned.paper_parameters - 1:+.2%})"
         )
         return
     model = SSPFusion.from_config(config.fusion).eval()

@@ -74,6 +74,9 @@ _DISPLAY = {
     "didfuse": "DIDFuse",
     "auif": "AUIF",
     "rfnnest": "RFN-Nest",
+    "umf": "UMF",
+    "itfuse": "ITFuse",
+    "cmtfusion": "CMTFusion",
 }
 COLUMNS = [*CLASS_NAMES, "miou"]
 TIMES = ("day", "night")  # test images by the time of day of their scene (msrs.layout.time_of_day)

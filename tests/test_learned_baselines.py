@@ -36,11 +36,17 @@ def test_every_learned_baseline_is_registered_and_trainable():
 
 @pytest.mark.parametrize("name", LEARNED)
 def test_paper_size_parameter_count_equals_table_5(name):
-    method = recipe(name)
-    parameters = count_parameters(method.build_model(getattr(ExperimentConfig(), name)))
+    method, section = recipe(name), getattr(ExperimentConfig(), name)
+    parameters = count_parameters(method.build_model(section)) + method.unused_parameters(section)
     print(f"{method.title}: {parameters:,} parameters (Table 5: {method.paper_parameters:,})")
     assert abs(parameters / method.paper_parameters - 1) <= 0.01
     assert parameters == method.paper_parameters  # exact today; the README explains any change
+
+
+def test_itfuse_trains_the_18359_parameters_its_authors_forward_pass_uses():
+    method, section = recipe("itfuse"), ExperimentConfig().itfuse
+    assert count_parameters(method.build_model(section)) == 18_359
+    assert method.unused_parameters(section) == 82_487 - 18_359
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -59,7 +65,7 @@ def test_adam_steps_lower_each_phase_loss(name):
     section = getattr(TINY, name)
     torch.manual_seed(0)
     model = recipe(name).build_model(section)
-    ir, vi = smooth_pair(4, 32, 32)
+    ir, vi = smooth_pair(4, section.crop_size, section.crop_size)  # the crops it trains on
     for phase in recipe(name).phases(section):
         groups = phase.param_groups(model)
         optimizer = torch.optim.Adam(groups)
@@ -82,6 +88,115 @@ def test_combine_rules():
     assert torch.allclose(combine(a, b, "l1_norm"), torch.ones_like(a))
     with pytest.raises(ValueError, match="unknown fusion rule"):
         combine(a, b, "max")
+
+
+def test_l1_norm_activity_is_summed_over_channels_as_the_authors_code():
+    """One weight map per source, shared by every channel: a source active in one channel only
+    still takes its share in the others (a per-channel rule would give b all of channel 1)."""
+    a = torch.zeros(1, 2, 5, 5)
+    a[:, 0] = 3.0
+    b = torch.ones(1, 2, 5, 5)
+    merged = combine(a, b, "l1_norm")  # activities 3 and 2 everywhere: weights 0.6 and 0.4
+    assert torch.allclose(merged[:, 0], torch.full((1, 5, 5), 0.6 * 3 + 0.4 * 1))
+    assert torch.allclose(merged[:, 1], torch.full((1, 5, 5), 0.4))
+
+
+def test_didfuse_reflects_only_its_first_and_last_convolution():
+    from fusion.methods.didfuse.model import DIDFuse
+
+    model = DIDFuse(channels=8)
+    reflecting = [m for m in model.modules() if isinstance(m, torch.nn.ReflectionPad2d)]
+    convolutions = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(reflecting) == 2 and len(convolutions) == 7
+    assert [c.padding for c in convolutions] == [(0, 0)] + [(1, 1)] * 5 + [(0, 0)]
+
+
+def test_didfuse_detail_term_is_the_authors_l1_with_weight_one_half():
+    from fusion.methods.didfuse.losses import didfuse_loss
+
+    section = TINY.didfuse
+    assert ExperimentConfig().didfuse.alpha1 == 0.5
+    torch.manual_seed(0)
+    model = recipe("didfuse").build_model(section)
+    ir, vi = smooth_pair(2, 32, 32)
+    _, terms = didfuse_loss(model, ir, vi, section)
+    parts_ir, _ = model(ir)
+    parts_vi, _ = model(vi)
+    assert terms["detail"] == pytest.approx(
+        float(torch.tanh((parts_ir.detail - parts_vi.detail).abs().mean()).detach())
+    )
+
+
+def test_rfnnest_fuses_min_max_rescaled_and_large_images_in_quarters():
+    from fusion.methods.rfnnest.model import quarters
+
+    torch.manual_seed(0)
+    model = recipe("rfnnest").build_model(TINY.rfnnest).eval()
+    ir, vi = smooth_pair(1, 40, 48)
+    with torch.no_grad():
+        fused = model.fuse(ir, vi)
+        raw = model.fuse_raw(ir, vi)
+    assert float(fused.min()) == 0.0 and float(fused.max()) == pytest.approx(1.0, abs=1e-3)
+    assert torch.allclose(fused, (raw - raw.min()) / (raw.max() - raw.min()), atol=1e-3)
+    cover = torch.zeros(480, 640)
+    for rows, cols in quarters(480, 640):
+        cover[rows, cols] += 1
+    assert cover.min() == 1 and cover.max() == 4 and int((cover[:, 0] == 2).sum()) == 5
+    ir, vi = smooth_pair(1, 24, 520)  # over 512 px: fused in four quarters
+    with torch.no_grad():
+        whole = model.fuse_raw(ir, vi)
+        tiled = model.fuse(ir, vi)
+    assert tiled.shape == ir.shape
+    assert not torch.allclose(tiled, (whole - whole.min()) / (whole.max() - whole.min()), atol=1e-4)
+
+
+def test_rfnnest_ms_ssim_uses_the_scales_a_crop_allows():
+    from fusion.methods.msssim import MS_SSIM_WEIGHTS, scale_weights
+    from fusion.methods.rfnnest.losses import ms_ssim
+
+    assert scale_weights(256) == pytest.approx(tuple(w / sum(MS_SSIM_WEIGHTS) for w in MS_SSIM_WEIGHTS))
+    assert len(scale_weights(128)) == 4 and len(scale_weights(64)) == 3
+    assert sum(scale_weights(64)) == pytest.approx(1.0)
+    ir, vi = smooth_pair(2, 64, 64)
+    assert float(ms_ssim(ir, ir)) == pytest.approx(1.0, abs=1e-5)
+    assert 0.5 < float(ms_ssim(ir, vi)) < 1.0  # normalised: (x + 1) / 2 per scale
+    with pytest.raises(ValueError, match="too small"):
+        scale_weights(8)
+
+
+def test_rfnnest_stage_one_pixel_term_is_on_the_networks_0_255_scale():
+    from fusion.methods.rfnnest.losses import autoencoder_loss
+
+    section = TINY.rfnnest
+    torch.manual_seed(0)
+    model = recipe("rfnnest").build_model(section)
+    ir, vi = smooth_pair(2, 32, 32)
+    _, terms = autoencoder_loss(model, ir, vi, section)
+    images = torch.cat([ir, vi])
+    with torch.no_grad():
+        expected = float(((model(images) - images) * 255).pow(2).mean())
+    assert terms["pixel"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_auif_draws_random_resized_crops_as_its_authors():
+    from configs.schema import AUGMENTS
+    from fusion.methods.training import CROPS, ResizedCrops
+
+    assert set(CROPS) == set(AUGMENTS)
+    assert ExperimentConfig().auif.augment == "resized_crop"
+    assert recipe("auif").phases(ExperimentConfig().auif)[0].augment == "resized_crop"
+    gradient = np.tile(np.arange(200, dtype=np.uint8), (100, 1))
+    crops = ResizedCrops([gradient], [gradient], crop=32, seed=0)
+    ir, vi = crops[0]
+    assert ir.shape == vi.shape == (1, 32, 32) and ir.dtype == torch.float32
+    assert torch.equal(crops[0][0], ir)  # drawn from (seed, epoch, index)
+    crops.set_epoch(1)
+    assert not torch.equal(crops[0][0], ir)
+    # a crop wider than 32 px resized to 32: neighbouring columns differ by more than 1 level
+    steps = [float((a.diff(dim=-1)).mean()) * 255 for a in (ir, vi)]
+    assert max(steps) > 1.0, steps
+    with pytest.raises(ConfigError, match="auif.augment"):
+        load_config(None, ["auif.augment=flip"])
 
 
 @pytest.mark.parametrize("name", LEARNED)
@@ -111,8 +226,6 @@ def test_train_then_fuse_a_photo_pair_with_visible_colour(name, photo_pairs, tmp
     # luminance fusion with the visible chroma put back, as SSPFusion: where no channel of the
     # fused colour is clipped, Cb and Cr are the visible image's within rounding
     assert isinstance(method, LuminanceMethod)
-    if name == "rfnnest":
-        return  # two tiny steps leave RFN-Nest's output near black: every pixel clipped
     unclipped = ((fused > 0) & (fused < 255)).all(axis=2)
     chroma = np.abs(rgb_to_ycbcr(fused)[..., 1:] - rgb_to_ycbcr(vi)[..., 1:])[unclipped]
     assert unclipped.any() and np.percentile(chroma, 99) < 3 / 255
@@ -147,3 +260,95 @@ def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, t
     with pytest.raises(UpstreamError, match="fusion:auif"):
         run_plan(stages, ["fuse:auif"], env, "run_all", log=lambda line: None)
     assert not (tmp_path / "fused" / "auif" / "train").exists()
+
+
+def test_umf_saliency_is_histogram_contrast_and_its_weights_are_stored_as_8_bits():
+    from fusion.methods.umf.losses import saliency, saliency_weights
+
+    # grey levels 0, 0, 0, 255: contrast 255 x 1 for the zeros, 255 x 3 for the 255
+    image = torch.tensor([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4)
+    assert torch.allclose(saliency(image), torch.tensor([1 / 3, 1 / 3, 1 / 3, 1.0]).view(1, 1, 1, 4))
+    assert torch.equal(saliency(torch.full((1, 1, 2, 2), 0.5)), torch.zeros(1, 1, 2, 2))  # no contrast
+    ir, vi = smooth_pair(2, 16, 16)
+    w_ir, w_vi = saliency_weights(ir, vi)
+    assert torch.equal(w_ir * 255, torch.floor(w_ir * 255)) and float((w_ir + w_vi).max()) <= 1.0
+    assert float((w_ir + w_vi).min()) >= 1.0 - 2 / 255
+
+
+def test_umf_loss_terms_are_the_authors():
+    from fusion.methods.umf.losses import umf_loss
+
+    section = TINY.umf
+    assert (ExperimentConfig().umf.alpha, ExperimentConfig().umf.beta, ExperimentConfig().umf.theta) == (
+        1,
+        20,
+        5,
+    )
+    torch.manual_seed(0)
+    model = recipe("umf").build_model(section)
+    ir, vi = smooth_pair(2, 32, 32)
+    total, terms = umf_loss(model, ir, vi, section)
+    assert 0 <= terms["ms_ssim"] < 0.1  # a [0, 255] range on [0, 1] images: SSIM near 1
+    expected = (
+        section.alpha * terms["ms_ssim"] + section.beta * terms["l1"] + section.theta * terms["gradient"]
+    )
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_itfuse_token_blocks_attend_within_one_token_windows():
+    """Window size 1 as in the authors' code: the softmax is over one key, so attention returns
+    the value projection, whatever the query, the key and the position bias."""
+    from fusion.methods.itfuse.model import TokenBlock
+
+    torch.manual_seed(0)
+    block = TokenBlock(16, heads=8)
+    tokens = torch.randn(2, 5, 7, 16)
+    value = block.qkv(tokens)[..., 32:]
+    assert torch.allclose(block.attention(tokens), block.proj(value), atol=1e-6)
+    # a (B, C, H, W) map is read as the authors' view: tokens are 16 consecutive pixels of a row
+    x = torch.arange(2 * 16 * 4 * 32, dtype=torch.float32).view(2, 16, 4, 32)
+    assert torch.equal(x.reshape(2, 4, 32, 16)[0, 0, 0], x[0, 0, 0, :16])
+
+
+def test_cmtfusion_gives_three_scales_and_fuses_min_max_rescaled():
+    torch.manual_seed(0)
+    model = recipe("cmtfusion").build_model(TINY.cmtfusion).eval()
+    ir, vi = smooth_pair(1, 64, 80)
+    with torch.no_grad():
+        outputs = model(vi * 2 - 1, ir * 2 - 1)
+        fused = model.fuse(ir, vi)
+    assert [tuple(o.shape[-2:]) for o in outputs] == [(64, 80), (32, 40), (16, 20)]
+    assert float(fused.min()) == 0.0 and float(fused.max()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_cmtfusion_frequency_loss_compares_the_authors_scaled_spectra():
+    """The fused spectrum's real part is scaled by both Gaussians, each source's by one (the
+    authors' in-place aliasing): even a copy of both sources has a loss, and its gradient flows."""
+    from fusion.methods.cmtfusion.losses import frequency_loss
+
+    torch.manual_seed(0)
+    a = (torch.rand(2, 1, 16, 16) * 2 - 1).requires_grad_()
+    copy = frequency_loss(a, a.detach(), a.detach())
+    assert copy.item() > 0
+    copy.backward()
+    assert a.grad is not None and torch.isfinite(a.grad).all()
+    flat = torch.zeros(2, 1, 16, 16)
+    assert float(frequency_loss(flat, flat, flat)) == 0.0
+
+
+def test_cmtfusion_perceptual_network_is_part_of_its_training_identity(synthetic_root, tmp_path):
+    from pipelines.engine import RunLayout
+    from pipelines.engine.identity import Manifests
+    from pipelines.engine.stages import environment, fusion_stage
+
+    def digest(choice: str) -> dict:
+        config = load_config(REPO / "configs" / "tiny.yaml", [f"cmtfusion.perceptual={choice}"])
+        stage = fusion_stage(
+            config, RunLayout(tmp_path), synthetic_root, Manifests(), environment(config), method="cmtfusion"
+        )
+        return stage.identify({}).parts["config"]
+
+    with_network, without = digest("efficientnet"), digest("none")
+    assert with_network["pretrained_weights"] and "pretrained_weights" not in without
+    with pytest.raises(ConfigError, match="cmtfusion.perceptual"):
+        load_config(None, ["cmtfusion.perceptual=vgg19"])

@@ -196,18 +196,6 @@ def test_clamp_output_never_goes_dead_but_sigmoid_does():
     assert logits.grad.abs().min().item() > 0
 
 
-def test_collapse_guard_stops_with_a_clear_message():
-    from fusion.sspfusion.train import FusionCollapseError, check_not_collapsed
-
-    check_not_collapsed({"epoch": 3, "phase": "fusion", "varied": 0.25, "brightness": 0.2})
-    with pytest.raises(FusionCollapseError, match="epoch 9 .fusion phase.*constant.*brightness 0.0/255"):
-        check_not_collapsed({"epoch": 9, "phase": "fusion", "varied": 0.0, "brightness": 0.0})
-    started = {"epoch": 2, "phase": "fusion", "varied": 0.0, "brightness": 0.0}
-    check_not_collapsed(started, first_of_phase=True)  # a new phase may start at the floor
-    with pytest.raises(FusionCollapseError, match="epoch 2 "):
-        check_not_collapsed(started, first_of_phase=True, last=True)  # but must not end there
-
-
 def test_shared_encoder_and_frozen_targets():
     separate = SSPFusion.from_config(tiny_config())
     shared = SSPFusion.from_config(tiny_config(shared_encoder=True))

@@ -25,9 +25,12 @@ METHODS: dict[str, str] = {
     "didfuse": "fusion.methods.didfuse:build",
     "auif": "fusion.methods.auif:build",
     "rfnnest": "fusion.methods.rfnnest:build",
+    "umf": "fusion.methods.umf:build",
+    "itfuse": "fusion.methods.itfuse:build",
+    "cmtfusion": "fusion.methods.cmtfusion:build",
 }
 # methods with a training stage (fusion:<name>): built with checkpoint=<out>/fusion/<name>/model.pt
-TRAINABLE = ("sspfusion", "didfuse", "auif", "rfnnest")
+TRAINABLE = ("sspfusion", "didfuse", "auif", "rfnnest", "umf", "itfuse", "cmtfusion")
 EXTERNAL_PREFIX = "external:"
 
 

@@ -1,11 +1,11 @@
 """What the learned fusion methods share: their training recipes' shape, feature-merging rules,
 and turning a trained checkpoint into a registry method.
 
-A learned method (SSPFusion, DIDFuse, AUIF, RFN-Nest) is trained by a ``fusion:<name>`` stage into
-``<out>/fusion/<name>/model.pt`` and then fuses luminance like every other method: the visible
-colour comes back through :class:`fusion.methods.base.LuminanceMethod`. The baselines describe
-their training as a :class:`Recipe` (``fusion/methods/<name>/recipe.py``) that one loop runs
-(:mod:`fusion.methods.training`).
+A learned method (SSPFusion, DIDFuse, AUIF, RFN-Nest, UMF, ITFuse, CMTFusion) is trained by a
+``fusion:<name>`` stage into ``<out>/fusion/<name>/model.pt`` and then fuses luminance like every
+other method: the visible colour comes back through :class:`fusion.methods.base.LuminanceMethod`.
+The baselines describe their training as a :class:`Recipe` (``fusion/methods/<name>/recipe.py``)
+that one loop runs (:mod:`fusion.methods.training`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ RECIPES: dict[str, str] = {
     "didfuse": "fusion.methods.didfuse.recipe:RECIPE",
     "auif": "fusion.methods.auif.recipe:RECIPE",
     "rfnnest": "fusion.methods.rfnnest.recipe:RECIPE",
+    "umf": "fusion.methods.umf.recipe:RECIPE",
+    "itfuse": "fusion.methods.itfuse.recipe:RECIPE",
+    "cmtfusion": "fusion.methods.cmtfusion.recipe:RECIPE",
 }
 
 
@@ -40,7 +43,11 @@ class Phase:
     ``param_groups(model)`` gives Adam's groups (``params`` and ``lr``); parameters in no group
     are frozen for the phase. ``lr_factor(epoch)`` scales every group's lr at an epoch counted
     from the phase's start (step decays). ``loss(model, ir, vi)`` returns the loss and its
-    named terms (floats) for one batch of (B, 1, h, w) crops in [0, 1].
+    named terms (floats) for one batch of (B, 1, h, w) crops in [0, 1]. ``augment`` names how
+    crops are drawn (:data:`fusion.methods.training.CROPS`). After every epoch the guard
+    (fusion/guard.py) checks the fused images of the probe pairs, or, where ``reconstruct``
+    is given, ``reconstruct(model, images)``: the images of an auto-encoder phase whose fusion
+    part does not train yet.
     """
 
     name: str
@@ -50,18 +57,25 @@ class Phase:
     lr_factor: Callable[[int], float]
     batch_size: int
     crop_size: int
+    augment: str = "crop"
+    reconstruct: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
 
 
 @dataclass(frozen=True)
 class Recipe:
     """A learned baseline: its name (registry and config section), its paper's title and
-    parameter count (SSPFusion paper, Table 5), the model builder and the training phases."""
+    parameter count (SSPFusion paper, Table 5), the model builder and the training phases.
+    ``unused_parameters(section)`` counts what the authors' model object registers but never
+    calls, where Table 5 counts those too (ITFuse, CMTFusion); ``pretrained_weights(section)``
+    identifies pretrained weights the training uses (a digest, part of the stage identity)."""
 
     name: str
     title: str
     paper_parameters: int
     build_model: Callable[[object], nn.Module]
     phases: Callable[[object], list[Phase]]
+    unused_parameters: Callable[[object], int] = lambda section: 0
+    pretrained_weights: Callable[[object], str | None] = lambda section: None
 
 
 def recipe(name: str) -> Recipe:
@@ -75,24 +89,66 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def one_phase(
+    name: str,
+    config,
+    loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, object], tuple[torch.Tensor, dict]],
+    lr_factor: Callable[[int], float] = lambda epoch: 1.0,
+    **group,
+) -> list[Phase]:
+    """The phases of a method that trains every parameter at once: one phase of
+    ``config.epochs`` at ``config.lr`` (times ``lr_factor``), batches of ``config.batch_size``
+    crops of ``config.crop_size``; ``group`` adds optimiser settings (e.g. ``weight_decay``)."""
+    return [
+        Phase(
+            name,
+            config.epochs,
+            param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr, **group}],
+            loss=lambda model, ir, vi: loss(model, ir, vi, config),
+            lr_factor=lr_factor,
+            batch_size=config.batch_size,
+            crop_size=config.crop_size,
+        )
+    ]
+
+
 def step_decay(milestones: list[int], gamma: float) -> Callable[[int], float]:
     """lr factor gamma^k after the k-th milestone epoch (torch's MultiStepLR, per epoch)."""
     return lambda epoch: gamma ** sum(epoch >= m for m in milestones)
 
 
 def combine(a: torch.Tensor, b: torch.Tensor, rule: str) -> torch.Tensor:
-    """Merge two sources' feature maps: ``sum``, ``average``, or ``l1_norm`` (weights from the
-    3x3-averaged absolute activity of each map, the l1-norm strategy DIDFuse and AUIF share)."""
+    """Merge two sources' feature maps: ``sum``, ``average``, or ``l1_norm``.
+
+    ``l1_norm`` is the rule DIDFuse and AUIF share, as the authors' code computes it: one
+    activity map per source, the 3x3 mean of the absolute activity *summed over channels*
+    (zero-padded), weights every channel of that source by its share of the two activities.
+    DECISION (ours): the denominator is clamped at 1e-12 where the authors' divides 0 by 0.
+    """
     if rule == "sum":
         return a + b
     if rule == "average":
         return (a + b) / 2
     if rule == "l1_norm":
-        activity_a = kornia.filters.box_blur(a.abs(), (3, 3))
-        activity_b = kornia.filters.box_blur(b.abs(), (3, 3))
+        activity = lambda x: kornia.filters.box_blur(  # noqa: E731
+            x.abs().sum(1, keepdim=True), (3, 3), border_type="constant"
+        )
+        activity_a, activity_b = activity(a), activity(b)
         total = (activity_a + activity_b).clamp_min(1e-12)
         return (activity_a * a + activity_b * b) / total
     raise ValueError(f"unknown fusion rule '{rule}' (valid: {', '.join(FUSION_RULES)})")
+
+
+def min_max(
+    images: torch.Tensor, epsilon: float = 0.0, floor: float = 0.0, per_image: bool = True
+) -> torch.Tensor:
+    """``images`` (B, C, H, W) rescaled to [0, 1] by the minimum and maximum of each image (or
+    of the whole batch): divided by max(range, ``floor``) + ``epsilon``. How RFN-Nest's authors
+    (an ``epsilon``) and CMTFusion's (torchvision's ``normalize``: a ``floor``) turn their
+    networks' raw output into an image."""
+    dims = (1, 2, 3) if per_image else (0, 1, 2, 3)
+    low, high = images.amin(dim=dims, keepdim=True), images.amax(dim=dims, keepdim=True)
+    return (images - low) / ((high - low).clamp_min(floor) + epsilon)
 
 
 def require_checkpoint(name: str, title: str, checkpoint: str | Path) -> Path:

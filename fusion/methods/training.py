@@ -2,12 +2,16 @@
 :class:`fusion.methods.learned.Recipe`'s phases on the experiment's training pairs.
 
 The data are SSPFusion's (fusion/sspfusion/train.py): the training pairs of an MSRS root (or an
-``ir/ vi/`` folder) as luminance, random square crops with horizontal flips drawn from (seed,
-epoch, index), the same sampler under torchrun (where gradients are averaged over processes after
+``ir/ vi/`` folder) as luminance, crops drawn from (seed, epoch, index) as a phase's ``augment``
+says (:data:`CROPS`: random square crops with horizontal flips, or RandomResizedCrop), the same
+sampler under torchrun (where gradients are averaged over processes after
 every backward, :func:`average_gradients`: the losses call the model's own methods, not only
 ``forward``, so DistributedDataParallel's hooks would miss some). Per phase: Adam (betas 0.9,
 0.999) over the phase's parameter groups, everything else frozen, lr = group lr x
 ``lr_factor(epoch in phase)``; a phase starts with a fresh optimiser.
+
+After every epoch the guard of fusion/guard.py checks the network's images of four probe pairs
+and stops a collapsed training with an error naming the method and the epoch.
 
 A checkpoint is written atomically after every epoch; ``resume=True`` continues from it.
 Outputs: ``model.pt`` (method name, weights and the config section that built them),
@@ -21,8 +25,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
+import albumentations as A
+import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 from configs.distributed import Dist, all_reduce_sum, barrier, init_distributed
 from configs.progress import progress_bar
@@ -30,12 +36,44 @@ from configs.runtime import (
     pick_device,
     save_torch_atomic,
     write_json_atomic,
-    write_text_atomic,
 )
 from configs.schema import ExperimentConfig, to_dict
-from configs.training import epoch_means, epoch_seed, resume_state, save_checkpoint
+from configs.training import epoch_means, epoch_seed, resume_state, save_checkpoint, write_history
+from fusion.guard import CollapseGuard, probe_pairs
 from fusion.methods.learned import Phase, count_parameters, recipe
 from fusion.sspfusion.train import FusionCrops, make_loader, training_pairs
+
+
+class ResizedCrops(Dataset):
+    """torchvision's ``RandomResizedCrop`` (area 8-100 %, aspect 3/4-4/3) of each image of a pair
+    on its own, resized to ``crop`` x ``crop``: AUIF's authors' augmentation (no flips). Drawn
+    through albumentations from (seed, epoch, index); items as :class:`FusionCrops`'.
+
+    DECISION (ours): downscaling uses area interpolation (``area_for_downscale``), the nearest
+    cv2 has to the antialiased bilinear resize torchvision applies to the authors' PIL images.
+    """
+
+    def __init__(self, irs: list[np.ndarray], vis: list[np.ndarray], crop: int, seed: int):
+        self.irs, self.vis, self.seed, self.epoch = irs, vis, seed, 0
+        self.transform = A.RandomResizedCrop(size=(crop, crop), area_for_downscale="image")
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.irs)
+
+    def __getitem__(self, index: int):
+        self.transform.set_random_seed(
+            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
+        )
+        ir, vi = (self.transform(image=image)["image"] for image in (self.irs[index], self.vis[index]))
+        to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)[None]  # noqa: E731
+        return to(ir), to(vi)
+
+
+# how a phase draws its crops (Phase.augment)
+CROPS: dict[str, type[Dataset]] = {"crop": FusionCrops, "resized_crop": ResizedCrops}
 
 
 def phase_at(phases: list[Phase], epoch: int) -> tuple[int, int]:
@@ -86,6 +124,15 @@ def run_epoch(model, batches, optimizer, phase: Phase, device, place: Dist) -> d
 
 
 @torch.no_grad()
+def probe_images(model, phase: Phase, ir: torch.Tensor, vi: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """The images of the phase the guard checks (eval mode): fused, or reconstructed."""
+    model.eval()
+    if phase.reconstruct is None:
+        return model.fuse(ir, vi), "fused images"
+    return phase.reconstruct(model, torch.cat([ir, vi])), "reconstructions"
+
+
+@torch.no_grad()
 def fused_brightness(model, irs, vis, device, count: int = 4) -> dict:
     """Mean of the fused and of the source luminance (0-255) over the first ``count`` pairs."""
     model.eval()
@@ -120,6 +167,7 @@ def train_learned(
     names, irs, vis = training_pairs(data_root, config.fusion.max_pairs)
     phases = [phase for phase in method.phases(section) if phase.epochs > 0]
     total_epochs = sum(phase.epochs for phase in phases)
+    probe = [images.to(device) for images in probe_pairs(irs, vis)]
 
     torch.manual_seed(config.seed)
     model = method.build_model(section).to(device)
@@ -130,6 +178,7 @@ def train_learned(
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     last = total_epochs if stop_after is None else min(total_epochs, stop_after)
+    guard = CollapseGuard(method.title, probe, keep_evidence=lambda: write_history(out_dir, history, place))
     current, optimizer, dataset = None, None, None
     for epoch in range(start, last):
         index, epoch_in_phase = phase_at(phases, epoch)
@@ -139,7 +188,9 @@ def train_learned(
             optimizer = start_phase(model, phase)
             if state is not None and state["phase"] == phase.name and epoch == start:
                 optimizer.load_state_dict(state["optimizer"])
-            dataset = FusionCrops(irs, vis, phase.crop_size, config.seed)
+            if phase.augment not in CROPS:
+                raise ValueError(f"unknown augment '{phase.augment}' (valid: {', '.join(CROPS)})")
+            dataset = CROPS[phase.augment](irs, vis, phase.crop_size, config.seed)
         factor = phase.lr_factor(epoch_in_phase)
         for group in optimizer.param_groups:
             group["lr"] = group["initial_lr"] * factor
@@ -164,6 +215,8 @@ def train_learned(
                 "seconds": round(time.perf_counter() - tick, 2),
             }
         )
+        images, what = probe_images(model, phase, *probe)
+        guard.check(epoch + 1, phase.name, what, images, last=epoch + 1 == total_epochs)
         save_checkpoint(
             checkpoint_path,
             {
@@ -196,7 +249,7 @@ def train_learned(
         save_torch_atomic(
             out_dir / "model.pt", {"method": name, "model": model.state_dict(), "config": to_dict(section)}
         )
-        write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_history(out_dir, history, place)
         write_json_atomic(out_dir / "summary.json", summary)
     barrier(place)
     return summary

@@ -14,10 +14,11 @@ style of Li et al. (2021), which the paper cites for the two-stage scheme. The a
 (``use_sfe`` off) runs the same two phases with L_str and L_rec left out (losses.total_loss).
 With ``frozen_targets`` the SFE is copied when phase 2 starts and S^{k,gt} comes from that copy.
 
-Losses run in float32 outside autocast (``FusionOutput.float``). Collapse guard: an epoch in which
-every image output of the phase (phase 1: the reconstructions; phase 2: the fused images) is
-constant raises :class:`FusionCollapseError` instead of writing a model that fuses to flat images
-(the first epoch of a phase is let off unless it is the last: see :func:`check_not_collapsed`).
+Losses run in float32 outside autocast (``FusionOutput.float``). After every epoch the guard
+every learned method shares (fusion/guard.py) checks the phase's images of four probe pairs
+(phase 1: the reconstructions; phase 2: the fused images) and raises
+:class:`fusion.guard.FusionCollapseError` when they are saturated, black or flat, instead of
+writing a model that fuses to useless images.
 
 Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
 pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
@@ -37,7 +38,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
@@ -58,7 +58,6 @@ from configs.runtime import (
     save_torch_atomic,
     write_bytes_atomic,
     write_json_atomic,
-    write_text_atomic,
 )
 from configs.schema import ExperimentConfig, FusionConfig, to_dict
 from configs.training import (
@@ -67,17 +66,13 @@ from configs.training import (
     epoch_means,
     resume_state,
     save_checkpoint,
+    write_history,
 )
 from fusion.colour import luminance
+from fusion.guard import CollapseGuard, probe_pairs
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from msrs.layout import DataError, list_split, training_splits
-
-COLLAPSE_STD = 1e-3  # an output image with a smaller standard deviation (in [0, 1]) is constant
-
-
-class FusionCollapseError(ValueError):
-    """The network's output went constant (e.g. black) during training: no model is written."""
 
 
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:
@@ -197,9 +192,9 @@ def phase_images(output, phase: str) -> torch.Tensor:
 def train_fusion_epoch(
     net, batches, optimizer, scaler, precision, device, config: FusionConfig, phase: str
 ) -> dict:
-    """One pass; returns summed loss terms of this rank, ``images`` seen, ``brightness`` (summed
-    mean of the phase's output images) and ``varied`` (how many of them are not constant)."""
-    sums: dict[str, float] = {"brightness": 0.0, "varied": 0.0}
+    """One pass; returns summed loss terms of this rank, ``images`` seen and ``brightness``
+    (summed mean of the phase's output images)."""
+    sums: dict[str, float] = {"brightness": 0.0}
     seen, tick = 0, time.perf_counter()
     for ir, vi in batches:
         ir = ir.to(device, non_blocking=precision.pin_memory)
@@ -212,7 +207,6 @@ def train_fusion_epoch(
             sums[name] = sums.get(name, 0.0) + float(value) * len(ir)
         images = phase_images(output, phase).detach().float().flatten(1)
         sums["brightness"] += float(images.mean(dim=1).sum()) * len(ir) / len(images)
-        sums["varied"] += float((images.std(dim=1) >= COLLAPSE_STD).sum()) * len(ir) / len(images)
         seen += len(ir)
         if hasattr(batches, "set_postfix"):
             batches.set_postfix(
@@ -222,20 +216,16 @@ def train_fusion_epoch(
     return {**sums, "images": seen}
 
 
-def check_not_collapsed(row: dict, first_of_phase: bool = False, last: bool = False) -> None:
-    """Raise FusionCollapseError when no output image of the epoch ``row`` varied, unless it is
-    the first epoch of its phase and not the last of training: a freshly started phase may begin
-    at the clamp's floor (its initial output is near 0) and leave it within an epoch, which a dead
-    output cannot."""
-    if row["varied"] > 0 or (first_of_phase and not last):
-        return
-    what = "reconstructions" if row["phase"] == "structure" else "fused images"
-    raise FusionCollapseError(
-        f"SSPFusion collapsed in epoch {row['epoch']} ({row['phase']} phase): every one of its "
-        f"{what} is constant (std < {COLLAPSE_STD} on [0, 1], mean brightness "
-        f"{row['brightness'] * 255:.1f}/255); stopping without writing a model. Try a lower "
-        "fusion.lr, fusion.output=clamp, or fewer fusion.structure_epochs"
-    )
+@torch.no_grad()
+def probe_images(
+    model: SSPFusion, phase: str, ir: torch.Tensor, vi: torch.Tensor
+) -> tuple[torch.Tensor, str]:
+    """The phase's images of the probe pairs for the guard (eval mode)."""
+    model.eval()
+    output = model(ir, vi, reconstruct=phase == "structure")
+    if phase == "structure":
+        return torch.cat([output.reconstruction_ir, output.reconstruction_vi]), "reconstructions"
+    return output.fused, "fused images"
 
 
 def _preview(model, irs, vis, device, count: int = 4) -> bytes:
@@ -272,6 +262,7 @@ def train_fusion(
     precision = resolve_precision(config.runtime, device)
     names, irs, vis = training_pairs(data_root, fus.max_pairs)
     dataset = FusionCrops(irs, vis, fus.crop_size, config.seed)
+    probe = [images.to(device) for images in probe_pairs(irs, vis)]
 
     torch.manual_seed(config.seed)
     model = SSPFusion.from_config(fus).to(device)
@@ -292,6 +283,7 @@ def train_fusion(
         optimizer.load_state_dict(state["optimizer"])
     scaler = precision.make_scaler(device)
     last = total_epochs if stop_after is None else min(total_epochs, stop_after)
+    guard = CollapseGuard("SSPFusion", probe, keep_evidence=lambda: write_history(out_dir, history, place))
     for epoch in range(start, last):
         if phase_of(fus, epoch) != phase:  # phase 2 starts with a fresh optimizer
             phase = phase_of(fus, epoch)
@@ -318,13 +310,8 @@ def train_fusion(
             "seconds": round(time.perf_counter() - tick, 2),
         }
         history.append(row)
-        if row["varied"] == 0 and place.is_main:  # keep the evidence of a collapse
-            write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
-        check_not_collapsed(
-            row,
-            first_of_phase=epoch == 0 or phase_of(fus, epoch - 1) != phase,
-            last=epoch + 1 == total_epochs,
-        )
+        images, what = probe_images(model, phase, *probe)
+        guard.check(epoch + 1, phase, what, images, last=epoch + 1 == total_epochs)
         save_checkpoint(
             checkpoint_path,
             {
@@ -356,7 +343,7 @@ def train_fusion(
         model.eval()
         write_bytes_atomic(out_dir / "preview.png", _preview(unwrap(net), irs, vis, device))
         save_torch_atomic(out_dir / "model.pt", {"model": model.state_dict(), "fusion_config": to_dict(fus)})
-        write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
+        write_history(out_dir, history, place)
         write_json_atomic(out_dir / "summary.json", summary)
     barrier(place)
     return summary

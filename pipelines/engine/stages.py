@@ -206,9 +206,9 @@ def fusion_stage(
 ) -> Stage:
     """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``, or a
     variant of one, ``config.variants``) on the training pairs (identity: its config section
-    (``fusion``; a baseline's own section plus ``fusion.max_pairs``; a variant's with its ``set``
-    applied), seed, code, train ir/vi manifest, runtime, libraries); output: the SHA-256 of
-    model.pt."""
+    (``fusion``; a baseline's own section plus ``fusion.max_pairs`` and the digest of any
+    pretrained weights its loss uses; a variant's with its ``set`` applied), seed, code, train
+    ir/vi manifest, runtime, libraries); output: the SHA-256 of model.pt."""
     base, config = variant_config(config, method)
     if base == "sspfusion":
         from fusion.sspfusion.train import train_fusion
@@ -218,9 +218,14 @@ def fusion_stage(
         code = code_digest("fusion.sspfusion.train")
     else:
         from fusion.methods import method_modules
+        from fusion.methods.learned import recipe
         from fusion.methods.training import train_learned
 
-        settings = {base: to_dict(getattr(config, base)), "max_pairs": config.fusion.max_pairs}
+        section = getattr(config, base)
+        settings = {base: to_dict(section), "max_pairs": config.fusion.max_pairs}
+        weights = recipe(base).pretrained_weights(section)
+        if weights is not None:  # e.g. CMTFusion's perceptual network
+            settings["pretrained_weights"] = weights
         train = partial(train_learned, base, config)
         code = code_digest("fusion.methods.training", *method_modules(base))
     folder = layout.fusion_model(method)

@@ -12,7 +12,10 @@ Architecture (the paper's network figure and table; 260,935 parameters, as the S
              up   [x, F2] 128 -> 64  3x3, BN, PReLU
              out  [x, F1] 128 -> 1   3x3, BN, sigmoid
 
-Every convolution is 3x3 with stride 1 and reflection padding, so the image size is kept.
+Every convolution is 3x3 with stride 1 and keeps the image size: the first and the last are
+reflection-padded, the four between zero-padded, as the authors' code builds them (the paper
+does not say; with the authors' weights loaded, reflection everywhere changes the fused image's
+borders by up to 68/255).
 
 DECISION (the paper's table lists the layers but not every normalisation): the output layer has
 a one-channel BatchNorm before the sigmoid, as in the authors' public code; it is what makes the
@@ -42,16 +45,21 @@ class Decomposition(NamedTuple):
     detail: torch.Tensor
 
 
-def conv_unit(c_in: int, c_out: int, activation: nn.Module) -> nn.Sequential:
-    """Reflection-padded 3x3 convolution, BatchNorm, activation."""
-    return nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3), nn.BatchNorm2d(c_out), activation)
+def conv_unit(c_in: int, c_out: int, activation: nn.Module, reflect: bool = False) -> nn.Sequential:
+    """3x3 convolution (reflection-padded if ``reflect``, else zero-padded), BatchNorm, activation."""
+    padding = (
+        [nn.ReflectionPad2d(1), nn.Conv2d(c_in, c_out, 3)]
+        if reflect
+        else [nn.Conv2d(c_in, c_out, 3, padding=1)]
+    )
+    return nn.Sequential(*padding, nn.BatchNorm2d(c_out), activation)
 
 
 class DIDFuseEncoder(nn.Module):
     def __init__(self, channels: int = 64):
         """Two shared layers, then the background and detail branches (tanh-bounded maps)."""
         super().__init__()
-        self.conv1 = conv_unit(1, channels, nn.PReLU())
+        self.conv1 = conv_unit(1, channels, nn.PReLU(), reflect=True)
         self.conv2 = conv_unit(channels, channels, nn.PReLU())
         self.base = conv_unit(channels, channels, nn.Tanh())
         self.detail = conv_unit(channels, channels, nn.Tanh())
@@ -68,7 +76,7 @@ class DIDFuseDecoder(nn.Module):
         super().__init__()
         self.merge = conv_unit(2 * channels, channels, nn.PReLU())
         self.up = conv_unit(2 * channels, channels, nn.PReLU())
-        self.out = conv_unit(2 * channels, 1, nn.Sigmoid())
+        self.out = conv_unit(2 * channels, 1, nn.Sigmoid(), reflect=True)
 
     def forward(self, parts: Decomposition) -> torch.Tensor:
         x = self.merge(torch.cat([parts.base, parts.detail], 1))

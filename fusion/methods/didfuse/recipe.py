@@ -11,21 +11,13 @@ from __future__ import annotations
 
 from fusion.methods.didfuse.losses import didfuse_loss
 from fusion.methods.didfuse.model import DIDFuse
-from fusion.methods.learned import Phase, Recipe, step_decay
+from fusion.methods.learned import Phase, Recipe, one_phase, step_decay
 
 
 def phases(config) -> list[Phase]:
-    return [
-        Phase(
-            "autoencoder",
-            config.epochs,
-            param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr}],
-            loss=lambda model, ir, vi: didfuse_loss(model, ir, vi, config),
-            lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
-            batch_size=config.batch_size,
-            crop_size=config.crop_size,
-        )
-    ]
+    return one_phase(
+        "autoencoder", config, didfuse_loss, lr_factor=step_decay(config.lr_milestones, config.lr_gamma)
+    )
 
 
 RECIPE = Recipe("didfuse", "DIDFuse", 260_935, DIDFuse.from_config, phases)

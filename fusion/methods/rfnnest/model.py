@@ -3,13 +3,14 @@ residual fusion network (RFN) that merges the two sources' features at every sca
 
 Architecture (the paper's section 3 and its figures; 7,524,249 parameters, as the SSPFusion paper's Table 5):
 
-* ``ConvLayer``: reflection padding, convolution, ReLU (no ReLU on the output layer).
+* ``ConvLayer``: reflection padding, convolution, ReLU (the output layer included: the paper
+  does not say; the authors' code builds it as a ConvLayer, ReLU on).
 * ``DenseBlockLight(c_in, c_out)``: a 3x3 ConvLayer to c_in/2 channels, then a 1x1 to c_out.
 * Encoder: a 1x1 ConvLayer 1 -> 16, then four blocks of widths (64, 112, 160, 208), each after a
   2x2 max-pool except the first: features Φ^1..Φ^4 at scales 1, 1/2, 1/4, 1/8.
 * Nest decoder (UNet++-style, no deep supervision): nodes x(i, j) = block(cat[Φ^i or x(i, 0..j-1),
   up(x(i+1, j-1))]) for x(1,1), x(2,1), x(1,2), x(3,1), x(2,2), x(1,3); the output is a 1x1
-  ConvLayer 64 -> 1 (no ReLU) on x(1,3). Up-sampling is nearest, x2.
+  ConvLayer 64 -> 1 on x(1,3). Up-sampling is nearest, x2.
 * RFN block at scale m (c channels): Φ_f = conv3x3(cat[Φ_ir, Φ_vi]) + bottleneck(cat[conv3x3(Φ_ir),
   conv3x3(Φ_vi)]), bottleneck = 1x1 (2c -> c), 3x3, 3x3; every convolution a ConvLayer (ReLU).
   Four blocks, one per scale.
@@ -18,9 +19,13 @@ DECISION (image range): the networks see intensities in [0, 255], as the authors
 them; the feature-loss weights (1, 10, 100, 1000) and alpha = 700 were tuned on features of that
 range. Images come in and go out in [0, 1]; ``intensity_scale`` converts.
 
-DECISION (sizes): the authors reflect-pad up-sampled maps to their skip's size; here the image
-is reflect-padded once to a multiple of 8 (three poolings) and the output cropped back, which
-gives the same sizes everywhere without per-node padding.
+Fusing follows the authors' test code: an image over 512 px on a side is fused in four
+overlapping quarters (5 px of overlap, averaged), and the fused image is min-max rescaled to
+[0, 1] (the decoder's raw output has the feature target's scale, several times an image's).
+
+DECISION (sizes, ours): the authors reflect-pad up-sampled maps to their skip's size; here each
+image (or quarter) is reflect-padded once to a multiple of 8 (three poolings) and the output
+cropped back, which gives the same sizes everywhere without per-node padding.
 """
 
 from __future__ import annotations
@@ -29,12 +34,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fusion.methods.learned import min_max
+
 
 class ConvLayer(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int, last: bool = False):
-        """Reflection-padded ``kernel`` x ``kernel`` convolution, then ReLU unless ``last``."""
-        layers = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel)]
-        super().__init__(*layers, *([] if last else [nn.ReLU(inplace=True)]))
+    def __init__(self, c_in: int, c_out: int, kernel: int):
+        """Reflection-padded ``kernel`` x ``kernel`` convolution, then ReLU."""
+        super().__init__(
+            nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel), nn.ReLU(inplace=True)
+        )
 
 
 class DenseBlockLight(nn.Sequential):
@@ -70,7 +78,7 @@ class NestDecoder(nn.Module):
         self.x12 = DenseBlockLight(2 * w[0] + w[1], w[0])
         self.x22 = DenseBlockLight(2 * w[1] + w[2], w[1])
         self.x13 = DenseBlockLight(3 * w[0] + w[1], w[0])
-        self.out = ConvLayer(w[0], 1, 1, last=True)
+        self.out = ConvLayer(w[0], 1, 1)
 
     def forward(self, f: list[torch.Tensor]) -> torch.Tensor:
         up = lambda x: F.interpolate(x, scale_factor=2.0, mode="nearest")  # noqa: E731
@@ -125,7 +133,7 @@ class RFNNest(nn.Module):
         return self.encoder(image * self.intensity_scale)
 
     def decode(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """A [0, 1]-range image (not clamped) from multi-scale features."""
+        """An image on the [0, 1] scale from multi-scale features (not clamped nor rescaled)."""
         return self.decoder(features) / self.intensity_scale
 
     def merge(self, f_ir: list[torch.Tensor], f_vi: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -135,10 +143,41 @@ class RFNNest(nn.Module):
         """Stage 1 pass: the image through the auto-encoder."""
         return self.decode(self.encode(image))
 
+    tile_above = 512  # the authors fuse larger images in four quarters
+
+    @property
+    def rescale_epsilon(self) -> float:
+        """The authors' 1e-5 of min-max rescaling, on their [0, 255] scale."""
+        return 1e-5 / self.intensity_scale
+
     def fuse(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
-        """Fused luminance from infrared and visible luminance (B, 1, H, W) of any size."""
+        """Fused luminance in [0, 1] (min-max rescaled per image) from infrared and visible
+        luminance (B, 1, H, W) of any size."""
+        height, width = ir.shape[-2:]
+        if max(height, width) <= self.tile_above:
+            fused = self.fuse_raw(ir, vi)
+        else:
+            fused = torch.zeros_like(ir)
+            count = torch.zeros_like(ir)
+            for rows, cols in quarters(height, width):
+                fused[..., rows, cols] += self.fuse_raw(ir[..., rows, cols], vi[..., rows, cols])
+                count[..., rows, cols] += 1
+            fused = fused / count
+        return min_max(fused, epsilon=self.rescale_epsilon)
+
+    def fuse_raw(self, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for one image (or quarter), not rescaled."""
         height, width = ir.shape[-2:]
         pad = (0, -width % self.multiple, 0, -height % self.multiple)
         ir, vi = F.pad(ir, pad, mode="reflect"), F.pad(vi, pad, mode="reflect")
         fused = self.decode(self.merge(self.encode(ir), self.encode(vi)))
         return fused[..., :height, :width]
+
+
+def quarters(height: int, width: int) -> list[tuple[slice, slice]]:
+    """The four overlapping quarters the authors cut a large image into: each reaches 3 px past
+    the centre line, the next starts 2 px before it."""
+    h, w = height // 2, width // 2
+    top, bottom = slice(0, h + 3), slice(h - 2, height)
+    left, right = slice(0, w + 3), slice(w - 2, width)
+    return [(top, left), (top, right), (bottom, left), (bottom, right)]

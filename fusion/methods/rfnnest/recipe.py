@@ -32,6 +32,7 @@ def phases(config) -> list[Phase]:
             lr_factor=constant,
             batch_size=config.batch_size,
             crop_size=config.crop_size,
+            reconstruct=lambda model, images: model(images),  # the RFNs are not trained yet
         ),
         Phase(
             "fusion",
