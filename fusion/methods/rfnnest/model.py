@@ -3,14 +3,13 @@ residual fusion network (RFN) that merges the two sources' features at every sca
 
 Architecture (the paper's section 3 and its figures; 7,524,249 parameters, as the SSPFusion paper's Table 5):
 
-* ``ConvLayer``: reflection padding, convolution, ReLU (the output layer included: the paper
-  does not say; the authors' code builds it as a ConvLayer, ReLU on).
+* ``ConvLayer``: reflection padding, convolution, ReLU (not on the output layer: see below).
 * ``DenseBlockLight(c_in, c_out)``: a 3x3 ConvLayer to c_in/2 channels, then a 1x1 to c_out.
 * Encoder: a 1x1 ConvLayer 1 -> 16, then four blocks of widths (64, 112, 160, 208), each after a
   2x2 max-pool except the first: features Φ^1..Φ^4 at scales 1, 1/2, 1/4, 1/8.
 * Nest decoder (UNet++-style, no deep supervision): nodes x(i, j) = block(cat[Φ^i or x(i, 0..j-1),
   up(x(i+1, j-1))]) for x(1,1), x(2,1), x(1,2), x(3,1), x(2,2), x(1,3); the output is a 1x1
-  ConvLayer 64 -> 1 on x(1,3). Up-sampling is nearest, x2.
+  ConvLayer 64 -> 1 (linear) on x(1,3). Up-sampling is nearest, x2.
 * RFN block at scale m (c channels): Φ_f = conv3x3(cat[Φ_ir, Φ_vi]) + bottleneck(cat[conv3x3(Φ_ir),
   conv3x3(Φ_vi)]), bottleneck = 1x1 (2c -> c), 3x3, 3x3; every convolution a ConvLayer (ReLU).
   Four blocks, one per scale.
@@ -22,6 +21,13 @@ range. Images come in and go out in [0, 1]; ``intensity_scale`` converts.
 Fusing follows the authors' test code: an image over 512 px on a side is fused in four
 overlapping quarters (5 px of overlap, averaged), and the fused image is min-max rescaled to
 [0, 1] (the decoder's raw output has the feature target's scale, several times an image's).
+
+DECISION (output layer, ours): the authors' code puts a ReLU on the output layer too (the paper
+does not say). Here it is linear: with that ReLU, the network of ``configs/msrs-cpu.yaml`` at
+seed 0 starts dead (every output pre-activation negative, so a zero image and no gradient;
+measured on msrs-test-40: stage 1's pixel MSE stayed at the images' mean square, 3,982, at lr
+1e-3 and at the paper's 1e-4, and the training guard stopped it after 5 epochs). The min-max
+rescaling that follows makes the ReLU's clipping moot when fusing.
 
 DECISION (sizes, ours): the authors reflect-pad up-sampled maps to their skip's size; here each
 image (or quarter) is reflect-padded once to a multiple of 8 (three poolings) and the output
@@ -38,11 +44,10 @@ from fusion.methods.learned import min_max
 
 
 class ConvLayer(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, kernel: int):
-        """Reflection-padded ``kernel`` x ``kernel`` convolution, then ReLU."""
-        super().__init__(
-            nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel), nn.ReLU(inplace=True)
-        )
+    def __init__(self, c_in: int, c_out: int, kernel: int, last: bool = False):
+        """Reflection-padded ``kernel`` x ``kernel`` convolution, then ReLU unless ``last``."""
+        layers = [nn.ReflectionPad2d(kernel // 2), nn.Conv2d(c_in, c_out, kernel)]
+        super().__init__(*layers, *([] if last else [nn.ReLU(inplace=True)]))
 
 
 class DenseBlockLight(nn.Sequential):
@@ -78,7 +83,7 @@ class NestDecoder(nn.Module):
         self.x12 = DenseBlockLight(2 * w[0] + w[1], w[0])
         self.x22 = DenseBlockLight(2 * w[1] + w[2], w[1])
         self.x13 = DenseBlockLight(3 * w[0] + w[1], w[0])
-        self.out = ConvLayer(w[0], 1, 1)
+        self.out = ConvLayer(w[0], 1, 1, last=True)
 
     def forward(self, f: list[torch.Tensor]) -> torch.Tensor:
         up = lambda x: F.interpolate(x, scale_factor=2.0, mode="nearest")  # noqa: E731
