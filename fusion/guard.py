@@ -31,7 +31,7 @@ FLAT_STD = 1e-3  # an image with a smaller standard deviation (on [0, 1]) is fla
 SATURATED = 254 / 255
 BLACK = 1 / 255
 MAJORITY = 0.5  # share of pixels that makes a set saturated or black
-PATIENCE = 5  # epochs in a row a fault may last before the end of its phase
+PATIENCE = 5  # epochs in a row (within a phase) a fault may last before training stops
 
 
 class FusionCollapseError(ValueError):
