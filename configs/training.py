@@ -35,6 +35,11 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, 7]).generate_state(1)[0])
 
 
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of one training sample's augmentation, drawn from (seed, epoch, index)."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+
+
 def begin_epoch(optimizer: torch.optim.Optimizer, lr: float, seed: int, epoch: int) -> None:
     """Set ``lr`` on every parameter group and seed torch's generator from (seed, epoch)."""
     for group in optimizer.param_groups:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from configs.training import sample_seed
 from msrs.classes import IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_vi
 
@@ -232,8 +233,6 @@ class AugmentedSplit(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int):
-        self.transform.set_random_seed(
-            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
-        )
+        self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
         out = self.transform(image=self.images[index], mask=self.labels[index])
         return to_tensor(out["image"]), torch.from_numpy(out["mask"].astype(np.int64))

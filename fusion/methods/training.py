@@ -38,7 +38,14 @@ from configs.runtime import (
     write_json_atomic,
 )
 from configs.schema import ExperimentConfig, to_dict
-from configs.training import epoch_means, epoch_seed, resume_state, save_checkpoint, write_history
+from configs.training import (
+    epoch_means,
+    epoch_seed,
+    resume_state,
+    sample_seed,
+    save_checkpoint,
+    write_history,
+)
 from fusion.guard import CollapseGuard, probe_pairs
 from fusion.methods.learned import Phase, count_parameters, recipe
 from fusion.sspfusion.train import FusionCrops, make_loader, training_pairs
@@ -64,9 +71,7 @@ class ResizedCrops(Dataset):
         return len(self.irs)
 
     def __getitem__(self, index: int):
-        self.transform.set_random_seed(
-            int(np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1)[0])
-        )
+        self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
         ir, vi = (self.transform(image=image)["image"] for image in (self.irs[index], self.vis[index]))
         to = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0)[None]  # noqa: E731
         return to(ir), to(vi)
