@@ -245,6 +245,34 @@ class RuntimeConfig:
 
 
 @dataclass
+class SlurmResources:
+    """What one Slurm job of a stage kind asks for (``run_all --launcher slurm``)."""
+
+    partition: str | None = None  # None: the cluster's default partition
+    gpus: int = 0  # GPUs on the job's node (--gpus-per-node)
+    cpus: int = 2  # --cpus-per-task; also the job's torch threads and loader workers' share
+    mem_gb: float = 8.0  # --mem
+    minutes: int = 60  # --time; a job that runs out is requeued from its checkpoint
+    sbatch: dict[str, str] = field(default_factory=dict)  # other sbatch options, e.g. {account: me, qos: low}
+
+
+@dataclass
+class SlurmConfig:
+    """``run_all --launcher slurm``: each pending stage a job, submitted with ``afterok``
+    dependencies on the jobs of the stages it reads; the resources of each stage kind. None of
+    this enters a stage identity: where a stage ran does not change its result."""
+
+    fusion: SlurmResources = field(default_factory=SlurmResources)  # fields not given: the defaults above
+    fuse: SlurmResources = field(default_factory=SlurmResources)
+    quality: SlurmResources = field(default_factory=SlurmResources)
+    segmentation: SlurmResources = field(default_factory=SlurmResources)
+    report: SlurmResources = field(default_factory=SlurmResources)
+    retries: int = 2  # times a failed job is resubmitted (it resumes from its checkpoint)
+    timeouts: int = 3  # times a job that ran out of time or was preempted is requeued
+    array_parallelism: int = 64  # array tasks of one segmentation array running at once
+
+
+@dataclass
 class ExperimentConfig:
     """Everything one experiment needs; one YAML file."""
 
@@ -267,6 +295,7 @@ class ExperimentConfig:
     variants: dict[str, VariantConfig] = field(default_factory=dict)  # name -> VariantConfig
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 class _CoreSchemaLoader(yaml.SafeLoader):
@@ -474,6 +503,14 @@ MINIMUMS = (
     ("segmentation.prediction_images", 0),
     ("segmentation.num_workers", -1),
     ("runtime.threads", 0),
+    *(
+        (f"slurm.{kind}.{field}", low)
+        for kind in ("fusion", "fuse", "quality", "segmentation", "report")
+        for field, low in (("gpus", 0), ("cpus", 1), ("mem_gb", 0.0), ("minutes", 1))
+    ),
+    ("slurm.retries", 0),
+    ("slurm.timeouts", 0),
+    ("slurm.array_parallelism", 1),
 )
 DEVICE = re.compile(r"^(?:auto|cpu|cuda|cuda:[0-9]+)$")
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from configs.progress import progress_bar
-from configs.runtime import write_bytes_atomic
 from msrs.layout import Pair
+from runtime.files import write_bytes_atomic
+from runtime.progress import progress_bar
 
 
 def encode_png(image: np.ndarray) -> bytes:

@@ -41,8 +41,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
-from configs.runtime import write_bytes_atomic
 from msrs.layout import IR_DIR, LABEL_DIR, VI_DIR
+from runtime.files import write_bytes_atomic
 
 NIGHT_VISIBLE_GAIN = 0.1
 REFLECTIVE_NIGHT_GAIN = 0.7

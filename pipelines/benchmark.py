@@ -1,6 +1,7 @@
 """Throughput of the training and inference steps, bare and inside the real loops.
 
     python pipelines/benchmark.py seg [--config configs/quick.yaml] [--size H W] [--json F]
+    python pipelines/benchmark.py loader [--config configs/paper.yaml] [--size 480 640] [--workers 0 1 2]
     python pipelines/benchmark.py fusion-train [--config ...] [--size H W] [--json F]
     python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
     python pipelines/benchmark.py stats [--rows 14 --seeds 3 --images 361] [--json F]
@@ -10,7 +11,13 @@
 "bare" times the model step alone on tensors already in memory (forward, loss, backward,
 optimizer step); "loop" times the same number of steps through the project's own training loop
 (data loader, augmentation, host-to-device copies included). ``loop / bare`` close to 1 means
-data handling is not the bottleneck. "stats" times the report's bootstrap
+data handling is not the bottleneck. "loader" times the segmentation loader alone (the
+training split's augmentation at the config's sizes, batches of ``freeze_batch_size``), each
+change of segmentation/data.py on its own: float samples made in the worker and a loader made
+again every epoch (as before), uint8 samples normalised on the device, one OpenCV thread per
+worker, persistent workers; for each worker count, images/s in all and per worker, over three
+short epochs (a worker's start included), with the PNG decoding of the split once per run
+beside it. "stats" times the report's bootstrap
 (segmentation.statistics) on generated per-image confusion matrices of the given shape (the
 default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images). "stats-null" is no
 timing: it prints the false-positive rate of the report's comparisons on pairs of rows equal by
@@ -30,16 +37,19 @@ import os
 import platform
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import _common
 import numpy as np
 import torch
 
-from configs.distributed import Dist, resolve_precision
-from configs.runtime import pick_device, setup_runtime, write_json_atomic
-from configs.training import amp_step
 from msrs.synthetic import write_synthetic
+from runtime.device import pick_device, setup_runtime
+from runtime.distributed import Dist
+from runtime.files import write_json_atomic
+from runtime.precision import resolve_precision
+from runtime.training import amp_step
 from segmentation.statistics import DEFAULT_RESAMPLES
 
 
@@ -61,7 +71,7 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
 
 
 def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int) -> dict:
-    from segmentation.data import AugmentedSplit, load_split, train_transform, training_crop
+    from segmentation.data import AugmentedSplit, load_split, normalise, train_transform, training_crop
     from segmentation.losses import DiceCELoss
     from segmentation.model import model_from_config
     from segmentation.train import train_one_epoch
@@ -81,7 +91,7 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     scaler = precision.make_scaler(device)
     x, y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch)))
-    x, y = x.to(device), y.to(device)
+    x, y = normalise(x.to(device)), y.to(device)
     if precision.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
@@ -106,6 +116,96 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     _sync(device)
     loop_s = (time.perf_counter() - tick) / (seen / batch)
     return _figures("segmentation training", batch, crop, bare_s, loop_s, precision, encoder=seg.encoder)
+
+
+LOADER_VARIANTS = (  # (name, samples, OpenCV threads per worker, persistent workers)
+    ("before: float samples, loader per epoch", "float", None, False),
+    ("uint8 samples", "uint8", None, False),
+    ("uint8, 1 OpenCV thread per worker", "uint8", 1, False),
+    ("uint8, 1 OpenCV thread, persistent workers (now)", "uint8", 1, True),
+)
+
+
+def _opencv_threads(threads: int, _worker: int) -> None:
+    import cv2
+
+    cv2.setNumThreads(threads)
+
+
+def bench_loader(config, data_root: Path, device, workers: list[int], batches: int) -> list[dict]:
+    """Images/s of the segmentation training loader for each of :data:`LOADER_VARIANTS` and
+    worker count (module docstring)."""
+    from segmentation.data import (
+        AugmentedSplit,
+        load_split,
+        normalise,
+        rare_classes,
+        to_tensor,
+        train_transform,
+        training_crop,
+    )
+
+    class FloatSamples(AugmentedSplit):  # the samples as they left a worker before: float32 CHW
+        def __getitem__(self, index):
+            image, label = super().__getitem__(index)
+            return to_tensor(image.numpy()), label
+
+    seg = config.segmentation
+    precision = resolve_precision(config.runtime, device)
+    tick = time.perf_counter()
+    images, labels, _ = load_split(data_root, "train", "visible")
+    decode_s = (time.perf_counter() - tick) / len(images)
+    crop = training_crop(seg, images.shape[1:3])
+    transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(labels))
+    batch, epochs = seg.freeze_batch_size, 3
+    per_epoch = min(batches, len(images) // batch) * batch
+    results = []
+    for count in workers:
+        for name, samples, threads, persistent in LOADER_VARIANTS:
+            if count == 0 and (threads or persistent):
+                continue  # no worker processes: nothing to set
+            dataset = (FloatSamples if samples == "float" else AugmentedSplit)(images, labels, transform, 0)
+            subset = torch.utils.data.Subset(dataset, range(per_epoch))
+
+            def make_loader(dataset=subset, count=count, threads=threads, persistent=persistent):
+                return torch.utils.data.DataLoader(
+                    dataset,
+                    batch_size=batch,
+                    shuffle=True,
+                    num_workers=count,
+                    pin_memory=precision.pin_memory,
+                    persistent_workers=persistent and count > 0,
+                    worker_init_fn=partial(_opencv_threads, threads) if threads and count else None,
+                )
+
+            loader, seen = make_loader(), 0
+            tick = time.perf_counter()
+            for epoch in range(epochs):
+                dataset.set_epoch(epoch)
+                if epoch and not persistent:
+                    loader = make_loader()
+                for x, _ in loader:
+                    x = x.to(device, non_blocking=precision.pin_memory)
+                    x = normalise(x) if samples == "uint8" else x
+                    seen += len(x)
+            _sync(device)
+            rate = seen / (time.perf_counter() - tick)
+            results.append(
+                {
+                    "benchmark": "segmentation loader",
+                    "variant": name,
+                    "workers": count,
+                    "batch": batch,
+                    "size": list(crop),
+                    "scale_range": list(seg.scale_range),
+                    "images_per_second": round(rate, 1),
+                    "images_per_second_per_worker": round(rate / max(count, 1), 1),
+                    "png_decode_seconds_per_image": round(decode_s, 4),
+                    "pin_memory": precision.pin_memory,
+                }
+            )
+            print(f"{count} worker(s), {name}: {rate:.1f} images/s", flush=True)
+    return results
 
 
 def _take(loader, steps: int):
@@ -249,7 +349,9 @@ def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=["seg", "fusion-train", "fusion-infer", "stats", "stats-null", "all"])
+    parser.add_argument(
+        "what", choices=["seg", "loader", "fusion-train", "fusion-infer", "stats", "stats-null", "all"]
+    )
     _common.add_config_args(parser)
     parser.add_argument(
         "--size",
@@ -267,6 +369,10 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=361, help="stats: test images")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="stats: bootstrap draws")
     parser.add_argument("--simulations", type=int, default=1000, help="stats-null: pairs per setting")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[0, 1, 2], help="loader: worker processes to time"
+    )
+    parser.add_argument("--batches", type=int, default=6, help="loader: batches per epoch (3 epochs)")
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.amp:
@@ -286,6 +392,8 @@ def main() -> int:
             data_root = write_synthetic(
                 Path(tmp) / "data", train=count, test=2, height=size[0], width=size[1], seed=config.seed
             )
+            if args.what == "loader":
+                results += bench_loader(config, data_root, device, args.workers, args.batches)
             if args.what in ("seg", "all"):
                 if args.size:  # train at the requested size; otherwise at the config's crops
                     config.segmentation.crop = list(size)

@@ -17,13 +17,14 @@ from pathlib import Path
 import _common
 import pandas as pd
 
-from configs.runtime import setup_runtime, write_text_atomic
 from configs.schema import variant_config
 from msrs.layout import ALL, PAIRS, detect_layout, list_split
 from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
 from pipelines.engine.identity import Manifests
 from pipelines.engine.plan import run_alone
 from pipelines.engine.stages import method_options, row_name
+from runtime.device import setup_runtime
+from runtime.files import write_text_atomic
 from segmentation.report import table1
 
 

@@ -19,9 +19,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from configs.runtime import write_bytes_atomic
 from msrs.layout import DataError
 from pipelines.engine.layout import method_slug
+from runtime.files import write_bytes_atomic
 
 
 def read_rgb(path: Path) -> np.ndarray:

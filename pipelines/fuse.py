@@ -18,11 +18,11 @@ from pathlib import Path
 
 import _common
 
-from configs.runtime import setup_runtime
 from configs.schema import variant_config
 from pipelines.engine import RunLayout, fuse_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
 from pipelines.engine.stages import environment, method_options
+from runtime.device import setup_runtime
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
 
     python pipelines/run_all.py [--config configs/quick.yaml] [--data-root DIR] [--methods ...]
                                 [--seeds N] [--only STAGE ...] [--force STAGE ...] [--dry-run]
-                                [--out DIR] [--jobs N]
+                                [--out DIR] [--jobs N] [--launcher local|slurm [--wait]]
 
 STAGE is one of fusion, fuse, quality, segmentation, report, a stage key shown by --dry-run
 (e.g. segmentation:visible:seed0), or input=NAME (the segmentation runs of one table row, e.g.
@@ -11,6 +11,10 @@ input=fused:gtf: what a cluster job array calls per row). A stage is cached whil
 (settings that change its result, code version, the contents of what it reads) is unchanged;
 a killed run continues from its checkpoint when started again; a stale or forced result is
 moved aside, never deleted (pipelines/engine).
+
+``--launcher slurm`` submits every pending stage as a Slurm job instead (submitit), each waiting
+for the jobs of the stages it reads, with the resources of the config's ``slurm:`` section;
+``--dry-run`` lists the jobs, ``--wait`` follows them until they end (pipelines/engine/slurm.py).
 """
 
 import argparse
@@ -21,7 +25,6 @@ from pathlib import Path
 
 import _common
 
-from configs.runtime import setup_runtime
 from pipelines.engine import (
     RunLayout,
     build_plan,
@@ -33,6 +36,9 @@ from pipelines.engine import (
     run_plan,
 )
 from pipelines.engine.parallel import run_parallel
+from pipelines.engine.plan import selected
+from pipelines.engine.slurm import describe, job_plan, submit, wait
+from runtime.device import setup_runtime
 
 
 def _without_option(argv: list[str], *options: str) -> list[str]:
@@ -48,6 +54,35 @@ def _without_option(argv: list[str], *options: str) -> list[str]:
             continue
         kept.append(token)
     return kept
+
+
+def _submit(args, config, layout, stages, rerun: str, env: dict, start: float) -> int:
+    """``--launcher slurm``: submit the pending stages; with ``--wait``, follow them and print
+    what they left (Table 2 when the report ran)."""
+    jobs = job_plan(stages, args.only, rerun)
+    if not jobs:
+        print("nothing to submit: every selected stage is current")
+        return 0
+    own = [sys.executable, *_without_option(sys.argv, "--only", "--force", "--jobs", "--launcher", "--wait")]
+    print(f"submitting {len(jobs)} job(s) to Slurm, logs in {layout.logs / 'slurm'}:")
+    ids = submit(jobs, stages, config.slurm, [*own, "--no-progress"], layout.logs / "slurm", config.name)
+    if not args.wait:
+        print(f"follow them with: squeue -j {','.join(ids)}")
+        return 0
+    wait(ids)
+    plan_status(stages)
+    chosen = selected(stages, args.only)
+    unfinished = [stage.key for stage in chosen if stage.cache and stage.status != "cached"]
+    table = layout.report / "table2.md"
+    if table.is_file() and not unfinished and any(job.kind == "report" for job in jobs):
+        print(table.read_text())
+        print(f"report: {layout.report}")
+    print(f"wall time {time.perf_counter() - start:.0f} s")
+    if unfinished:
+        logs = layout.logs / "slurm"
+        print(f"not finished: {', '.join(unfinished)} (logs in {logs}); rerun to resubmit them")
+        return 1
+    return 0
 
 
 def main() -> int:
@@ -78,6 +113,15 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="default: runs/<config name>")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="local: run here (default); slurm: submit each pending stage as a Slurm job (submitit)",
+    )
+    parser.add_argument(
+        "--wait", action="store_true", help="with --launcher slurm: follow the jobs until they end"
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -86,6 +130,10 @@ def main() -> int:
     args = parser.parse_args()
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.launcher == "slurm" and args.jobs > 1:
+        parser.error("--jobs runs stages side by side on this machine; with --launcher slurm, Slurm does")
+    if args.wait and args.launcher != "slurm":
+        parser.error("--wait follows Slurm jobs: give --launcher slurm")
     if args.seeds is not None:
         args.overrides.append(f"seeds={args.seeds}")
     if args.methods is not None:
@@ -104,11 +152,17 @@ def main() -> int:
         f"experiment '{config.name}': {len(stages)} stages, data {data_root}"
         f"{' (synthetic)' if is_synthetic(data_root) else ''}, output {layout.out}"
     )
+    rerun = shlex.join([Path(sys.executable).name, *_without_option(sys.argv, "--only", "--force", "--jobs")])
     if args.dry_run:
         for stage in stages:
             print(f"  {stage.status:7s} {stage.key:45s} {stage.reason}")
+        if args.launcher == "slurm":
+            jobs = job_plan(stages, args.only, rerun)
+            print(f"--launcher slurm would submit {len(jobs)} job(s), logs in {layout.logs / 'slurm'}:")
+            print("\n".join(describe(jobs, config.slurm)))
         return 0
-    rerun = shlex.join([Path(sys.executable).name, *_without_option(sys.argv, "--only", "--force", "--jobs")])
+    if args.launcher == "slurm":
+        return _submit(args, config, layout, stages, rerun, env, start)
     if args.jobs > 1:
         command = [sys.executable, *_without_option(sys.argv, "--jobs", "--force", "--only")]
         run_parallel(stages, args.only, args.jobs, command, layout.logs, env, rerun)

@@ -24,7 +24,6 @@ import _common
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from configs.runtime import setup_runtime
 from configs.schema import variant_config
 from fusion.methods import TRAINABLE
 from fusion.methods.learned import count_parameters as count_learned
@@ -33,6 +32,7 @@ from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
 from pipelines.engine.stages import row_name
+from runtime.device import setup_runtime
 
 PAPER_PARAMETERS_K = 12021  # Table 5
 

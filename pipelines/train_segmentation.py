@@ -22,9 +22,9 @@ from pathlib import Path
 import _common
 import pandas as pd
 
-from configs.runtime import setup_runtime
 from pipelines.engine import RunLayout, environment, resolve_data_root, run_alone, segmentation_stage
 from pipelines.engine.identity import Manifests
+from runtime.device import setup_runtime
 from segmentation.summary import recipe_summary
 
 

@@ -10,6 +10,14 @@ processes) and the training loop within a few percent of the bare model step.
 Every sample's augmentation is seeded from (seed, epoch, index), so the stream is the same
 whatever the number of worker processes or DDP ranks, and a resumed run sees exactly the
 batches an uninterrupted run would.
+
+On a GPU the loader's worker processes must keep up with the model step (about 300 images/s
+for one node, README "Table 2 on a cluster"). What makes them fast (pipelines/benchmark.py
+loader measures each): a sample leaves its worker as the augmented uint8 crop, a quarter of the
+bytes of a float one, and is normalised on the device (:func:`normalise`, the same float32
+arithmetic as before); OpenCV runs one thread per worker (:func:`worker_init`), instead of every
+worker starting one per core; the workers persist across epochs, the epoch reaching them
+through shared memory (:meth:`AugmentedSplit.set_epoch`).
 """
 
 from __future__ import annotations
@@ -23,9 +31,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from configs.training import sample_seed
 from msrs.classes import IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_vi
+from runtime.training import sample_seed
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -205,29 +213,49 @@ def train_transform(
 def loader_workers(configured: int, device: torch.device) -> int:
     """Data-loader worker processes. ``-1`` chooses: none on the CPU, where augmenting a batch
     costs about 1% of a training step on these in-memory splits (pipelines/benchmark.py seg) and
-    workers would only take cores from the model; on a GPU up to 4, leaving one core free."""
+    workers would only take cores from the model; on a GPU all cores but one, up to 16 (a
+    16-core node must deliver about 300 augmented 480x640 samples a second: pipelines/benchmark.py
+    loader times them)."""
     if configured >= 0:
         return configured
     if device.type != "cuda":
         return 0
-    return max(0, min(4, (os.cpu_count() or 1) - 1))
+    return max(0, min(16, (os.cpu_count() or 1) - 1))
+
+
+def worker_init(_worker: int) -> None:
+    """One OpenCV thread per loader worker: the workers are the parallelism."""
+    cv2.setNumThreads(1)
+
+
+def normalise(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet statistics, on the
+    images' device (contiguous)."""
+    mean = torch.from_numpy(IMAGENET_MEAN).to(images.device)
+    std = torch.from_numpy(IMAGENET_STD).to(images.device)
+    return ((images.float() - mean) / std).movedim(-1, -3).contiguous()
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet statistics."""
-    normalised = (images.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(normalised, -1, -3)))
+    """uint8 numpy (..., H, W, 3) -> normalised float (..., 3, H, W) (:func:`normalise`)."""
+    return normalise(torch.from_numpy(np.ascontiguousarray(images)))
 
 
 class AugmentedSplit(Dataset):
-    """In-memory training split; call ``set_epoch`` before each epoch."""
+    """In-memory training split of (augmented uint8 (H, W, 3) image, int64 label) samples; the
+    training step normalises the batch on its device (:func:`normalise`). Call ``set_epoch``
+    before each epoch: the epoch sits in shared memory, so persistent worker processes see it."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose, seed: int):
         self.images, self.labels, self.transform, self.seed = images, labels, transform, seed
-        self.epoch = 0
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch[0] = epoch
 
     def __len__(self) -> int:
         return len(self.images)
@@ -235,4 +263,5 @@ class AugmentedSplit(Dataset):
     def __getitem__(self, index: int):
         self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
         out = self.transform(image=self.images[index], mask=self.labels[index])
-        return to_tensor(out["image"]), torch.from_numpy(out["mask"].astype(np.int64))
+        image = torch.from_numpy(np.ascontiguousarray(out["image"]))
+        return image, torch.from_numpy(out["mask"].astype(np.int64))

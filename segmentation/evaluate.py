@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from configs.runtime import write_bytes_atomic
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from runtime.files import write_bytes_atomic
 from segmentation.data import rescale, to_tensor
 from segmentation.figures import colourise
 

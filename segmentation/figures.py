@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from configs.runtime import write_bytes_atomic
 from msrs.classes import CLASS_NAMES, PALETTE
+from runtime.files import write_bytes_atomic
 
 
 def _save(figure, path: Path) -> Path:

@@ -60,7 +60,7 @@ def weights_digest(encoder_weights: str | None) -> str | None:
     """What identifies the encoder's starting weights: the SHA-256 of a packaged checkpoint's
     bytes, smp's source name for a download (versioned by smp's version), None without."""
     if is_packaged(encoder_weights):
-        from configs.runtime import file_sha256
+        from runtime.files import file_sha256
 
         return file_sha256(PACKAGED_WEIGHTS[encoder_weights].checkpoint())
     return None if encoder_weights is None else f"smp:{encoder_weights}"

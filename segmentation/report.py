@@ -533,7 +533,7 @@ def write_report(
     ``paper_fusion_table`` (:data:`PAPER_FUSION_TABLES`) puts that table of the paper beside
     Table 1 (table1_vs_paper.csv and in table1.md); ``against`` (variant row -> its base's row)
     adds each variant's paired mIoU difference to its base to table2.md."""
-    from configs.runtime import write_text_atomic
+    from runtime.files import write_text_atomic
     from segmentation import figures
 
     folder = Path(folder)

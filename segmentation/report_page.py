@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from configs.runtime import write_text_atomic
+from runtime.files import write_text_atomic
 from segmentation.report import display_name, load_paper_table2, row_label, table2_cells
 
 FIGURE_TITLES = {

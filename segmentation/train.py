@@ -24,12 +24,13 @@ resumed run ends with the same weights and metrics as an uninterrupted one on th
 
 Under torchrun every rank takes 1/K of each global batch through a DistributedSampler over the
 same permutation, BatchNorm is synchronised, the test split is sharded and the confusion
-matrices summed; only rank 0 writes (configs/distributed.py).
+matrices summed; only rank 0 writes (runtime/distributed.py).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,43 +39,28 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
-from configs.distributed import (
-    all_reduce_sum,
-    barrier,
-    init_distributed,
-    per_rank_batch,
-    resolve_precision,
-    unwrap,
-    wrap_model,
-)
-from configs.progress import progress_bar
-from configs.runtime import (
-    load_checkpoint,
-    pick_device,
-    save_torch_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
 from configs.schema import ExperimentConfig, check_frozen_encoder_is_trained
-from configs.training import (
-    amp_step,
-    begin_epoch,
-    epoch_means,
-    resume_state,
-    save_checkpoint,
-)
 from msrs.layout import VAL, root_splits
+from runtime.checkpoints import load_checkpoint, resume_state, save_checkpoint, save_torch_atomic
+from runtime.device import pick_device
+from runtime.distributed import all_reduce_sum, barrier, init_distributed, per_rank_batch, unwrap, wrap_model
+from runtime.files import write_json_atomic, write_text_atomic
+from runtime.precision import resolve_precision
+from runtime.progress import progress_bar
+from runtime.training import amp_step, begin_epoch, epoch_means
 from segmentation.data import (
     AugmentedSplit,
     colour_mode,
     holdout,
     load_split,
     loader_workers,
+    normalise,
     rare_classes,
     rescale,
     to_tensor,
     train_transform,
     training_crop,
+    worker_init,
 )
 from segmentation.evaluate import (
     CONFUSION_FILE,
@@ -139,11 +125,12 @@ def validation_loss(model, criterion, images, labels, device, place, precision, 
 def train_one_epoch(
     net, batches, criterion, optimizer, scaler, precision, device, world_size: int = 1
 ) -> tuple[float, int]:
-    """One pass over ``batches`` (a DataLoader, or a tqdm around one whose postfix shows the
-    running loss and images/second). Returns (summed loss, images seen) of this rank."""
+    """One pass over ``batches`` of uint8 (N, H, W, 3) images and labels (a DataLoader, or a tqdm
+    around one whose postfix shows the running loss and images/second); the images are
+    normalised on the device. Returns (summed loss, images seen) of this rank."""
     total, seen, tick = 0.0, 0, time.perf_counter()
     for images, labels in batches:
-        images = images.to(device, non_blocking=precision.pin_memory)
+        images = normalise(images.to(device, non_blocking=precision.pin_memory))  # uint8 until here
         labels = labels.to(device, non_blocking=precision.pin_memory)
         if precision.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -190,6 +177,63 @@ def _training_and_validation(data_root: Path, input_name: str, dirs: dict, seg, 
     return images, labels, val_images, val_labels, names
 
 
+@dataclass
+class _Data:
+    """The splits one training reads: the augmented training set, the validation split (at the
+    training scale) and the test split (at full size: predict() scales it and scores at label
+    resolution)."""
+
+    train: AugmentedSplit
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    test_names: list[str]
+    colour: str
+
+
+def _load_data(data_root: Path, input_name: str, dirs: dict, seg, out_dir: Path, place, seed: int) -> _Data:
+    train_images, train_labels, val_images, val_labels, _ = _training_and_validation(
+        data_root, input_name, dirs, seg, out_dir, place
+    )
+    colour = colour_mode(train_images)
+    train_images, train_labels = rescale(train_images, train_labels, seg.image_scale)
+    val_images, val_labels = rescale(val_images, val_labels, seg.image_scale)
+    test_images, test_labels, test_names = load_split(data_root, "test", input_name, dirs.get("test"))
+    crop = training_crop(seg, train_images.shape[1:3])
+    transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(train_labels))
+    dataset = AugmentedSplit(train_images, train_labels, transform, seed)
+    for batch in {seg.freeze_batch_size, seg.batch_size}:
+        if len(dataset) < batch:
+            raise ValueError(
+                f"{data_root / 'train'}: {len(dataset)} training images, fewer than one batch of {batch}"
+            )
+    return _Data(dataset, val_images, val_labels, test_images, test_labels, test_names, colour)
+
+
+def _epoch_loader(loaders: dict, dataset, sampler, seg, epoch: int, place, device, precision) -> DataLoader:
+    """This epoch's batches: the sampler and the augmentation seeded for ``epoch``, the phase's
+    batch size split over the ranks. ``loaders`` keeps the loader of the current batch size, so
+    its worker processes live on from epoch to epoch (segmentation/data.py)."""
+    sampler.set_epoch(epoch)
+    dataset.set_epoch(epoch)
+    batch = per_rank_batch(phase_batch(seg, epoch), place)
+    if batch not in loaders:
+        loaders.clear()  # the frozen phase's workers end with it
+        workers = loader_workers(seg.num_workers, device)
+        loaders[batch] = DataLoader(
+            dataset,
+            batch_size=batch,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=workers,
+            pin_memory=precision.pin_memory,
+            persistent_workers=workers > 0,
+            worker_init_fn=worker_init if workers else None,
+        )
+    return loaders[batch]
+
+
 def train_segmentation(
     config: ExperimentConfig,
     data_root: Path,
@@ -209,29 +253,12 @@ def train_segmentation(
     final evaluation (a time-boxed job; the next call with ``resume=True`` continues).
     ``identity`` (the stage identity of pipelines/engine) is stored in the checkpoint and
     metrics.json; only a checkpoint of the same identity is resumed. Returns the metrics."""
-    seg = config.segmentation
-    out_dir = Path(out_dir)
+    seg, out_dir = config.segmentation, Path(out_dir)
     device, place = init_distributed(pick_device(config.runtime.device))
     precision = resolve_precision(config.runtime, device)
     check_encoder(seg.encoder)  # before any data is read
     check_frozen_encoder_is_trained(seg)
-    dirs = image_dirs or {}
-    train_images, train_labels, val_images, val_labels, _ = _training_and_validation(
-        data_root, input_name, dirs, seg, out_dir, place
-    )
-    colour = colour_mode(train_images)
-    train_images, train_labels = rescale(train_images, train_labels, seg.image_scale)
-    val_images, val_labels = rescale(val_images, val_labels, seg.image_scale)
-    # test images stay at full size: predict() scales them and scores at label resolution
-    test_images, test_labels, test_names = load_split(data_root, "test", input_name, dirs.get("test"))
-    crop = training_crop(seg, train_images.shape[1:3])
-    transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(train_labels))
-    dataset = AugmentedSplit(train_images, train_labels, transform, seed)
-    for batch in {seg.freeze_batch_size, seg.batch_size}:
-        if len(dataset) < batch:
-            raise ValueError(
-                f"{data_root / 'train'}: {len(dataset)} training images, fewer than one batch of {batch}"
-            )
+    data = _load_data(data_root, input_name, image_dirs or {}, seg, out_dir, place, seed)
 
     torch.manual_seed(seed)
     model = model_from_config(seg, seg.encoder_weights).to(device)
@@ -243,18 +270,16 @@ def train_segmentation(
     state = resume_state(checkpoint_path, resume, device, identity)
     if state is not None:
         model.load_state_dict(state["model"])
-        start_epoch, history = state["epoch"], state["history"]
-        best = state.get("best", best)
-    net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
+        start_epoch, history, best = state["epoch"], state["history"], state.get("best", best)
     frozen = start_epoch < seg.freeze_epochs
     optimizer = _optimizer(model, seg, frozen)
     if state is not None and (seg.keep_optimizer or state["frozen"] == frozen):
         optimizer.load_state_dict(state["optimizer"])
+    net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
     scaler = precision.make_scaler(device)
-    sampler = DistributedSampler(
-        dataset, num_replicas=place.world_size, rank=place.rank, shuffle=True, seed=seed
-    )
+    sampler = DistributedSampler(data.train, num_replicas=place.world_size, rank=place.rank, seed=seed)
     last = seg.epochs if stop_after is None else min(seg.epochs, stop_after)
+    loaders: dict[int, DataLoader] = {}
     for epoch in range(start_epoch, last):
         if (epoch < seg.freeze_epochs) != frozen:  # the unfreeze boundary
             frozen = epoch < seg.freeze_epochs
@@ -265,112 +290,93 @@ def train_segmentation(
             net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
         lr = learning_rate(seg, epoch)
         begin_epoch(optimizer, lr, seed, epoch)  # dropout seeded from (seed, epoch)
-        sampler.set_epoch(epoch)
-        dataset.set_epoch(epoch)
-        loader = DataLoader(
-            dataset,
-            batch_size=per_rank_batch(phase_batch(seg, epoch), place),
-            sampler=sampler,
-            drop_last=True,
-            num_workers=loader_workers(seg.num_workers, device),
-            pin_memory=precision.pin_memory,
-        )
+        loader = _epoch_loader(loaders, data.train, sampler, seg, epoch, place, device, precision)
         set_train_mode(model, frozen, seg.frozen_bn_updates)
         tick = time.perf_counter()
-        bar = progress_bar(
-            loader,
-            f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}{' (encoder frozen)' if frozen else ''}",
-            progress and place.is_main,
-            lr=lr,
+        label = (
+            f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}{' (encoder frozen)' if frozen else ''}"
         )
+        bar = progress_bar(loader, label, progress and place.is_main, lr=lr)
         total, seen = train_one_epoch(
             net, bar, criterion, optimizer, scaler, precision, device, place.world_size
         )
-        row = {
-            "epoch": epoch + 1,
-            "phase": "frozen" if frozen else "full",
-            "lr": lr,
-            **epoch_means({"loss": total}, seen, device, place),
+        row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr}
+        row |= epoch_means({"loss": total}, seen, device, place)
+        row |= {
             "val_loss": float("nan"),
             "test_miou": float("nan"),
             "seconds": round(time.perf_counter() - tick, 2),
         }
-        if len(val_images):
+        if len(data.val_images):
             row["val_loss"] = validation_loss(
-                net, criterion, val_images, val_labels, device, place, precision, seg.batch_size
+                net, criterion, data.val_images, data.val_labels, device, place, precision, seg.batch_size
             )
             if row["val_loss"] < best["val_loss"]:
                 best = {"val_loss": row["val_loss"], "epoch": epoch + 1}
                 if place.is_main and seg.reported_model == "lowest_val_loss":
                     save_torch_atomic(best_path, {"model": model.state_dict(), **best})
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
-            row["test_miou"] = _sharded_scores(net, test_images, test_labels, device, place, seg.image_scale)[
-                0
-            ]["miou"]
+            row["test_miou"] = _sharded_scores(
+                net, data.test_images, data.test_labels, device, place, seg.image_scale
+            )[0]["miou"]
         history.append(row)
-        save_checkpoint(
-            checkpoint_path,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch + 1,
-                "frozen": frozen,
-                "history": history,
-                "best": best,
-                "identity": identity,
-            },
-            place,
-        )
+        checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}
+        checkpoint |= {"frozen": frozen, "history": history, "best": best, "identity": identity}
+        save_checkpoint(checkpoint_path, checkpoint, place)
     if last < seg.epochs:
         return {"stopped_after_epoch": last}
-
-    evaluated = time.perf_counter()
-    reported_epoch = seg.epochs
     if seg.reported_model == "lowest_val_loss":
         model.load_state_dict(load_checkpoint(best_path, device)["model"])
-        reported_epoch = best["epoch"]
-    metrics, _ = _sharded_scores(net, test_images, test_labels, device, place, seg.image_scale)
+    reported_epoch = best["epoch"] if seg.reported_model == "lowest_val_loss" else seg.epochs
+    header = {"input": input_name, "seed": seed, "epochs": seg.epochs, "identity": identity}
+    return _score_and_save(
+        model, net, data, seg, history, reported_epoch, header, out_dir, device, place, precision
+    )
+
+
+def _score_and_save(
+    model, net, data: _Data, seg, history, reported_epoch, header, out_dir, device, place, precision
+) -> dict:
+    """Score the reported model on the test split and write model.pt, history.csv,
+    metrics.json, the per-image confusion matrices and the prediction images (rank 0); ``header``
+    opens metrics.json (input, seed, epochs, identity)."""
+    evaluated = time.perf_counter()
+    metrics, _ = _sharded_scores(net, data.test_images, data.test_labels, device, place, seg.image_scale)
     if history and reported_epoch == seg.epochs:
         history[-1]["test_miou"] = metrics["miou"]
     metrics.update(
         {
-            "input": input_name,
-            "seed": seed,
-            "epochs": seg.epochs,
-            "identity": identity,
+            **header,
             "device": str(device),
             "precision": precision.name,
             # epochs of earlier (interrupted) sessions included
             "wall_seconds": round(
                 sum(row["seconds"] for row in history) + time.perf_counter() - evaluated, 1
             ),
-            "train_images": len(dataset),
-            "val_images": len(val_images),
-            "test_images": len(test_images),
-            "colour": colour,
+            "train_images": len(data.train),
+            "val_images": len(data.val_images),
+            "test_images": len(data.test_images),
+            "colour": data.colour,
             "reported_model": seg.reported_model,
             "reported_epoch": reported_epoch,
             "processes": place.world_size,
         }
     )
     if place.is_main:
-        predictions = predict(model, test_images, device, image_scale=seg.image_scale)
-        save_confusion_per_image(out_dir / CONFUSION_FILE, test_names, predictions, test_labels)
+        predictions = predict(model, data.test_images, device, image_scale=seg.image_scale)
+        save_confusion_per_image(out_dir / CONFUSION_FILE, data.test_names, predictions, data.test_labels)
         save_prediction_images(
-            out_dir / "predictions", test_names, test_images, test_labels, predictions, seg.prediction_images
+            out_dir / "predictions",
+            data.test_names,
+            data.test_images,
+            data.test_labels,
+            predictions,
+            seg.prediction_images,
         )
-        save_torch_atomic(
-            out_dir / "model.pt",
-            {
-                "model": model.state_dict(),
-                "encoder": seg.encoder,
-                "input": input_name,
-                "decoder_channels": seg.decoder_channels,
-                "output_stride": seg.output_stride,
-                "atrous_rates": list(seg.atrous_rates),
-                "image_scale": seg.image_scale,
-            },
-        )
+        saved = {"model": model.state_dict(), "encoder": seg.encoder, "input": header["input"]}
+        saved |= {"decoder_channels": seg.decoder_channels, "output_stride": seg.output_stride}
+        saved |= {"atrous_rates": list(seg.atrous_rates), "image_scale": seg.image_scale}
+        save_torch_atomic(out_dir / "model.pt", saved)
         write_text_atomic(out_dir / "history.csv", pd.DataFrame(history).to_csv(index=False))
         write_json_atomic(out_dir / "metrics.json", metrics)
     barrier(place)

@@ -9,6 +9,12 @@ pairs are marked ``real_data`` and read them from the folder given on the comman
 (``mfnet-156/``, ``msrs-test-40/`` and ``roadscene-50/`` inside it). Without ``--real-data``
 they are deselected, and pytest's summary line says how many. Write ``--real-data=DIR``: pytest
 reads a separate ``DIR`` outside the clone as a path to collect before it knows the option.
+
+Tests that submit to a real Slurm (the launcher's, tests/test_slurm.py) are marked ``slurm`` and
+deselected the same way unless ``--slurm`` says a cluster is up (``.ci/start-slurm`` starts a
+one-node one on this machine; ``.ci/run`` does that, then runs them)::
+
+    .ci/start-slurm && python -m pytest -m slurm --slurm
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = "real_data"
+SLURM = "slurm"
 
 
 def run_pipeline(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -49,21 +56,28 @@ def pytest_addoption(parser):
         help="folder holding the real pairs (mfnet-156/, msrs-test-40/, roadscene-50/) that the "
         "tests marked real_data read; without it those tests are deselected",
     )
+    parser.addoption(
+        "--slurm",
+        action="store_true",
+        help="a Slurm cluster answers sbatch here (.ci/start-slurm): run the tests marked slurm; "
+        "without it they are deselected",
+    )
 
 
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", f"{REAL_DATA}: reads real pairs from --real-data DIR (deselected without it)"
     )
+    config.addinivalue_line("markers", f"{SLURM}: submits to a real Slurm (deselected without --slurm)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--real-data") is not None:
-        return
-    deselected = [item for item in items if item.get_closest_marker(REAL_DATA)]
+    off = [REAL_DATA] if config.getoption("--real-data") is None else []
+    off += [] if config.getoption("--slurm") else [SLURM]
+    deselected = [item for item in items if any(item.get_closest_marker(marker) for marker in off)]
     if deselected:
         config.hook.pytest_deselected(items=deselected)
-        items[:] = [item for item in items if not item.get_closest_marker(REAL_DATA)]
+        items[:] = [item for item in items if item not in deselected]
 
 
 @pytest.fixture(scope="session")

@@ -31,15 +31,15 @@ def _edit(path, old, new):
 RUNS = {
     "segmentation.train": [
         "segmentation.pretrained",
-        "configs.training",
-        "configs.distributed",
+        "runtime.training",
+        "runtime.distributed",
         "msrs.layout",
         "segmentation.data",
         "segmentation.losses",
     ],
     "fusion.methods.classic": ["fusion.colour", "fusion.methods.base"],
     "msrs.synthetic": ["msrs.layout"],
-    "fusion.sspfusion.train": ["fusion.sspfusion.model", "fusion.sspfusion.losses", "configs.training"],
+    "fusion.sspfusion.train": ["fusion.sspfusion.model", "fusion.sspfusion.losses", "runtime.training"],
 }
 
 

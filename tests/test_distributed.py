@@ -80,7 +80,7 @@ def test_fusion_two_processes_match_one(synthetic_root, tmp_path):
 def _sync_bn_rank(rank: int, world: int, init_file: str, x, grad_out, queue) -> None:
     import torch.distributed as dist
 
-    from configs.distributed import GlooSyncBatchNorm
+    from runtime.distributed import GlooSyncBatchNorm
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     torch.manual_seed(0)

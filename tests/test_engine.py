@@ -7,10 +7,10 @@ import shutil
 
 import pytest
 
-from configs.runtime import save_torch_atomic
 from pipelines.engine.identity import Identity, file_digest
 from pipelines.engine.markers import read_done
 from pipelines.engine.plan import Stage, UpstreamError, plan_status, run_plan
+from runtime.checkpoints import save_torch_atomic
 
 ENV = {"device": "cpu", "precision": "fp32"}
 

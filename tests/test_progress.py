@@ -6,9 +6,9 @@ import io
 
 from tqdm import tqdm
 
-from configs.progress import LoopLine, is_terminal, progress_bar
 from configs.schema import load_config
 from fusion.sspfusion.train import train_fusion
+from runtime.progress import LoopLine, is_terminal, progress_bar
 from segmentation.train import train_segmentation
 from tests.conftest import REPO
 

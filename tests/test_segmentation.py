@@ -95,7 +95,7 @@ def test_frozen_phase_really_freezes(synthetic_root):
     images, labels, _ = load_split(synthetic_root, "train", "visible")
     dataset = AugmentedSplit(images, labels, train_transform((48, 64), (0.5, 2.0)), 0)
     set_train_mode(model, frozen=True)
-    from configs.distributed import resolve_precision
+    from runtime.precision import resolve_precision
 
     precision = resolve_precision(config.runtime, torch.device("cpu"))
     loader = torch.utils.data.DataLoader(dataset, batch_size=8)
@@ -460,3 +460,40 @@ def test_summary_on_an_mfnet_root_uses_its_val_list(mfnet_root):
         ["segmentation.val_fraction=0", "segmentation.reported_model=last"],
     )
     assert recipe_summary(without, mfnet_root)["images"] == {"train": 24, "val": 0, "test": 10}
+
+
+def test_samples_stay_uint8_and_normalise_repeats_the_float_arithmetic(synthetic_root):
+    from segmentation.data import IMAGENET_MEAN, IMAGENET_STD, normalise
+
+    images, labels, _ = load_split(synthetic_root, "train", "visible")
+    image, label = AugmentedSplit(images, labels, train_transform((48, 64), (0.5, 2.0)), 0)[3]
+    assert image.dtype == torch.uint8 and image.shape == (48, 64, 3) and label.dtype == torch.int64
+    numpy = np.moveaxis((images[:4].astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD, -1, -3)
+    assert torch.equal(normalise(torch.from_numpy(images[:4])), torch.from_numpy(np.ascontiguousarray(numpy)))
+
+
+def test_persistent_workers_see_each_epoch(synthetic_root):
+    """The epoch reaches worker processes that live across epochs (shared memory): their batches
+    equal those made in the main process, epoch by epoch."""
+    from segmentation.data import worker_init
+
+    images, labels, _ = load_split(synthetic_root, "train", "visible")
+
+    def batches(workers: int) -> list[torch.Tensor]:
+        dataset = AugmentedSplit(images[:8], labels[:8], train_transform((48, 64), (0.5, 2.0)), 0)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=8,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            worker_init_fn=worker_init if workers else None,
+        )
+        out = []
+        for epoch in range(2):
+            dataset.set_epoch(epoch)
+            out += [x for x, _ in loader]
+        return out
+
+    here, there = batches(0), batches(1)
+    assert not torch.equal(here[0], here[1])  # the epochs differ
+    assert all(torch.equal(a, b) for a, b in zip(here, there, strict=True))

@@ -20,10 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from configs.runtime import file_sha256, load_checkpoint, pick_device
 from configs.schema import FUSION_RULES, ExperimentConfig, section_from_dict
 from fusion.methods.base import LuminanceMethod
 from msrs.layout import DataError
+from runtime.checkpoints import load_checkpoint
+from runtime.device import pick_device
+from runtime.files import file_sha256
 
 # the learned baselines of Table 2 built in here: name (= config section) -> recipe
 RECIPES: dict[str, str] = {

@@ -8,9 +8,9 @@ fingerprint is the checkpoint's SHA-256, so retraining refuses the old fused fil
 
 from __future__ import annotations
 
-from configs.runtime import pick_device
 from fusion.methods.base import LuminanceMethod
 from fusion.methods.learned import luminance_method, require_checkpoint
+from runtime.device import pick_device
 
 
 def build(checkpoint, device: str = "auto") -> LuminanceMethod:

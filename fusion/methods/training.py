@@ -30,25 +30,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from configs.distributed import Dist, all_reduce_sum, barrier, init_distributed
-from configs.progress import progress_bar
-from configs.runtime import (
-    pick_device,
-    save_torch_atomic,
-    write_json_atomic,
-)
 from configs.schema import ExperimentConfig, to_dict
-from configs.training import (
-    epoch_means,
-    epoch_seed,
-    resume_state,
-    sample_seed,
-    save_checkpoint,
-    write_history,
-)
 from fusion.guard import CollapseGuard, probe_pairs
 from fusion.methods.learned import Phase, count_parameters, recipe
 from fusion.sspfusion.train import FusionCrops, make_loader, training_pairs
+from runtime.checkpoints import resume_state, save_checkpoint, save_torch_atomic
+from runtime.device import pick_device
+from runtime.distributed import Dist, all_reduce_sum, barrier, init_distributed
+from runtime.files import write_json_atomic
+from runtime.progress import progress_bar
+from runtime.training import epoch_means, epoch_seed, sample_seed, write_history
 
 
 class ResizedCrops(Dataset):

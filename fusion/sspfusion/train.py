@@ -23,7 +23,7 @@ writing a model that fuses to useless images.
 Images enter as luminance: infrared as it is, visible through BT.601 Y (fusion/colour.py). The
 pairs are decoded once and held in memory as uint8; every crop is drawn from (seed, epoch, index),
 so a resumed run sees the batches an uninterrupted one would, and so does a torchrun run with any
-number of processes (configs/distributed.py).
+number of processes (runtime/distributed.py).
 
 A checkpoint is written atomically after every epoch; ``resume=True`` continues from it. Outputs:
 ``model.pt`` (weights + the FusionConfig that built them), ``checkpoint.pt``, ``history.csv``
@@ -42,37 +42,19 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from configs.distributed import (
-    Dist,
-    barrier,
-    init_distributed,
-    per_rank_batch,
-    resolve_precision,
-    unwrap,
-    wrap_model,
-)
-from configs.progress import progress_bar
-from configs.runtime import (
-    load_checkpoint,
-    pick_device,
-    save_torch_atomic,
-    write_bytes_atomic,
-    write_json_atomic,
-)
 from configs.schema import ExperimentConfig, FusionConfig, to_dict
-from configs.training import (
-    amp_step,
-    begin_epoch,
-    epoch_means,
-    resume_state,
-    save_checkpoint,
-    write_history,
-)
 from fusion.colour import luminance
 from fusion.guard import CollapseGuard, probe_pairs
 from fusion.sspfusion.losses import total_loss
 from fusion.sspfusion.model import SSPFusion, count_parameters
 from msrs.layout import DataError, list_split, training_splits
+from runtime.checkpoints import load_checkpoint, resume_state, save_checkpoint, save_torch_atomic
+from runtime.device import pick_device
+from runtime.distributed import Dist, barrier, init_distributed, per_rank_batch, unwrap, wrap_model
+from runtime.files import write_bytes_atomic, write_json_atomic
+from runtime.precision import resolve_precision
+from runtime.progress import progress_bar
+from runtime.training import amp_step, begin_epoch, epoch_means, write_history
 
 
 def training_pairs(data_root: Path, max_pairs: int | None = None) -> tuple[list[str], list, list]:

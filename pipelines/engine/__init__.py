@@ -6,6 +6,7 @@
 * :mod:`~pipelines.engine.stages`: the stages of an experiment and the plan;
 * :mod:`~pipelines.engine.plan`: cached / stale / resume / new, upstream first, running;
 * :mod:`~pipelines.engine.parallel`: segmentation runs side by side (``run_all --jobs``);
+* :mod:`~pipelines.engine.slurm`: every stage a Slurm job (``run_all --launcher slurm``);
 * :mod:`~pipelines.engine.report`: the report stage and its provenance.
 """
 

@@ -21,7 +21,7 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-PROJECT_PACKAGES = ("configs", "fusion", "msrs", "pipelines", "segmentation")
+PROJECT_PACKAGES = ("configs", "fusion", "msrs", "pipelines", "runtime", "segmentation")
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -29,9 +29,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from configs.runtime import file_sha256, write_json_atomic
 from configs.schema import NOT_RESULTS
 from pipelines.engine.markers import MARKERS
+from runtime.files import file_sha256, write_json_atomic
 
 
 def digest(payload) -> str:

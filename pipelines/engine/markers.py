@@ -20,7 +20,8 @@ import os
 import time
 from pathlib import Path
 
-from configs.runtime import load_checkpoint, write_json_atomic
+from runtime.checkpoints import load_checkpoint
+from runtime.files import write_json_atomic
 
 DONE = "done.json"
 STARTED = "stage.json"

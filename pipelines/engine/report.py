@@ -19,12 +19,12 @@ from pathlib import Path
 
 import yaml
 
-from configs.runtime import write_json_atomic
 from configs.schema import ExperimentConfig, to_dict
 from pipelines.engine.identity import Identity
 from pipelines.engine.layout import RunLayout
 from pipelines.engine.markers import read_done
 from pipelines.engine.plan import Stage, UpstreamError
+from runtime.files import write_json_atomic
 
 # what the report compares between rows: where they ran (device, resolved precision, CPU
 # threads), with what (library versions, the requested runtime switches, the encoder's starting

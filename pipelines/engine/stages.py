@@ -21,7 +21,6 @@ from functools import cache, partial
 from importlib import metadata
 from pathlib import Path
 
-from configs.runtime import pick_device, write_text_atomic
 from configs.schema import (
     ConfigError,
     ExperimentConfig,
@@ -51,6 +50,8 @@ from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
 from pipelines.engine.locks import locked
 from pipelines.engine.markers import mark_started, move_aside, read_done, write_done
 from pipelines.engine.plan import Stage
+from runtime.device import pick_device
+from runtime.files import write_text_atomic
 
 # the libraries whose version can change a stage's numbers (their kernels, defaults, resampling)
 LIBRARIES = (
@@ -112,7 +113,7 @@ def environment(config: ExperimentConfig) -> dict:
 
 def precision_name(config: ExperimentConfig, device) -> str:
     """``fp32`` without autocast, else the autocast dtype (``bfloat16``, ``float16``)."""
-    from configs.distributed import resolve_precision
+    from runtime.precision import resolve_precision
 
     return resolve_precision(config.runtime, device).name
 

@@ -6,10 +6,10 @@ learning rate, loss) and calls these for the rest.
 - ``begin_epoch``: the epoch's learning rate on every parameter group and one seed recipe for
   the epoch's torch randomness (dropout), so a resumed run repeats an uninterrupted one;
 - ``epoch_means``: per-rank loss sums -> means over every rank's images;
-- ``resume_state`` / ``save_checkpoint``: the checkpoint read on resume, written atomically by
-  rank 0 after every epoch, followed by a barrier.
+- ``write_history``: the per-epoch rows as ``history.csv``.
 
-Only torch and the configuration layer are imported (no model code of the project).
+The checkpoint each trainer writes after every epoch and reads on resume is
+:mod:`runtime.checkpoints`' business. No model code of the project is imported.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from configs.distributed import Dist, all_reduce_sum, barrier
-from configs.runtime import load_checkpoint, save_torch_atomic, write_text_atomic
+from runtime.distributed import Dist, all_reduce_sum
+from runtime.files import write_text_atomic
 
 
 def amp_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
@@ -56,31 +56,12 @@ def epoch_means(sums: dict[str, float], images: int, device: torch.device, place
     return {key: value / totals[-1] for key, value in zip(keys, totals[:-1], strict=True)}
 
 
-def resume_state(path: Path, resume: bool, device: torch.device, identity: str | None = None) -> dict | None:
-    """The checkpoint at ``path`` when resuming and it exists, else None. A checkpoint written
-    under another stage ``identity`` is refused (ValueError naming the file)."""
-    state = load_checkpoint(path, device) if resume and Path(path).is_file() else None
-    if state is not None and state.get("identity") != identity:
-        raise ValueError(
-            f"{path}: written by a run of identity {state.get('identity')}, "
-            f"not {identity}; move it aside to restart"
-        )
-    return state
-
-
-def save_checkpoint(path: Path, state: dict, place: Dist) -> None:
-    """Rank 0 writes ``state`` atomically; every rank waits for it."""
-    if place.is_main:
-        save_torch_atomic(path, state)
-    barrier(place)
-
-
-__all__ = ["amp_step", "epoch_seed", "begin_epoch", "epoch_means", "resume_state", "save_checkpoint"]
-
-
 def write_history(out_dir: Path, history: list[dict], place: Dist) -> None:
     """The per-epoch rows as ``history.csv`` in ``out_dir`` (main process only)."""
     if place.is_main:
         import pandas as pd
 
         write_text_atomic(Path(out_dir) / "history.csv", pd.DataFrame(history).to_csv(index=False))
+
+
+__all__ = ["amp_step", "epoch_seed", "sample_seed", "begin_epoch", "epoch_means", "write_history"]
