@@ -11,13 +11,20 @@ DECISION (ours): an image set is
 
 - *saturated* when more than half of its pixels are at 254/255 or above,
 - *black* when more than half are at 1/255 or below,
-- *flat* when every image's standard deviation is under 1e-3 (on [0, 1]),
+- *flat* when nothing in any image follows its sources: the part of each image that its pair's
+  sources explain (its least-squares fit ``a + b I + c V``, :func:`source_following_std`) has a
+  standard deviation under 1e-3 (on [0, 1]). That takes in a constant image and also a network's
+  fixed faint pattern whatever the input (ITFuse trained too briefly: std 1.1/255, correlation
+  with either source under 0.02), while a dim but real fusion (a one-epoch DIDFuse of std
+  0.01) passes; a bound on the plain std relative to the sources stopped the latter too,
 
 each only where the probe sources are not so themselves (a night pair may be mostly black in
 its visible image, never in both). A fault stops training once it has lasted ``PATIENCE`` epochs
 in a row within a phase, or when it is there after the last epoch (the images of the model that
 would be written): a freshly started network or phase may begin at the output's floor (a tanh
-or clamp below 0) and leave it within a few epochs, which a dead output never does.
+or clamp below 0) and leave it within a few epochs, which a dead output never does. A method
+whose network starts so for longer names its ``warmup_steps``: before that many optimiser steps
+of a phase only the last epoch's images stop it (ITFuse, :mod:`fusion.methods.itfuse.recipe`).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-FLAT_STD = 1e-3  # an image with a smaller standard deviation (on [0, 1]) is flat
+FLAT_STD = 1e-3  # an image whose source-following part has a smaller std (on [0, 1]) is flat
 SATURATED = 254 / 255
 BLACK = 1 / 255
 MAJORITY = 0.5  # share of pixels that makes a set saturated or black
@@ -53,19 +60,33 @@ def probe_pairs(irs: list[np.ndarray], vis: list[np.ndarray], size: int = 128, c
     return stack([centre(ir) for ir, _ in pairs]), stack([centre(vi) for _, vi in pairs])
 
 
+def source_following_std(images: torch.Tensor, sources: list[torch.Tensor]) -> torch.Tensor:
+    """(M,) standard deviation of the part of each image of an (M, 1, H, W) set that its pair's
+    sources explain: its least-squares fit on a constant and the sources (each (N, 1, H, W);
+    image i belongs to pair i mod N, so an auto-encoder's reconstructions of [I; V] work too)."""
+    fused = images.detach().flatten(1).double().cpu()
+    pair = torch.arange(len(fused)) % len(sources[0])
+    columns = [torch.ones_like(fused), *(s.detach().flatten(1).double().cpu()[pair] for s in sources)]
+    design = torch.stack(columns, dim=-1)
+    fit = design @ torch.linalg.lstsq(design, fused[..., None], driver="gelsd").solution
+    return fit[..., 0].std(dim=1)
+
+
 def fault(images: torch.Tensor, sources: list[torch.Tensor]) -> str | None:
     """What is wrong with an (N, 1, H, W) image set in [0, 1] (``saturated``, ``black``,
     ``flat``) that is not wrong with every source set, or None."""
     images = images.detach().float().clamp(0, 1)
+    sources = [s.detach().float().clamp(0, 1) for s in sources]
 
-    def flags(x: torch.Tensor) -> dict[str, bool]:
+    def flags(x: torch.Tensor, spread: torch.Tensor) -> dict[str, bool]:
         return {
             "saturated": float((x >= SATURATED).float().mean()) > MAJORITY,
             "black": float((x <= BLACK).float().mean()) > MAJORITY,
-            "flat": bool((x.flatten(1).std(dim=1) < FLAT_STD).all()),
+            "flat": bool((spread < FLAT_STD).all()),
         }
 
-    found, in_sources = flags(images), [flags(s.detach().float().clamp(0, 1)) for s in sources]
+    found = flags(images, source_following_std(images, sources))
+    in_sources = [flags(s, s.flatten(1).std(dim=1)) for s in sources]
     for name, present in found.items():
         if present and not all(source[name] for source in in_sources):
             return name
@@ -81,22 +102,29 @@ class CollapseGuard:
         sources: list[torch.Tensor],
         keep_evidence: Callable[[], None] | None = None,
         patience: int | None = None,
+        warmup_steps: int = 0,
     ):
         """``title`` names the method in the error; ``sources`` are the probe pairs' source
-        images; ``keep_evidence`` runs before the error (the trainers write their history)."""
+        images; ``keep_evidence`` runs before the error (the trainers write their history);
+        ``warmup_steps``: optimiser steps of a phase before a lasting fault may stop it early."""
         self.title, self.sources, self.keep_evidence = title, sources, keep_evidence
         self.patience = PATIENCE if patience is None else patience
+        self.warmup_steps = warmup_steps
         self.phase, self.streak = None, 0
 
-    def check(self, epoch: int, phase: str, what: str, images: torch.Tensor, last: bool) -> None:
+    def check(
+        self, epoch: int, phase: str, what: str, images: torch.Tensor, last: bool, steps: int | None = None
+    ) -> None:
         """Raise FusionCollapseError when ``images`` (the phase's ``what``: "fused images" or
         "reconstructions") after ``epoch`` (counted from 1) have been faulty for ``patience``
-        epochs of ``phase`` in a row, or are faulty after the ``last`` epoch of training."""
+        epochs of ``phase`` in a row (and the phase has run ``steps`` >= ``warmup_steps``
+        optimiser steps), or are faulty after the ``last`` epoch of training."""
         if phase != self.phase:
             self.phase, self.streak = phase, 0
         problem = fault(images, self.sources)
         self.streak = self.streak + 1 if problem else 0
-        if problem is None or not (last or self.streak >= self.patience):
+        warm = steps is None or steps >= self.warmup_steps
+        if problem is None or not (last or (self.streak >= self.patience and warm)):
             return
         if self.keep_evidence is not None:
             self.keep_evidence()
@@ -106,6 +134,7 @@ class CollapseGuard:
             f"are {problem} (mean brightness {float(images.mean()) * 255:.1f}/255, "
             f"{float((images >= SATURATED).float().mean()):.0%} of pixels saturated, "
             f"{float((images <= BLACK).float().mean()):.0%} black, largest std "
-            f"{float(images.flatten(1).std(dim=1).max()):.4f}, {self.streak} epoch(s) so); "
+            f"{float(images.flatten(1).std(dim=1).max()):.4f}, of which follows the sources "
+            f"{float(source_following_std(images, self.sources).max()):.4f}, {self.streak} epoch(s) so); "
             "stopping without writing a model. Try a lower learning rate or more epochs"
         )

@@ -40,6 +40,9 @@ from pipelines.engine.plan import selected
 from pipelines.engine.slurm import describe, job_plan, submit, wait
 from runtime.device import setup_runtime
 
+# what selects the stages or says where they run: a child process runs one stage, here
+CHILD_DROPS = ("--only", "--force", "--jobs", "--launcher", "--wait")
+
 
 def _without_option(argv: list[str], *options: str) -> list[str]:
     """argv less ``option VALUE...`` / ``option=VALUE`` for each of ``options`` (values run to
@@ -56,6 +59,12 @@ def _without_option(argv: list[str], *options: str) -> list[str]:
     return kept
 
 
+def _child_command() -> list[str]:
+    """This run_all command line for a child process that runs one stage here
+    (:func:`pipelines.engine.plan.stage_command` adds the stage)."""
+    return [sys.executable, *_without_option(sys.argv, *CHILD_DROPS)]
+
+
 def _submit(args, config, layout, stages, rerun: str, env: dict, start: float) -> int:
     """``--launcher slurm``: submit the pending stages; with ``--wait``, follow them and print
     what they left (Table 2 when the report ran)."""
@@ -63,9 +72,9 @@ def _submit(args, config, layout, stages, rerun: str, env: dict, start: float) -
     if not jobs:
         print("nothing to submit: every selected stage is current")
         return 0
-    own = [sys.executable, *_without_option(sys.argv, "--only", "--force", "--jobs", "--launcher", "--wait")]
     print(f"submitting {len(jobs)} job(s) to Slurm, logs in {layout.logs / 'slurm'}:")
-    ids = submit(jobs, stages, config.slurm, [*own, "--no-progress"], layout.logs / "slurm", config.name)
+    command = [*_child_command(), "--no-progress"]
+    ids = submit(jobs, stages, config.slurm, command, layout.logs / "slurm", config.name)
     if not args.wait:
         print(f"follow them with: squeue -j {','.join(ids)}")
         return 0
@@ -164,8 +173,7 @@ def main() -> int:
     if args.launcher == "slurm":
         return _submit(args, config, layout, stages, rerun, env, start)
     if args.jobs > 1:
-        command = [sys.executable, *_without_option(sys.argv, "--jobs", "--force", "--only")]
-        run_parallel(stages, args.only, args.jobs, command, layout.logs, env, rerun)
+        run_parallel(stages, args.only, args.jobs, _child_command(), layout.logs, env, rerun)
         stages = build_plan(config, layout, data_root, config.methods, env, progress=not args.no_progress)
         plan_status(stages)
         if not args.only or "report" in args.only:

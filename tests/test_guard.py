@@ -33,6 +33,15 @@ def test_fault_names_what_is_wrong_with_the_images():
     assert fault(mostly_white, [ir, vi]) == "saturated"
 
 
+def test_flat_means_nothing_in_the_images_follows_the_sources():
+    ir, vi = structured(), structured().flip(-1)
+    pattern = 0.45 + 0.004 * torch.sin(torch.arange(32.0) * 2.1).expand(2, 1, 32, 32)  # input-blind
+    assert fault(pattern, [ir, vi]) == "flat"
+    assert fault(0.45 + 0.02 * (ir - 0.5) + 0.02 * (vi - 0.5), [ir, vi]) is None  # dim, but fused
+    reconstructions = torch.cat([ir, vi])  # image i of pair i mod N
+    assert fault(reconstructions, [ir, vi]) is None
+
+
 def test_what_every_source_shares_is_no_fault():
     ir = structured()
     black = torch.zeros_like(ir)
@@ -59,6 +68,20 @@ def test_a_fault_stops_training_after_patience_epochs_or_at_its_end():
     guard.check(3, "fusion", "fused images", flat, last=False)  # a new phase starts its count
     with pytest.raises(FusionCollapseError, match="epoch 4 .fusion phase.: its fused images"):
         guard.check(4, "fusion", "fused images", flat, last=True)  # the model would be written
+
+
+def test_a_method_warm_up_lets_a_fault_go_on_but_not_past_the_last_epoch():
+    ir = structured()
+    flat = torch.full_like(ir, 0.3)
+    guard = CollapseGuard("X", [ir], patience=2, warmup_steps=30)
+    for epoch in range(1, 3):
+        guard.check(epoch, "fusion", "fused images", flat, last=False, steps=10 * epoch)
+    with pytest.raises(FusionCollapseError, match="epoch 3 "):
+        guard.check(3, "fusion", "fused images", flat, last=False, steps=30)
+    guard = CollapseGuard("X", [ir], patience=2, warmup_steps=30)
+    guard.check(1, "fusion", "fused images", flat, last=False, steps=10)
+    with pytest.raises(FusionCollapseError, match="epoch 2 "):
+        guard.check(2, "fusion", "fused images", flat, last=True, steps=20)
 
 
 def test_probe_pairs_are_central_squares_of_one_size():

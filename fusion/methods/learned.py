@@ -69,7 +69,9 @@ class Recipe:
     parameter count (SSPFusion paper, Table 5), the model builder and the training phases.
     ``unused_parameters(section)`` counts what the authors' model object registers but never
     calls, where Table 5 counts those too (ITFuse, CMTFusion); ``pretrained_weights(section)``
-    identifies pretrained weights the training uses (a digest, part of the stage identity)."""
+    identifies pretrained weights the training uses (a digest, part of the stage identity);
+    ``guard_warmup_steps``: optimiser steps of a phase during which the collapse guard lets a
+    lasting fault go on (fusion/guard.py), for a network whose images start flat."""
 
     name: str
     title: str
@@ -78,6 +80,7 @@ class Recipe:
     phases: Callable[[object], list[Phase]]
     unused_parameters: Callable[[object], int] = lambda section: 0
     pretrained_weights: Callable[[object], str | None] = lambda section: None
+    guard_warmup_steps: int = 0
 
 
 def recipe(name: str) -> Recipe:

@@ -174,7 +174,12 @@ def train_learned(
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     last = total_epochs if stop_after is None else min(total_epochs, stop_after)
-    guard = CollapseGuard(method.title, probe, keep_evidence=lambda: write_history(out_dir, history, place))
+    guard = CollapseGuard(
+        method.title,
+        probe,
+        keep_evidence=lambda: write_history(out_dir, history, place),
+        warmup_steps=method.guard_warmup_steps,
+    )
     current, optimizer, dataset = None, None, None
     for epoch in range(start, last):
         index, epoch_in_phase = phase_at(phases, epoch)
@@ -212,7 +217,8 @@ def train_learned(
             }
         )
         images, what = probe_images(model, phase, *probe)
-        guard.check(epoch + 1, phase.name, what, images, last=epoch + 1 == total_epochs)
+        steps = (epoch_in_phase + 1) * len(loader)  # loaders of one phase are of one length
+        guard.check(epoch + 1, phase.name, what, images, last=epoch + 1 == total_epochs, steps=steps)
         save_checkpoint(
             checkpoint_path,
             {

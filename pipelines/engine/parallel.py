@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.engine.plan import Stage, check_upstream, run_plan, selected
+from pipelines.engine.plan import Stage, check_upstream, run_plan, selected, stage_command
 
 
 def run_parallel(
@@ -22,8 +22,8 @@ def run_parallel(
     log: Callable[[str], None] = print,
 ) -> None:
     """Run the selected stages before segmentation here, in order; then each pending
-    segmentation stage as ``command + ["--only", key]`` (plus ``--force key`` when forced) in
-    its own process, ``jobs`` at a time
+    segmentation stage in its own process (``command`` through
+    :func:`~pipelines.engine.plan.stage_command`), ``jobs`` at a time
     (on CUDA, child i sees GPU ``i mod n`` only; on the CPU the cores are shared out through
     ``runtime.threads``). A child's output goes to ``log_dir/<key>.log``. The report is left to
     the caller (it reads the children's results). ``rerun`` is the command line for errors."""
@@ -45,9 +45,8 @@ def run_parallel(
         if gpus:
             env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
         handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")
-        forced = ["--force", stage.key] if stage.status == "forced" else []
         child = subprocess.Popen(
-            [*command, "--only", stage.key, *forced, "--set", f"runtime.threads={threads}"],
+            stage_command(command, stage.key, threads, forced=stage.status == "forced"),
             stdout=handle,
             stderr=subprocess.STDOUT,
             env=env,

@@ -150,6 +150,14 @@ def check_selectors(stages: list[Stage], selectors: list[str], option: str) -> N
             )
 
 
+def stage_command(command: list[str], key: str, threads: int, forced: bool = False) -> list[str]:
+    """The command line that runs the one stage ``key`` in a process of its own (``run_all
+    --jobs`` and ``--launcher slurm``): run_all's ``command`` (without launcher options), the
+    stage, ``--force`` when forced, and its share of the cores as torch threads."""
+    force = ["--force", key] if forced else []
+    return [*command, "--only", key, *force, "--set", f"runtime.threads={threads}"]
+
+
 def selected(stages: list[Stage], only: list[str]) -> list[Stage]:
     return [s for s in stages if not only or any(s.matches(sel) for sel in only)]
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from configs.schema import SlurmConfig, SlurmResources
 from pipelines.engine.markers import move_aside
-from pipelines.engine.plan import Stage, check_upstream, selected
+from pipelines.engine.plan import Stage, check_upstream, selected, stage_command
 
 
 @dataclass
@@ -179,8 +179,9 @@ def submit(
         if job.after:
             options["dependency"] = "afterok:" + ":".join(ids[i] for i in job.after)
         executor.update_parameters(**options)
-        threads = ["--set", f"runtime.threads={resources.cpus}"]
-        calls = [StageJob([*command, "--only", key, *threads], key, slurm.retries) for key in job.keys]
+        calls = [
+            StageJob(stage_command(command, key, resources.cpus), key, slurm.retries) for key in job.keys
+        ]
         if len(calls) == 1 and job.kind != "segmentation":
             submitted = [executor.submit(calls[0])]
         else:
