@@ -2,6 +2,7 @@
 
     python pipelines/benchmark.py seg [--config configs/quick.yaml] [--size H W] [--json F]
     python pipelines/benchmark.py loader [--config configs/paper.yaml] [--size 480 640] [--workers 0 1 2]
+        [--loader-images 96] [--epochs 3]
     python pipelines/benchmark.py fusion-train [--config ...] [--size H W] [--json F]
     python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
     python pipelines/benchmark.py stats [--rows 14 --seeds 3 --images 361] [--json F]
@@ -12,12 +13,15 @@
 optimizer step); "loop" times the same number of steps through the project's own training loop
 (data loader, augmentation, host-to-device copies included). ``loop / bare`` close to 1 means
 data handling is not the bottleneck. "loader" times the segmentation loader alone (the
-training split's augmentation at the config's sizes, batches of ``freeze_batch_size``), each
-change of segmentation/data.py on its own: float samples made in the worker and a loader made
-again every epoch (as before), uint8 samples normalised on the device, one OpenCV thread per
-worker, persistent workers; for each worker count, images/s in all and per worker, over three
-short epochs (a worker's start included), with the PNG decoding of the split once per run
-beside it. "stats" times the report's bootstrap
+training split's augmentation at the config's sizes, batches of ``freeze_batch_size``, over
+``--epochs`` epochs of ``--loader-images`` generated images, a worker's start included), each
+change of segmentation/data.py on its own (:data:`LOADER_VARIANTS`): float32 image and int64
+label made in the worker with a loader made again every epoch (as before), the image and then
+the label left uint8, persistent workers, one OpenCV thread; for each worker count, images/s in
+all and per worker and the CPU milliseconds the workers spend per image (what sets the rate of
+a node with more cores: ``1000 / ms`` images/s per worker). On a GPU the batch is normalised on
+the device as in training; on a CPU it is not (the main process would take the workers' cores)
+and its cost per batch is printed beside. "stats" times the report's bootstrap
 (segmentation.statistics) on generated per-image confusion matrices of the given shape (the
 default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images). "stats-null" is no
 timing: it prints the false-positive rate of the report's comparisons on pairs of rows equal by
@@ -37,7 +41,6 @@ import os
 import platform
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import _common
@@ -91,7 +94,7 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     scaler = precision.make_scaler(device)
     x, y = next(iter(torch.utils.data.DataLoader(dataset, batch_size=batch)))
-    x, y = normalise(x.to(device)), y.to(device)
+    x, y = normalise(x.to(device)), y.to(device).long()
     if precision.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
 
@@ -118,23 +121,29 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
     return _figures("segmentation training", batch, crop, bare_s, loop_s, precision, encoder=seg.encoder)
 
 
-LOADER_VARIANTS = (  # (name, samples, OpenCV threads per worker, persistent workers)
-    ("before: float samples, loader per epoch", "float", None, False),
-    ("uint8 samples", "uint8", None, False),
-    ("uint8, 1 OpenCV thread per worker", "uint8", 1, False),
-    ("uint8, 1 OpenCV thread, persistent workers (now)", "uint8", 1, True),
+LOADER_VARIANTS = (  # (name, image, label, persistent workers, one OpenCV thread)
+    ("before: float32 image, int64 label, loader made every epoch", "float", "int64", False, False),
+    ("uint8 image (normalised on the device)", "uint8", "int64", False, False),
+    ("uint8 image and label", "uint8", "uint8", False, False),
+    ("uint8, persistent workers", "uint8", "uint8", True, False),
+    ("uint8, persistent, one OpenCV thread (now: training_loader)", "uint8", "uint8", True, True),
 )
 
 
-def _opencv_threads(threads: int, _worker: int) -> None:
+def _cpu_seconds(pids: list[int]) -> float | None:
+    """User + system CPU seconds of these processes so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = [open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split() for pid in pids]
+    except OSError:
+        return None
+    return sum(int(f[11]) + int(f[12]) for f in fields) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_loader(config, data_root: Path, device, workers: list[int], epochs: int) -> list[dict]:
+    """Images/s of the segmentation training loader for each of :data:`LOADER_VARIANTS` and
+    worker count (module docstring), and the CPU milliseconds a worker spends per image."""
     import cv2
 
-    cv2.setNumThreads(threads)
-
-
-def bench_loader(config, data_root: Path, device, workers: list[int], batches: int) -> list[dict]:
-    """Images/s of the segmentation training loader for each of :data:`LOADER_VARIANTS` and
-    worker count (module docstring)."""
     from segmentation.data import (
         AugmentedSplit,
         load_split,
@@ -143,12 +152,18 @@ def bench_loader(config, data_root: Path, device, workers: list[int], batches: i
         to_tensor,
         train_transform,
         training_crop,
+        training_loader,
     )
 
-    class FloatSamples(AugmentedSplit):  # the samples as they left a worker before: float32 CHW
+    class Samples(AugmentedSplit):  # the variants' sample types
+        def __init__(self, *args, image: str, label: str):
+            super().__init__(*args)
+            self.image, self.label = image, label
+
         def __getitem__(self, index):
             image, label = super().__getitem__(index)
-            return to_tensor(image.numpy()), label
+            image = to_tensor(image.numpy()) if self.image == "float" else image
+            return image, label.long() if self.label == "int64" else label
 
     seg = config.segmentation
     precision = resolve_precision(config.runtime, device)
@@ -157,54 +172,83 @@ def bench_loader(config, data_root: Path, device, workers: list[int], batches: i
     decode_s = (time.perf_counter() - tick) / len(images)
     crop = training_crop(seg, images.shape[1:3])
     transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(labels))
-    batch, epochs = seg.freeze_batch_size, 3
-    per_epoch = min(batches, len(images) // batch) * batch
+    batch = seg.freeze_batch_size
+    sample = torch.zeros((batch, *crop, 3), dtype=torch.uint8, device=device)
+    normalise(sample)
+    _sync(device)
+    tick = time.perf_counter()
+    for _ in range(5):
+        normalise(sample)
+    _sync(device)
+    normalise_ms = (time.perf_counter() - tick) / 5 * 1000
+    on_device = device.type == "cuda"  # on a CPU the main process would normalise on the workers' cores
     results = []
     for count in workers:
-        for name, samples, threads, persistent in LOADER_VARIANTS:
-            if count == 0 and (threads or persistent):
+        for name, image, label, persistent, one_thread in LOADER_VARIANTS:
+            if count == 0 and (persistent or one_thread):
                 continue  # no worker processes: nothing to set
-            dataset = (FloatSamples if samples == "float" else AugmentedSplit)(images, labels, transform, 0)
-            subset = torch.utils.data.Subset(dataset, range(per_epoch))
+            cv2.setNumThreads(-1)  # OpenCV's default for each variant; training_loader may set 1
+            dataset = Samples(images, labels, transform, 0, image=image, label=label)
+            sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
 
-            def make_loader(dataset=subset, count=count, threads=threads, persistent=persistent):
+            def make_loader(dataset=dataset, sampler=sampler, count=count, keep=persistent, one=one_thread):
+                if one:
+                    return training_loader(dataset, batch, sampler, count, precision.pin_memory)
                 return torch.utils.data.DataLoader(
                     dataset,
                     batch_size=batch,
-                    shuffle=True,
+                    sampler=sampler,
+                    drop_last=True,
                     num_workers=count,
                     pin_memory=precision.pin_memory,
-                    persistent_workers=persistent and count > 0,
-                    worker_init_fn=partial(_opencv_threads, threads) if threads and count else None,
+                    persistent_workers=keep and count > 0,
                 )
 
-            loader, seen = make_loader(), 0
+            loader, seen, first, worker_cpu = make_loader(), 0, None, 0.0
             tick = time.perf_counter()
             for epoch in range(epochs):
                 dataset.set_epoch(epoch)
                 if epoch and not persistent:
                     loader = make_loader()
-                for x, _ in loader:
-                    x = x.to(device, non_blocking=precision.pin_memory)
-                    x = normalise(x) if samples == "uint8" else x
+                batches = iter(loader)
+                pids = [w.pid for w in getattr(batches, "_workers", [])]
+                start_cpu = last_cpu = _cpu_seconds(pids) if pids else None
+                for x, y in batches:
+                    x, y = x.to(device, non_blocking=precision.pin_memory), y.to(device).long()
+                    x = normalise(x) if image == "uint8" and on_device else x
                     seen += len(x)
+                    first = first if first is not None else time.perf_counter() - tick
+                    last_cpu = _cpu_seconds(pids) if start_cpu is not None else None  # before they exit
+                if start_cpu is not None and last_cpu is not None:
+                    worker_cpu += last_cpu - start_cpu
             _sync(device)
             rate = seen / (time.perf_counter() - tick)
+            worker_ms = round(worker_cpu / seen * 1000, 2) if count and worker_cpu else None
             results.append(
                 {
                     "benchmark": "segmentation loader",
                     "variant": name,
                     "workers": count,
                     "batch": batch,
+                    "images_per_epoch": len(dataset) // batch * batch,
+                    "epochs": epochs,
                     "size": list(crop),
                     "scale_range": list(seg.scale_range),
                     "images_per_second": round(rate, 1),
                     "images_per_second_per_worker": round(rate / max(count, 1), 1),
+                    "worker_cpu_ms_per_image": worker_ms,
+                    "first_batch_seconds": round(first, 3),
+                    "normalise_on_device": on_device,
+                    "normalise_ms_per_batch": round(normalise_ms, 2),
                     "png_decode_seconds_per_image": round(decode_s, 4),
                     "pin_memory": precision.pin_memory,
                 }
             )
-            print(f"{count} worker(s), {name}: {rate:.1f} images/s", flush=True)
+            print(
+                f"{count} worker(s), {name}: {rate:.1f} images/s"
+                + (f", {worker_ms} CPU ms per image in the workers" if worker_ms else ""),
+                flush=True,
+            )
     return results
 
 
@@ -372,7 +416,10 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[0, 1, 2], help="loader: worker processes to time"
     )
-    parser.add_argument("--batches", type=int, default=6, help="loader: batches per epoch (3 epochs)")
+    parser.add_argument(
+        "--loader-images", type=int, default=96, help="loader: generated training images (one epoch)"
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="loader: epochs timed")
     args = parser.parse_args()
     config = _common.config_from_args(args)
     if args.amp:
@@ -389,11 +436,12 @@ def main() -> int:
     if args.what not in ("stats", "stats-null"):  # the others train on generated scenes
         with tempfile.TemporaryDirectory() as tmp:
             count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
+            count = args.loader_images if args.what == "loader" else count
             data_root = write_synthetic(
                 Path(tmp) / "data", train=count, test=2, height=size[0], width=size[1], seed=config.seed
             )
             if args.what == "loader":
-                results += bench_loader(config, data_root, device, args.workers, args.batches)
+                results += bench_loader(config, data_root, device, args.workers, args.epochs)
             if args.what in ("seg", "all"):
                 if args.size:  # train at the requested size; otherwise at the config's crops
                     config.segmentation.crop = list(size)

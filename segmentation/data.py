@@ -13,11 +13,12 @@ batches an uninterrupted run would.
 
 On a GPU the loader's worker processes must keep up with the model step (about 300 images/s
 for one node, README "Table 2 on a cluster"). What makes them fast (pipelines/benchmark.py
-loader measures each): a sample leaves its worker as the augmented uint8 crop, a quarter of the
-bytes of a float one, and is normalised on the device (:func:`normalise`, the same float32
-arithmetic as before); OpenCV runs one thread per worker (:func:`worker_init`), instead of every
-worker starting one per core; the workers persist across epochs, the epoch reaching them
-through shared memory (:meth:`AugmentedSplit.set_epoch`).
+loader measures each): a sample leaves its worker as the augmented uint8 crop and uint8 label,
+1.2 MB at 480x640 where float32 image and int64 label made 6.1 MB, and the training step
+normalises the image and widens the label on the device (:func:`normalise`, the same float32
+arithmetic as before); the workers persist across epochs, the epoch reaching them through
+shared memory (:meth:`AugmentedSplit.set_epoch`); OpenCV runs one thread in each of them
+(:func:`training_loader`), since the workers are the parallelism.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from msrs.classes import IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_vi
@@ -214,8 +215,8 @@ def loader_workers(configured: int, device: torch.device) -> int:
     """Data-loader worker processes. ``-1`` chooses: none on the CPU, where augmenting a batch
     costs about 1% of a training step on these in-memory splits (pipelines/benchmark.py seg) and
     workers would only take cores from the model; on a GPU all cores but one, up to 16 (a
-    16-core node must deliver about 300 augmented 480x640 samples a second: pipelines/benchmark.py
-    loader times them)."""
+    16-core node must deliver about 300 augmented 480x640 samples a second; pipelines/benchmark.py
+    loader measured about 165 per worker, 6 CPU ms an image, so 2 workers would do)."""
     if configured >= 0:
         return configured
     if device.type != "cuda":
@@ -223,9 +224,27 @@ def loader_workers(configured: int, device: torch.device) -> int:
     return max(0, min(16, (os.cpu_count() or 1) - 1))
 
 
-def worker_init(_worker: int) -> None:
-    """One OpenCV thread per loader worker: the workers are the parallelism."""
-    cv2.setNumThreads(1)
+def training_loader(dataset, batch_size: int, sampler, workers: int, pin_memory: bool) -> DataLoader:
+    """The training DataLoader of ``dataset``: ``workers`` persistent worker processes (none: the
+    main process augments), whole batches only.
+
+    With workers, OpenCV is set to one thread here, in the main process, before the workers
+    fork: they inherit it. Setting it in each worker instead (a ``worker_init_fn``, as before)
+    can deadlock the worker when the main process ran OpenCV's thread pool just before the fork
+    (as augmenting 480x640 images does): measured here, 4 of 12 such workers never delivered a
+    batch. The main process keeps one OpenCV thread afterwards; with workers it only receives
+    batches."""
+    if workers > 0:
+        cv2.setNumThreads(1)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+    )
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
@@ -242,8 +261,9 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 
 
 class AugmentedSplit(Dataset):
-    """In-memory training split of (augmented uint8 (H, W, 3) image, int64 label) samples; the
-    training step normalises the batch on its device (:func:`normalise`). Call ``set_epoch``
+    """In-memory training split of (augmented uint8 (H, W, 3) image, uint8 (H, W) label) samples;
+    the training step normalises the images and widens the labels to int64 on its device
+    (:func:`normalise`). Call ``set_epoch``
     before each epoch: the epoch sits in shared memory, so persistent worker processes see it."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, transform: A.Compose, seed: int):
@@ -263,5 +283,5 @@ class AugmentedSplit(Dataset):
     def __getitem__(self, index: int):
         self.transform.set_random_seed(sample_seed(self.seed, self.epoch, index))
         out = self.transform(image=self.images[index], mask=self.labels[index])
-        image = torch.from_numpy(np.ascontiguousarray(out["image"]))
-        return image, torch.from_numpy(out["mask"].astype(np.int64))
+        image, label = (np.ascontiguousarray(out[key]) for key in ("image", "mask"))
+        return torch.from_numpy(image), torch.from_numpy(label)

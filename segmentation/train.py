@@ -60,7 +60,7 @@ from segmentation.data import (
     to_tensor,
     train_transform,
     training_crop,
-    worker_init,
+    training_loader,
 )
 from segmentation.evaluate import (
     CONFUSION_FILE,
@@ -125,13 +125,14 @@ def validation_loss(model, criterion, images, labels, device, place, precision, 
 def train_one_epoch(
     net, batches, criterion, optimizer, scaler, precision, device, world_size: int = 1
 ) -> tuple[float, int]:
-    """One pass over ``batches`` of uint8 (N, H, W, 3) images and labels (a DataLoader, or a tqdm
-    around one whose postfix shows the running loss and images/second); the images are
-    normalised on the device. Returns (summed loss, images seen) of this rank."""
+    """One pass over ``batches`` of uint8 (N, H, W, 3) images and uint8 labels (a DataLoader, or a
+    tqdm around one whose postfix shows the running loss and images/second); the images are
+    normalised and the labels widened on the device. Returns (summed loss, images seen) of this
+    rank."""
     total, seen, tick = 0.0, 0, time.perf_counter()
     for images, labels in batches:
         images = normalise(images.to(device, non_blocking=precision.pin_memory))  # uint8 until here
-        labels = labels.to(device, non_blocking=precision.pin_memory)
+        labels = labels.to(device, non_blocking=precision.pin_memory).long()
         if precision.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with precision.autocast(device):
@@ -221,16 +222,7 @@ def _epoch_loader(loaders: dict, dataset, sampler, seg, epoch: int, place, devic
     if batch not in loaders:
         loaders.clear()  # the frozen phase's workers end with it
         workers = loader_workers(seg.num_workers, device)
-        loaders[batch] = DataLoader(
-            dataset,
-            batch_size=batch,
-            sampler=sampler,
-            drop_last=True,
-            num_workers=workers,
-            pin_memory=precision.pin_memory,
-            persistent_workers=workers > 0,
-            worker_init_fn=worker_init if workers else None,
-        )
+        loaders[batch] = training_loader(dataset, batch, sampler, workers, precision.pin_memory)
     return loaders[batch]
 
 

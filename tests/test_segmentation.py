@@ -18,7 +18,15 @@ from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import DataError
 from pipelines.engine import RunLayout
 from pipelines.engine.stages import build_plan, environment
-from segmentation.data import PAD_FILL, AugmentedSplit, holdout, load_split, to_tensor, train_transform
+from segmentation.data import (
+    PAD_FILL,
+    AugmentedSplit,
+    holdout,
+    load_split,
+    to_tensor,
+    train_transform,
+    training_loader,
+)
 from segmentation.evaluate import confusion_matrix, scores
 from segmentation.losses import DiceCELoss
 from segmentation.model import (
@@ -463,11 +471,16 @@ def test_summary_on_an_mfnet_root_uses_its_val_list(mfnet_root):
 
 
 def test_samples_stay_uint8_and_normalise_repeats_the_float_arithmetic(synthetic_root):
+    """Samples leave the loader as uint8 images and labels (the labels unchanged, the ignore
+    label included); normalising on the device is the float arithmetic of a float sample."""
     from segmentation.data import IMAGENET_MEAN, IMAGENET_STD, normalise
 
     images, labels, _ = load_split(synthetic_root, "train", "visible")
     image, label = AugmentedSplit(images, labels, train_transform((48, 64), (0.5, 2.0)), 0)[3]
-    assert image.dtype == torch.uint8 and image.shape == (48, 64, 3) and label.dtype == torch.int64
+    assert image.dtype == torch.uint8 and image.shape == (48, 64, 3) and label.dtype == torch.uint8
+    still = AugmentedSplit(images, labels, train_transform((48, 64), (1.0, 1.0)), 0)  # no rescale
+    crops = [still[i][1] for i in range(len(images))]
+    assert all(set(np.unique(c.numpy())) <= set(np.unique(labels)) | {IGNORE_INDEX} for c in crops)
     numpy = np.moveaxis((images[:4].astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD, -1, -3)
     assert torch.equal(normalise(torch.from_numpy(images[:4])), torch.from_numpy(np.ascontiguousarray(numpy)))
 
@@ -475,19 +488,11 @@ def test_samples_stay_uint8_and_normalise_repeats_the_float_arithmetic(synthetic
 def test_persistent_workers_see_each_epoch(synthetic_root):
     """The epoch reaches worker processes that live across epochs (shared memory): their batches
     equal those made in the main process, epoch by epoch."""
-    from segmentation.data import worker_init
-
     images, labels, _ = load_split(synthetic_root, "train", "visible")
 
     def batches(workers: int) -> list[torch.Tensor]:
         dataset = AugmentedSplit(images[:8], labels[:8], train_transform((48, 64), (0.5, 2.0)), 0)
-        loader = torch.utils.data.DataLoader(
-            dataset,
-            batch_size=8,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            worker_init_fn=worker_init if workers else None,
-        )
+        loader = training_loader(dataset, 8, None, workers, pin_memory=False)
         out = []
         for epoch in range(2):
             dataset.set_epoch(epoch)
@@ -497,3 +502,24 @@ def test_persistent_workers_see_each_epoch(synthetic_root):
     here, there = batches(0), batches(1)
     assert not torch.equal(here[0], here[1])  # the epochs differ
     assert all(torch.equal(a, b) for a, b in zip(here, there, strict=True))
+
+
+def test_workers_deliver_after_the_main_process_used_opencv_threads():
+    """Workers forked just after the main process ran OpenCV's thread pool (as decoding and
+    augmenting 480x640 images does) deliver every batch, and the main process is at one OpenCV
+    thread when they fork. Setting the thread count inside each worker instead deadlocked 4 of
+    12 such workers in a script here (not reliably inside pytest, hence the second check):
+    segmentation/data.training_loader."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (4, 480, 640, 3), dtype=np.uint8)
+    labels = rng.integers(0, NUM_CLASSES, (4, 480, 640), dtype=np.uint8)
+    dataset = AugmentedSplit(images, labels, train_transform((480, 640), (0.5, 2.0)), 0)
+    for _ in range(4):
+        cv2.setNumThreads(-1)  # OpenCV's default, a thread per core, as at import
+        [dataset[i] for i in range(len(dataset))]  # the pool at work in the main process
+        loader = training_loader(dataset, 2, None, 1, pin_memory=False)
+        loader.timeout = 30  # a deadlocked worker fails the test instead of hanging it
+        assert [len(x) for x, _ in loader] == [2, 2]
+        assert cv2.getNumThreads() == 1  # what the workers inherit
