@@ -174,13 +174,7 @@ def bench_loader(config, data_root: Path, device, workers: list[int], epochs: in
     transform = train_transform(crop, seg.scale_range, seg.rare_crop_fraction, rare_classes(labels))
     batch = seg.freeze_batch_size
     sample = torch.zeros((batch, *crop, 3), dtype=torch.uint8, device=device)
-    normalise(sample)
-    _sync(device)
-    tick = time.perf_counter()
-    for _ in range(5):
-        normalise(sample)
-    _sync(device)
-    normalise_ms = (time.perf_counter() - tick) / 5 * 1000
+    normalise_ms = _timed(lambda: normalise(sample), 5, 1, device) * 1000
     on_device = device.type == "cuda"  # on a CPU the main process would normalise on the workers' cores
     results = []
     for count in workers:
