@@ -237,11 +237,13 @@ class RuntimeConfig:
     """Where and how tensors run; CUDA-only speed-ups default on for CUDA, off on CPU."""
 
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    threads: int = 0  # torch CPU threads; 0 = the core count
+    threads: int = 0  # torch CPU threads; 0 = the CPUs this process may use, shared among its node's ranks
     amp: str = "auto"  # auto | off | bf16 | fp16
     channels_last: str = "auto"  # auto | on | off
     cudnn_benchmark: str = "auto"  # auto (on for CUDA) | on | off; on trades bitwise repeatability
-    deterministic: bool = True  # deterministic algorithms (CPU runs repeat exactly)
+    deterministic: str = (
+        "auto"  # auto (on for the CPU, off for CUDA) | on | off (runtime.device.deterministic)
+    )
 
 
 @dataclass
@@ -263,7 +265,8 @@ class SlurmConfig:
     this enters a stage identity: where a stage ran does not change its result."""
 
     fusion: SlurmResources = field(default_factory=SlurmResources)  # fields not given: the defaults above
-    fuse: SlurmResources = field(default_factory=SlurmResources)
+    fuse: SlurmResources = field(default_factory=SlurmResources)  # fusing with a learned method
+    fuse_rule: SlurmResources = field(default_factory=SlurmResources)  # a fusion rule or a folder: CPUs
     quality: SlurmResources = field(default_factory=SlurmResources)
     segmentation: SlurmResources = field(default_factory=SlurmResources)
     report: SlurmResources = field(default_factory=SlurmResources)
@@ -467,7 +470,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 VALID_INPUTS = ("infrared", "visible")
 PAPER_FUSION_TABLES = ("table1", "table4", "table6")  # segmentation.report.PAPER_FUSION_TABLES
 FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
-AUGMENTS = ("crop", "resized_crop")  # fusion.methods.training.CROPS
+AUGMENTS = ("crop", "resized_crop")  # fusion.data.CROPS
 CMT_PERCEPTUAL = ("efficientnet", "none")  # CMTFusion's perceptual network (VGG-19 needs a download)
 
 
@@ -600,7 +603,7 @@ def _validate_values(config: ExperimentConfig) -> None:
         raise ConfigError("rfnnest.feature_weights: one weight per scale (four)")
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
         raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
-    for switch in ("channels_last", "cudnn_benchmark"):
+    for switch in ("channels_last", "cudnn_benchmark", "deterministic"):
         if getattr(config.runtime, switch) not in ("auto", "on", "off"):
             raise ConfigError(f"runtime.{switch}: must be auto, on or off")
 

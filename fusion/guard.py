@@ -2,7 +2,7 @@
 naming the method and the epoch, when the images its network makes are saturated, black or flat,
 instead of writing a model that fuses to useless images.
 
-After every epoch the trainer (SSPFusion's and the baselines' loop) runs the network in eval
+After every epoch the training loop (fusion/training.py) runs the network in eval
 mode on a few fixed probe pairs (:func:`probe_pairs`) and hands its images to
 :meth:`CollapseGuard.check`. The images are those of the phase being trained: the fused images, or
 the reconstructions of an auto-encoder phase whose fusion part is not trained yet.

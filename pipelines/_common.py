@@ -69,4 +69,9 @@ def run_main(main) -> None:
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to continue from the last checkpoint", file=sys.stderr)
         sys.exit(130)
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun rank leaves its process group
+            from runtime.distributed import close_distributed
+
+            close_distributed()
     sys.exit(code or 0)

@@ -74,7 +74,16 @@ def _timed(step, steps: int, warmup: int, device: torch.device) -> float:
 
 
 def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int) -> dict:
-    from segmentation.data import AugmentedSplit, load_split, normalise, train_transform, training_crop
+    from runtime.device import cpu_share
+    from segmentation.data import (
+        AugmentedSplit,
+        load_split,
+        loader_workers,
+        normalise,
+        train_transform,
+        training_crop,
+        training_loader,
+    )
     from segmentation.losses import DiceCELoss
     from segmentation.model import model_from_config
     from segmentation.train import train_one_epoch
@@ -104,21 +113,21 @@ def bench_segmentation(config, data_root: Path, device, steps: int, warmup: int)
         amp_step(loss, optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch,
-        shuffle=True,
-        drop_last=True,
-        num_workers=0,
-        pin_memory=precision.pin_memory,
-    )
+    # the loop as segmentation.train runs it: its loader (workers, pinned memory) and its step
+    workers = loader_workers(seg.num_workers, device, cpu_share(config.runtime))
+    sampler = torch.utils.data.RandomSampler(dataset, generator=torch.Generator().manual_seed(0))
+    loader = training_loader(dataset, batch, sampler, workers, precision.pin_memory)
     train_one_epoch(model, _take(loader, warmup), criterion, optimizer, scaler, precision, device)
     _sync(device)
     tick = time.perf_counter()
-    _, seen = train_one_epoch(model, _take(loader, steps), criterion, optimizer, scaler, precision, device)
+    seen = train_one_epoch(
+        model, _take(loader, steps), criterion, optimizer, scaler, precision, device
+    ).images
     _sync(device)
     loop_s = (time.perf_counter() - tick) / (seen / batch)
-    return _figures("segmentation training", batch, crop, bare_s, loop_s, precision, encoder=seg.encoder)
+    return _figures(
+        "segmentation training", batch, crop, bare_s, loop_s, precision, encoder=seg.encoder, workers=workers
+    )
 
 
 LOADER_VARIANTS = (  # (name, image, label, persistent workers, one OpenCV thread)
@@ -258,32 +267,37 @@ def _take(loader, steps: int):
 
 
 def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int) -> dict:
-    from fusion.sspfusion.losses import total_loss
-    from fusion.sspfusion.model import SSPFusion
-    from fusion.sspfusion.train import fusion_loader, train_fusion_epoch
+    """SSPFusion's fusion phase: the bare step, and the loop of fusion/training.py (its loader,
+    its precision policy and its device-side loss sums)."""
+    from fusion.data import crops, make_loader, training_pairs
+    from fusion.methods.learned import recipe
+    from fusion.training import LossStep, run_epoch, start_phase
 
     fus = config.fusion
     precision = resolve_precision(config.runtime, device)
     torch.manual_seed(config.seed)
-    model = SSPFusion.from_config(fus).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=fus.lr, betas=tuple(fus.betas))
+    sspfusion = recipe("sspfusion")
+    model = sspfusion.build_model(fus).to(device).train()
+    if precision.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    phase = next(p for p in sspfusion.phases(fus) if p.name == "fusion")
+    optimizer = start_phase(model, phase)
     scaler = precision.make_scaler(device)
-    loader = fusion_loader(config, data_root, config.seed, Dist(), epoch=0, pin_memory=False)
-    ir, vi = next(iter(loader))
-    ir, vi = ir.to(device), vi.to(device)
+    step = LossStep(model, phase, precision, device)
+    _, irs, vis = training_pairs(data_root, fus.max_pairs)
+    loader = make_loader(
+        crops(phase.augment, irs, vis, fus.crop_size, config.seed), fus.batch_size, Dist(), 0, 0
+    )
+    ir, vi = (precision.memory_format(t.to(device)) for t in next(iter(loader)))
 
     def bare():
-        with precision.autocast(device):
-            loss, _ = total_loss(model(ir, vi), ir, vi, fus, phase="fusion")
-        amp_step(loss, optimizer, scaler)
+        amp_step(step(ir, vi)[0], optimizer, scaler)
 
     bare_s = _timed(bare, steps, warmup, device)
-    train_fusion_epoch(model, _take(loader, warmup), optimizer, scaler, precision, device, fus, "fusion")
+    run_epoch(step, _take(loader, warmup), optimizer, scaler, precision, device)
     _sync(device)
     tick = time.perf_counter()
-    seen = train_fusion_epoch(
-        model, _take(loader, steps), optimizer, scaler, precision, device, fus, "fusion"
-    )["images"]
+    seen = run_epoch(step, _take(loader, steps), optimizer, scaler, precision, device).images
     _sync(device)
     loop_s = (time.perf_counter() - tick) / (seen / fus.batch_size)
     return _figures(
@@ -298,25 +312,24 @@ def bench_fusion_train(config, data_root: Path, device, steps: int, warmup: int)
 
 
 def bench_fusion_infer(config, size: tuple[int, int], device, steps: int, warmup: int) -> dict:
-    from fusion.sspfusion.model import SSPFusion
+    """Fusing one pair with SSPFusion as the fuse stage does (fusion.methods.learned's
+    luminance_method: float32 luminance in and out, copies to and from the device included,
+    no autocast)."""
+    from fusion.methods.learned import luminance_method, recipe
 
-    precision = resolve_precision(config.runtime, device)
     torch.manual_seed(config.seed)
-    model = SSPFusion.from_config(config.fusion).to(device).eval()
-    ir = torch.rand(1, 1, *size, device=device)
-    vi = torch.rand(1, 1, *size, device=device)
-
-    def step():
-        with torch.inference_mode(), precision.autocast(device):
-            model(ir, vi)
-
-    seconds = _timed(step, steps, warmup, device)
+    sspfusion = recipe("sspfusion")
+    model = sspfusion.build_model(config.fusion).to(device).eval()
+    method = luminance_method("sspfusion", lambda ir, vi: sspfusion.fuse(model, ir, vi), device, __file__)
+    rng = np.random.default_rng(0)
+    ir, vi = (rng.random(size, dtype=np.float32) for _ in range(2))
+    seconds = _timed(lambda: method.fuse_y(ir, vi, **method.params), steps, warmup, device)
     return {
         "benchmark": "fusion inference",
         "size": list(size),
         "ms_per_image": seconds * 1000,
         "images_per_second": 1 / seconds,
-        "amp": precision.amp_dtype_name,
+        "amp": "off",
         "paper_ms_per_image": 149.7,
         "channels": list(config.fusion.channels),
     }

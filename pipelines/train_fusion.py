@@ -13,8 +13,8 @@ unfinished run of the same identity resumes, anything else there is moved aside 
 retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
 auif, rfnnest, umf, itfuse, cmtfusion); a variant (the config's ``variants``) is its base with its ``set``
 applied, trained into <out>/fusion/<variant>/. --summary prints the parameter count next to the
-SSPFusion paper's Table 5 (for SSPFusion also the FLOPs of one 640x480 pair,
-torch.utils.flop_counter) and exits. Works under torchrun.
+SSPFusion paper's Table 5 and the FLOPs of fusing one 640x480 pair (torch.utils.flop_counter),
+and exits. Works under torchrun.
 """
 
 import argparse
@@ -26,36 +26,29 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from configs.schema import variant_config
 from fusion.methods import TRAINABLE
-from fusion.methods.learned import count_parameters as count_learned
 from fusion.methods.learned import recipe
-from fusion.sspfusion.model import SSPFusion, count_parameters
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
 from pipelines.engine.stages import row_name
 from runtime.device import setup_runtime
 
-PAPER_PARAMETERS_K = 12021  # Table 5
-
 
 def summary(config, method: str) -> None:
     method, config = variant_config(config, method)
-    if method != "sspfusion":
-        learned, section = recipe(method), getattr(config, method)
-        parameters = count_learned(learned.build_model(section))
-        unused = learned.unused_parameters(section)
-        counted = parameters + unused
-        also = f" + {unused:,} the authors' model registers but never calls = {counted:,}" if unused else ""
-        print(
-            f"{learned.title} parameters: {parameters:,}{also} (paper Table 5: "
-            f"{learned.paper_parameters:,}; {counted / learned.paper_parameters - 1:+.2%})"
-        )
-        return
-    model = SSPFusion.from_config(config.fusion).eval()
+    learned = recipe(method)
+    section = getattr(config, learned.config_section)
+    model = learned.build_model(section).eval()
+    parameters = learned.count_parameters(model)
+    unused = learned.unused_parameters(section)
+    counted = parameters + unused
+    also = f" + {unused:,} the authors' model registers but never calls = {counted:,}" if unused else ""
+    print(
+        f"{learned.title} parameters: {parameters:,}{also} (paper Table 5: "
+        f"{learned.paper_parameters:,}; {counted / learned.paper_parameters - 1:+.2%})"
+    )
     ir = torch.rand(1, 1, 480, 640)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(ir, ir.clone())
-    parameters = count_parameters(model)
-    print(f"parameters: {parameters} ({parameters / 1000:,.0f} K; paper Table 5: {PAPER_PARAMETERS_K:,} K)")
+        learned.fuse(model, ir, ir.clone())
     flops = counter.get_total_flops()
     print(f"FLOPs at 640x480: {flops / 1e9:,.1f} G ({flops / 2e9:,.1f} G multiply-adds)")
 

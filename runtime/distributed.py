@@ -130,8 +130,14 @@ def convert_gloo_sync_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
 def wrap_model(
     model: torch.nn.Module, device: torch.device, place: Dist, sync_batchnorm: bool = False
 ) -> torch.nn.Module:
-    """DDP-wrap when distributed (BatchNorm synchronised first when asked); the model itself
-    otherwise."""
+    """DDP-wrap when distributed (BatchNorm synchronised first when asked, in place); the model
+    itself otherwise.
+
+    ``static_graph``: the trainers build a new wrapper whenever what trains changes (a phase, the
+    unfreeze), so within one wrapper every step uses the same parameters. DDP then learns in the
+    first step which parameters take no part (a module the authors' model registers but never
+    calls) and skips them from then on, without ``find_unused_parameters``' search of the
+    autograd graph after every forward."""
     if not place.enabled:
         return model
     if sync_batchnorm and device.type == "cuda":
@@ -139,7 +145,13 @@ def wrap_model(
     elif sync_batchnorm:
         model = convert_gloo_sync_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
-    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, static_graph=True)
+
+
+def close_distributed() -> None:
+    """Leave the process group (at the end of a stage run under torchrun; no-op otherwise)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -50,8 +50,9 @@ class LoopLine:
         self.postfix: dict[str, Any] = {}
 
     def set_postfix(self, ordered_dict: dict | None = None, **values: Any) -> None:
-        """The tqdm call the loops already make; the values are kept for the final line."""
-        self.postfix.update(ordered_dict or {}, **values)
+        """The tqdm call the loops already make (it replaces the shown values, as tqdm's does);
+        the last values are kept for the final line."""
+        self.postfix = {**(ordered_dict or {}), **values}
 
     def __len__(self) -> int:
         return len(self.iterable)

@@ -23,7 +23,7 @@ shared memory (:meth:`AugmentedSplit.set_epoch`); OpenCV runs one thread in each
 
 from __future__ import annotations
 
-import os
+import multiprocessing as mp
 from pathlib import Path
 
 import albumentations as A
@@ -211,22 +211,31 @@ def train_transform(
     )
 
 
-def loader_workers(configured: int, device: torch.device) -> int:
+def loader_workers(configured: int, device: torch.device, cpus: int) -> int:
     """Data-loader worker processes. ``-1`` chooses: none on the CPU, where augmenting a batch
     costs about 1% of a training step on these in-memory splits (pipelines/benchmark.py seg) and
-    workers would only take cores from the model; on a GPU all cores but one, up to 16 (a
-    16-core node must deliver about 300 augmented 480x640 samples a second; pipelines/benchmark.py
-    loader measured about 165 per worker, 6 CPU ms an image, so 2 workers would do)."""
+    workers would only take cores from the model; on a GPU all of this process's ``cpus``
+    (runtime.device.cpu_share: its share of the CPUs it may use among torchrun ranks and
+    ``--jobs`` children) but one, up to 16 (a 16-core node must deliver about 300 augmented
+    480x640 samples a second; pipelines/benchmark.py loader measured about 165 per worker, 6 CPU
+    ms an image, so 2 workers would do)."""
     if configured >= 0:
         return configured
     if device.type != "cuda":
         return 0
-    return max(0, min(16, (os.cpu_count() or 1) - 1))
+    return max(0, min(16, cpus - 1))
+
+
+# Workers start by fork where there is one (Linux, macOS's default aside): they share the decoded
+# split with the main process instead of receiving a pickled copy, and inherit its one OpenCV
+# thread. Python 3.14 makes forkserver the default on Linux, which would copy the split into
+# every worker and lose that setting, so the method is named here rather than left to Python.
+START_METHOD = "fork" if "fork" in mp.get_all_start_methods() else None
 
 
 def training_loader(dataset, batch_size: int, sampler, workers: int, pin_memory: bool) -> DataLoader:
-    """The training DataLoader of ``dataset``: ``workers`` persistent worker processes (none: the
-    main process augments), whole batches only.
+    """The training DataLoader of ``dataset``: ``workers`` persistent worker processes started by
+    :data:`START_METHOD` (none: the main process augments), whole batches only.
 
     With workers, OpenCV is set to one thread here, in the main process, before the workers
     fork: they inherit it. Setting it in each worker instead (a ``worker_init_fn``, as before)
@@ -244,14 +253,23 @@ def training_loader(dataset, batch_size: int, sampler, workers: int, pin_memory:
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=workers > 0,
+        multiprocessing_context=START_METHOD if workers > 0 else None,
     )
+
+
+_STATISTICS: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
 def normalise(images: torch.Tensor) -> torch.Tensor:
     """uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet statistics, on the
-    images' device (contiguous)."""
-    mean = torch.from_numpy(IMAGENET_MEAN).to(images.device)
-    std = torch.from_numpy(IMAGENET_STD).to(images.device)
+    images' device (contiguous). The statistics are copied to a device once, not per batch (a
+    copy from host memory would make the step wait)."""
+    if images.device not in _STATISTICS:
+        _STATISTICS[images.device] = (
+            torch.from_numpy(IMAGENET_MEAN).to(images.device),
+            torch.from_numpy(IMAGENET_STD).to(images.device),
+        )
+    mean, std = _STATISTICS[images.device]
     return ((images.float() - mean) / std).movedim(-1, -3).contiguous()
 
 

@@ -11,8 +11,14 @@ from __future__ import annotations
 import segmentation_models_pytorch as smp
 import torch
 
+from configs.schema import ConfigError
 from msrs.classes import NUM_CLASSES
-from segmentation.pretrained import is_packaged, load_packaged_weights
+from segmentation.pretrained import (
+    hub_weights,
+    is_packaged,
+    load_hub_weights,
+    load_packaged_weights,
+)
 
 
 def valid_encoders() -> list[str]:
@@ -23,7 +29,7 @@ def check_encoder(encoder: str) -> None:
     """An unknown encoder is an error listing the valid names."""
     names = valid_encoders()
     if encoder not in names:
-        raise ValueError(f"unknown encoder '{encoder}' (valid: {', '.join(names)})")
+        raise ConfigError(f"segmentation.encoder: unknown encoder '{encoder}' (valid: {', '.join(names)})")
 
 
 def build_model(
@@ -34,10 +40,12 @@ def build_model(
     output_stride: int = 16,
     atrous_rates: tuple[int, ...] = (6, 12, 18),
 ) -> smp.DeepLabV3Plus:
-    """smp.DeepLabV3Plus with 3 input channels. ``encoder_weights="imagenet"`` downloads the
-    weights the first time (needs internet). ``decoder_channels`` is the width of the ASPP and
-    decoder: 256 in DeepLabV3+ and the paper's recipe; the CPU default narrows it to 128, which
-    trains about 1.4x faster at 96x128 (the decoder is half the model's FLOPs there).
+    """smp.DeepLabV3Plus with 3 input channels. ``encoder_weights="imagenet"`` reads smp's
+    ImageNet weights from the Hugging Face cache, never online (segmentation.pretrained:
+    ``python pipelines/fetch_weights.py`` fills the cache where there is internet).
+    ``decoder_channels`` is the width of the ASPP and decoder: 256 in DeepLabV3+ and the paper's
+    recipe; the CPU default narrows it to 128, which trains about 1.4x faster at 96x128 (the
+    decoder is half the model's FLOPs there).
 
     DECISION: ``atrous_rates`` default to (6, 12, 18), DeepLabV3+'s rates at output stride 16
     (Chen et al. 2018) and the anchor code's; smp's own default (12, 24, 36) is the stride-8
@@ -45,9 +53,10 @@ def build_model(
     padding."""
     check_encoder(encoder)
     packaged = is_packaged(encoder_weights)  # weights from an installed package (offline)
+    hub = hub_weights(encoder, encoder_weights)  # smp's download, read from the cache
     model = smp.DeepLabV3Plus(
         encoder_name=encoder,
-        encoder_weights=None if packaged else encoder_weights,
+        encoder_weights=None if packaged or hub else encoder_weights,
         in_channels=3,
         classes=classes,
         decoder_channels=decoder_channels,
@@ -56,6 +65,8 @@ def build_model(
     )
     if packaged:
         load_packaged_weights(model.encoder, encoder, encoder_weights)
+    elif hub:
+        load_hub_weights(model.encoder, encoder, encoder_weights)
     return model
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from configs.schema import ConfigError
+
 
 @dataclass(frozen=True)
 class PackagedWeights:
@@ -56,14 +58,110 @@ PACKAGED_WEIGHTS = {
 }
 
 
-def weights_digest(encoder_weights: str | None) -> str | None:
-    """What identifies the encoder's starting weights: the SHA-256 of a packaged checkpoint's
-    bytes, smp's source name for a download (versioned by smp's version), None without."""
-    if is_packaged(encoder_weights):
-        from runtime.files import file_sha256
+FETCH_COMMAND = "python pipelines/fetch_weights.py --encoder {encoder} --weights {weights}"
 
+
+@dataclass(frozen=True)
+class HubWeights:
+    """Weights smp downloads from the Hugging Face hub for one of its own encoders: the repository
+    and the revision smp pins for them. They are read from the hub's cache (``HF_HOME``, by default
+    ``~/.cache/huggingface``) without going online; :func:`fetch` fills that cache on a machine
+    with internet."""
+
+    encoder: str
+    weights: str
+    repo_id: str
+    revision: str
+    files: tuple[str, ...] = ("config.json", "model.safetensors")
+
+    def cached(self) -> Path | None:
+        """The cached ``model.safetensors`` when every file is in the cache, else None."""
+        from huggingface_hub import try_to_load_from_cache
+
+        paths = [try_to_load_from_cache(self.repo_id, name, revision=self.revision) for name in self.files]
+        if not all(isinstance(path, str) for path in paths):
+            return None
+        return Path(paths[-1])
+
+    def fetch(self) -> Path:
+        """Download the files into the cache (needs internet); the weights' path."""
+        from huggingface_hub import hf_hub_download
+
+        try:
+            paths = [hf_hub_download(self.repo_id, name, revision=self.revision) for name in self.files]
+        except Exception as error:  # offline, proxy, hub down: the hub client's many error types
+            raise ConfigError(
+                f"{self.repo_id}: could not download {', '.join(self.files)} "
+                f"({type(error).__name__}); run this where the Hugging Face hub can be reached"
+            ) from None
+        return Path(paths[-1])
+
+
+def hub_weights(encoder: str, encoder_weights: str | None) -> HubWeights | None:
+    """Where smp downloads ``encoder_weights`` of ``encoder`` from; None without weights or for
+    packaged ones. Only smp's own encoders: ``tu-``/``timm-`` encoders download through timm,
+    whose files this tool does not track (an error says so)."""
+    import segmentation_models_pytorch as smp
+
+    if encoder_weights is None or is_packaged(encoder_weights):
+        return None
+    settings = smp.encoders.encoders.get(encoder, {}).get("pretrained_settings", {})
+    if encoder.startswith(("tu-", "timm-")) or encoder_weights not in settings:
+        options = ", ".join(settings) or "none that this tool can load offline"
+        raise ConfigError(
+            f"segmentation.encoder_weights: '{encoder_weights}' for the encoder '{encoder}' cannot be "
+            f"loaded offline (smp's weights of this encoder: {options}; packaged: "
+            f"{', '.join(PACKAGED_WEIGHTS)})"
+        )
+    return HubWeights(
+        encoder, encoder_weights, settings[encoder_weights]["repo_id"], settings[encoder_weights]["revision"]
+    )
+
+
+def require_weights(encoder: str, encoder_weights: str | None) -> Path | None:
+    """The file of the encoder's pretrained weights on this machine (None without weights), or a
+    ConfigError naming the missing file and the command that fetches it. Reads the cache only:
+    never goes online."""
+    if is_packaged(encoder_weights):
+        return PACKAGED_WEIGHTS[encoder_weights].checkpoint()
+    hub = hub_weights(encoder, encoder_weights)
+    if hub is None:
+        return None
+    path = hub.cached()
+    if path is None:
+        raise ConfigError(
+            f"segmentation.encoder_weights: the {encoder_weights} weights of {encoder} "
+            f"({hub.repo_id}/model.safetensors at {hub.revision[:12]}) are not in this machine's "
+            f"Hugging Face cache ({_cache_folder()}); fetch them where there is internet with "
+            f"`{FETCH_COMMAND.format(encoder=encoder, weights=encoder_weights)}` "
+            "and run with that cache (HF_HOME)"
+        )
+    return path
+
+
+def _cache_folder() -> str:
+    from huggingface_hub import constants
+
+    return constants.HF_HUB_CACHE
+
+
+def weights_digest(encoder_weights: str | None, encoder: str | None = None) -> str | None:
+    """What identifies the encoder's starting weights: the SHA-256 of the bytes of a packaged
+    checkpoint or of smp's cached download (:func:`require_weights`), None without weights."""
+    from runtime.files import file_sha256
+
+    if is_packaged(encoder_weights):
         return file_sha256(PACKAGED_WEIGHTS[encoder_weights].checkpoint())
-    return None if encoder_weights is None else f"smp:{encoder_weights}"
+    path = require_weights(encoder, encoder_weights) if encoder is not None else None
+    return None if path is None else file_sha256(path)
+
+
+def load_hub_weights(encoder: torch.nn.Module, encoder_name: str, encoder_weights: str) -> None:
+    """Copy smp's cached ImageNet weights into ``encoder`` as smp itself does (its
+    ``get_encoder``: the safetensors state dict, strict), from the cache only."""
+    from safetensors.torch import load_file
+
+    encoder.load_state_dict(load_file(require_weights(encoder_name, encoder_weights), device="cpu"))
 
 
 def is_packaged(encoder_weights: str | None) -> bool:

@@ -42,12 +42,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from configs.schema import ExperimentConfig, check_frozen_encoder_is_trained
 from msrs.layout import VAL, root_splits
 from runtime.checkpoints import load_checkpoint, resume_state, save_checkpoint, save_torch_atomic
-from runtime.device import pick_device
+from runtime.device import cpu_share, pick_device
 from runtime.distributed import all_reduce_sum, barrier, init_distributed, per_rank_batch, unwrap, wrap_model
 from runtime.files import write_json_atomic, write_text_atomic
 from runtime.precision import resolve_precision
 from runtime.progress import progress_bar
-from runtime.training import amp_step, begin_epoch, epoch_means
+from runtime.training import LossSums, amp_step, begin_epoch, show_progress
 from segmentation.data import (
     AugmentedSplit,
     colour_mode,
@@ -57,15 +57,15 @@ from segmentation.data import (
     normalise,
     rare_classes,
     rescale,
-    to_tensor,
     train_transform,
     training_crop,
     training_loader,
 )
 from segmentation.evaluate import (
     CONFUSION_FILE,
-    confusion_matrix,
+    confusion_of_split,
     predict,
+    prediction_image_indices,
     save_confusion_per_image,
     save_prediction_images,
     scores,
@@ -94,13 +94,20 @@ def _optimizer(model, config, frozen: bool) -> torch.optim.SGD:
     )
 
 
-def _sharded_scores(model, images, labels, device, place, image_scale: float) -> tuple[dict, np.ndarray]:
-    """Evaluate this rank's shard of the test split; confusion matrices summed over ranks."""
-    shard = np.arange(place.rank, len(images), place.world_size)
-    predictions = predict(unwrap(model), images[shard], device, image_scale=image_scale)
-    matrix = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels[shard]))
-    matrix = all_reduce_sum(matrix.to(device), place).cpu()
-    return scores(matrix), predictions
+def _sharded_scores(
+    model, images, labels, device, place, image_scale: float, precision
+) -> tuple[dict, torch.Tensor]:
+    """Scores of the test split and its per-image confusion matrices (N, C, C): each rank
+    predicts and counts its shard on the device, and the ranks' rows are summed into one
+    tensor; only the (C, C) total and the matrices come back to the host."""
+    shard = torch.arange(place.rank, len(images), place.world_size)
+    counted = confusion_of_split(
+        unwrap(model), images[shard.numpy()], labels[shard.numpy()], device, 8, image_scale, precision
+    )
+    per_image = torch.zeros((len(images), *counted.shape[1:]), dtype=torch.int64, device=device)
+    per_image[shard.to(device)] = counted
+    per_image = all_reduce_sum(per_image, place).cpu()
+    return scores(per_image.sum(0)), per_image
 
 
 @torch.no_grad()
@@ -114,37 +121,30 @@ def validation_loss(model, criterion, images, labels, device, place, precision, 
     for chunk, start in enumerate(range(0, len(images), batch_size)):
         if chunk % place.world_size != place.rank:
             continue
-        batch = to_tensor(images[start : start + batch_size]).to(device)
-        target = torch.from_numpy(labels[start : start + batch_size].astype(np.int64)).to(device)
+        batch = normalise(torch.from_numpy(images[start : start + batch_size]).to(device))
+        target = torch.from_numpy(labels[start : start + batch_size]).to(device).long()
         with precision.autocast(device):
-            logits = model(F.pad(batch, (0, pad_w, 0, pad_h)))[..., :height, :width]
+            logits = model(precision.memory_format(F.pad(batch, (0, pad_w, 0, pad_h))))[..., :height, :width]
         total += criterion(logits.float(), target).double() * len(batch)
     return float(all_reduce_sum(total, place).item() / len(images))
 
 
-def train_one_epoch(
-    net, batches, criterion, optimizer, scaler, precision, device, world_size: int = 1
-) -> tuple[float, int]:
+def train_one_epoch(net, batches, criterion, optimizer, scaler, precision, device) -> LossSums:
     """One pass over ``batches`` of uint8 (N, H, W, 3) images and uint8 labels (a DataLoader, or a
-    tqdm around one whose postfix shows the running loss and images/second); the images are
-    normalised and the labels widened on the device. Returns (summed loss, images seen) of this
-    rank."""
-    total, seen, tick = 0.0, 0, time.perf_counter()
-    for images, labels in batches:
+    progress bar around one: images/second after every step, the loss after the last); the images
+    are normalised and the labels widened on the device. The loss is summed on the device
+    (``LossSums``): nothing in the step waits for the GPU. Returns this rank's sums."""
+    sums, seen, tick = LossSums(device), 0, time.perf_counter()
+    for step, (images, labels) in enumerate(batches, 1):
         images = normalise(images.to(device, non_blocking=precision.pin_memory))  # uint8 until here
         labels = labels.to(device, non_blocking=precision.pin_memory).long()
-        if precision.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
         with precision.autocast(device):
-            loss = criterion(net(images), labels)
+            loss = criterion(net(precision.memory_format(images)), labels)
         amp_step(loss, optimizer, scaler)
-        total += loss.item() * len(images)
+        sums.add({"loss": loss}, len(images))
         seen += len(images)
-        if hasattr(batches, "set_postfix"):
-            batches.set_postfix(
-                loss=f"{total / seen:.3f}", img_s=f"{seen * world_size / (time.perf_counter() - tick):.1f}"
-            )
-    return total, seen
+        show_progress(batches, sums, step, seen, tick)
+    return sums
 
 
 def _training_and_validation(data_root: Path, input_name: str, dirs: dict, seg, out_dir: Path, place):
@@ -212,16 +212,19 @@ def _load_data(data_root: Path, input_name: str, dirs: dict, seg, out_dir: Path,
     return _Data(dataset, val_images, val_labels, test_images, test_labels, test_names, colour)
 
 
-def _epoch_loader(loaders: dict, dataset, sampler, seg, epoch: int, place, device, precision) -> DataLoader:
+def _epoch_loader(
+    loaders: dict, dataset, sampler, config, epoch: int, place, device, precision
+) -> DataLoader:
     """This epoch's batches: the sampler and the augmentation seeded for ``epoch``, the phase's
     batch size split over the ranks. ``loaders`` keeps the loader of the current batch size, so
     its worker processes live on from epoch to epoch (segmentation/data.py)."""
+    seg = config.segmentation
     sampler.set_epoch(epoch)
     dataset.set_epoch(epoch)
     batch = per_rank_batch(phase_batch(seg, epoch), place)
     if batch not in loaders:
         loaders.clear()  # the frozen phase's workers end with it
-        workers = loader_workers(seg.num_workers, device)
+        workers = loader_workers(seg.num_workers, device, cpu_share(config.runtime))
         loaders[batch] = training_loader(dataset, batch, sampler, workers, precision.pin_memory)
     return loaders[batch]
 
@@ -282,23 +285,18 @@ def train_segmentation(
             net = wrap_model(model, device, place, sync_batchnorm=place.enabled)
         lr = learning_rate(seg, epoch)
         begin_epoch(optimizer, lr, seed, epoch)  # dropout seeded from (seed, epoch)
-        loader = _epoch_loader(loaders, data.train, sampler, seg, epoch, place, device, precision)
+        loader = _epoch_loader(loaders, data.train, sampler, config, epoch, place, device, precision)
         set_train_mode(model, frozen, seg.frozen_bn_updates)
         tick = time.perf_counter()
         label = (
             f"{input_name} seed {seed} epoch {epoch + 1}/{seg.epochs}{' (encoder frozen)' if frozen else ''}"
         )
         bar = progress_bar(loader, label, progress and place.is_main, lr=lr)
-        total, seen = train_one_epoch(
-            net, bar, criterion, optimizer, scaler, precision, device, place.world_size
-        )
+        sums = train_one_epoch(net, bar, criterion, optimizer, scaler, precision, device)
         row = {"epoch": epoch + 1, "phase": "frozen" if frozen else "full", "lr": lr}
-        row |= epoch_means({"loss": total}, seen, device, place)
-        row |= {
-            "val_loss": float("nan"),
-            "test_miou": float("nan"),
-            "seconds": round(time.perf_counter() - tick, 2),
-        }
+        row |= sums.means(place)
+        stepped = time.perf_counter()
+        row |= {"val_loss": float("nan"), "test_miou": float("nan"), "seconds": round(stepped - tick, 2)}
         if len(data.val_images):
             row["val_loss"] = validation_loss(
                 net, criterion, data.val_images, data.val_labels, device, place, precision, seg.batch_size
@@ -309,8 +307,9 @@ def train_segmentation(
                     save_torch_atomic(best_path, {"model": model.state_dict(), **best})
         if seg.eval_every and (epoch + 1) % seg.eval_every == 0 and epoch + 1 < seg.epochs:
             row["test_miou"] = _sharded_scores(
-                net, data.test_images, data.test_labels, device, place, seg.image_scale
+                net, data.test_images, data.test_labels, device, place, seg.image_scale, precision
             )[0]["miou"]
+        row["outside_seconds"] = round(time.perf_counter() - stepped, 2)  # validation, evaluation
         history.append(row)
         checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1}
         checkpoint |= {"frozen": frozen, "history": history, "best": best, "identity": identity}
@@ -333,7 +332,9 @@ def _score_and_save(
     metrics.json, the per-image confusion matrices and the prediction images (rank 0); ``header``
     opens metrics.json (input, seed, epochs, identity)."""
     evaluated = time.perf_counter()
-    metrics, _ = _sharded_scores(net, data.test_images, data.test_labels, device, place, seg.image_scale)
+    metrics, per_image = _sharded_scores(
+        net, data.test_images, data.test_labels, device, place, seg.image_scale, precision
+    )
     if history and reported_epoch == seg.epochs:
         history[-1]["test_miou"] = metrics["miou"]
     metrics.update(
@@ -343,7 +344,10 @@ def _score_and_save(
             "precision": precision.name,
             # epochs of earlier (interrupted) sessions included
             "wall_seconds": round(
-                sum(row["seconds"] for row in history) + time.perf_counter() - evaluated, 1
+                sum(row["seconds"] + row.get("outside_seconds", 0) for row in history)
+                + time.perf_counter()
+                - evaluated,
+                1,
             ),
             "train_images": len(data.train),
             "val_images": len(data.val_images),
@@ -355,15 +359,14 @@ def _score_and_save(
         }
     )
     if place.is_main:
-        predictions = predict(model, data.test_images, device, image_scale=seg.image_scale)
-        save_confusion_per_image(out_dir / CONFUSION_FILE, data.test_names, predictions, data.test_labels)
+        save_confusion_per_image(out_dir / CONFUSION_FILE, data.test_names, per_image)
+        shown = prediction_image_indices(len(data.test_names), seg.prediction_images)
         save_prediction_images(
             out_dir / "predictions",
-            data.test_names,
-            data.test_images,
-            data.test_labels,
-            predictions,
-            seg.prediction_images,
+            [data.test_names[i] for i in shown],
+            data.test_images[shown],
+            data.test_labels[shown],
+            predict(model, data.test_images[shown], device, image_scale=seg.image_scale, precision=precision),
         )
         saved = {"model": model.state_dict(), "encoder": seg.encoder, "input": header["input"]}
         saved |= {"decoder_channels": seg.decoder_channels, "output_stride": seg.output_stride}

@@ -72,7 +72,7 @@ def test_numbers_and_switches_as_people_type_them():
     assert config.segmentation.lr == 0.02 and config.fusion.lr == 0.0005
     assert config.runtime.cudnn_benchmark == "off"
     with pytest.raises(ConfigError, match="expected true/false, got 'off'"):
-        load_config(TINY, ["runtime.deterministic=off"])
+        load_config(TINY, ["fusion.use_spf=off"])
 
 
 @pytest.mark.parametrize("case", ["file", "under a file"])

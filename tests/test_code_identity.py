@@ -39,7 +39,8 @@ RUNS = {
     ],
     "fusion.methods.classic": ["fusion.colour", "fusion.methods.base"],
     "msrs.synthetic": ["msrs.layout"],
-    "fusion.sspfusion.train": ["fusion.sspfusion.model", "fusion.sspfusion.losses", "runtime.training"],
+    "fusion.training": ["fusion.data", "fusion.guard", "runtime.precision", "runtime.training"],
+    "fusion.sspfusion.recipe": ["fusion.sspfusion.model", "fusion.sspfusion.losses"],
 }
 
 

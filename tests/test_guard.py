@@ -111,7 +111,7 @@ def _sabotage(name: str, model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-GUARDED = ["sspfusion", *RECIPES]
+GUARDED = list(RECIPES)
 # lr so small that the sabotaged output layer stays as it is; two epochs in the guarded phase
 STILL = [
     "runtime.threads=1",
@@ -136,22 +136,15 @@ STILL = [
 def test_a_learned_method_made_to_collapse_stops_with_the_error(name, photo_pairs, tmp_path, monkeypatch):
     config = load_config(REPO / "configs" / "tiny.yaml", STILL)
     out = tmp_path / name
-    if name == "sspfusion":
-        import fusion.sspfusion.train as trainer
+    from fusion.training import train
 
-        build = trainer.SSPFusion.from_config
-        monkeypatch.setattr(trainer.SSPFusion, "from_config", lambda fus: _sabotage(name, build(fus)))
-        title, run = "SSPFusion", lambda: trainer.train_fusion(config, photo_pairs, out, progress=False)
-    else:
-        from fusion.methods.training import train_learned
-
-        method = recipe(name)
-        module = importlib.import_module(RECIPES[name].split(":")[0])
-        sabotaged = dataclasses.replace(
-            method, build_model=lambda section: _sabotage(name, method.build_model(section))
-        )
-        monkeypatch.setattr(module, "RECIPE", sabotaged)
-        title, run = method.title, lambda: train_learned(name, config, photo_pairs, out, progress=False)
+    method = recipe(name)
+    module = importlib.import_module(RECIPES[name].split(":")[0])
+    sabotaged = dataclasses.replace(
+        method, build_model=lambda section: _sabotage(name, method.build_model(section))
+    )
+    monkeypatch.setattr(module, "RECIPE", sabotaged)
+    title, run = method.title, lambda: train(name, config, photo_pairs, out, progress=False)
     with pytest.raises(FusionCollapseError, match=rf"{title} collapsed in epoch \d+ .*(saturated|flat)"):
         run()
     assert not (out / "model.pt").exists()

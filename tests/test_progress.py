@@ -7,7 +7,7 @@ import io
 from tqdm import tqdm
 
 from configs.schema import load_config
-from fusion.sspfusion.train import train_fusion
+from fusion.training import train
 from runtime.progress import LoopLine, is_terminal, progress_bar
 from segmentation.train import train_segmentation
 from tests.conftest import REPO
@@ -55,7 +55,7 @@ def test_trainers_write_one_line_per_epoch_to_a_log(synthetic_root, tmp_path, ca
     config.runtime.threads = 1
     config.segmentation.epochs = 2
     train_segmentation(config, synthetic_root, "visible", tmp_path / "seg", seed=0, progress=True)
-    train_fusion(config, synthetic_root, tmp_path / "fusion", progress=True)
+    train("sspfusion", config, synthetic_root, tmp_path / "fusion", progress=True)
     captured = capsys.readouterr()
     assert "\r" not in captured.out + captured.err
     lines = captured.out.splitlines()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segmentation.evaluate import CONFUSION_FILE, save_confusion_per_image, scores
+from segmentation.evaluate import CONFUSION_FILE, confusion_per_image, save_confusion_per_image, scores
 from segmentation.report import row_evidence, seeds_note, table2, write_report
 
 SHAPE = (40, 24, 32)  # test images, height, width
@@ -30,7 +30,7 @@ def _write_run(root, input_name, seed, accuracy, evidence=True, night_accuracy=N
     folder = root / input_name.replace(":", "_") / f"seed{seed}"
     folder.mkdir(parents=True)
     if evidence:
-        save_confusion_per_image(folder / CONFUSION_FILE, names, predictions, labels)
+        save_confusion_per_image(folder / CONFUSION_FILE, names, confusion_per_image(predictions, labels))
     per_image = np.stack(
         [
             np.bincount(labels[i].ravel() * 9 + predictions[i].ravel(), minlength=81).reshape(9, 9)

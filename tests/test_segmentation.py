@@ -278,7 +278,7 @@ def test_cli_trains_and_prints_table(synthetic_root, tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2
-    assert bad.stderr.startswith("error: unknown encoder 'resnet1000'")
+    assert bad.stderr.startswith("error: segmentation.encoder: unknown encoder 'resnet1000'")
     assert len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -18,7 +18,8 @@ from PIL import Image
 from configs.schema import FusionConfig
 from fusion.colour import luminance
 from fusion.sspfusion import SSPFusion, total_loss
-from fusion.sspfusion.train import set_phase_trainable
+from fusion.sspfusion.recipe import phases as sspfusion_phases
+from fusion.training import start_phase
 
 
 def msrs_crops(
@@ -39,8 +40,9 @@ def msrs_crops(
 
 
 def train_steps(model, config, ir, vi, phase: str, steps: int, lr: float) -> list[dict]:
-    set_phase_trainable(model, phase)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    optimizer = start_phase(model, next(p for p in sspfusion_phases(config) if p.name == phase))
+    for group in optimizer.param_groups:
+        group["lr"] = lr
     history = []
     for _ in range(steps):
         out = model(ir, vi, reconstruct=phase == "structure")

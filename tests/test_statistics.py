@@ -130,13 +130,17 @@ def test_per_image_confusion_sums_to_split_matrix_and_round_trips(tmp_path):
     labels = rng.integers(0, CLASSES, (5, 12, 16)).astype(np.uint8)
     labels[0, :2] = 255  # ignored pixels
     predictions = rng.integers(0, CLASSES, (5, 12, 16)).astype(np.uint8)
-    per_image = confusion_per_image(predictions, labels)
-    assert per_image.shape == (5, CLASSES, CLASSES) and per_image.dtype == np.uint32
+    per_image = confusion_per_image(predictions, labels).numpy()
+    assert per_image.shape == (5, CLASSES, CLASSES) and per_image.dtype == np.int64
     whole = confusion_matrix(torch.from_numpy(predictions), torch.from_numpy(labels)).numpy()
     assert np.array_equal(per_image.sum(0), whole)
+    for image in range(5):  # one image at a time, as numpy counts it
+        keep = labels[image] != 255
+        index = labels[image][keep].astype(np.int64) * CLASSES + predictions[image][keep]
+        assert np.array_equal(per_image[image], np.bincount(index, minlength=CLASSES**2).reshape(CLASSES, -1))
     assert per_image[1].sum() == 12 * 16 and per_image[0].sum() == 12 * 16 - 2 * 16
     names = [f"{i:05d}D" for i in range(5)]
-    path = save_confusion_per_image(tmp_path / "c.npz", names, predictions, labels)
+    path = save_confusion_per_image(tmp_path / "c.npz", names, per_image)
     confusion, loaded_names = load_confusion_per_image(path)
     assert np.array_equal(confusion, per_image) and loaded_names == names
 

@@ -42,7 +42,7 @@ def method_modules(name: str) -> list[str]:
     if name not in METHODS:
         raise ConfigError(f"unknown fusion method '{name}' (valid: {', '.join(METHODS)})")
     modules = [METHODS[name].split(":")[0]]
-    if name in TRAINABLE and name != "sspfusion":
+    if name in TRAINABLE:
         from fusion.methods.learned import RECIPES
 
         modules.append(RECIPES[name].split(":")[0])

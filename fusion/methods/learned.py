@@ -4,8 +4,8 @@ and turning a trained checkpoint into a registry method.
 A learned method (SSPFusion, DIDFuse, AUIF, RFN-Nest, UMF, ITFuse, CMTFusion) is trained by a
 ``fusion:<name>`` stage into ``<out>/fusion/<name>/model.pt`` and then fuses luminance like every
 other method: the visible colour comes back through :class:`fusion.methods.base.LuminanceMethod`.
-The baselines describe their training as a :class:`Recipe` (``fusion/methods/<name>/recipe.py``)
-that one loop runs (:mod:`fusion.methods.training`).
+Each describes its training as a :class:`Recipe` (``fusion/methods/<name>/recipe.py``,
+``fusion/sspfusion/recipe.py``) that one loop runs (:mod:`fusion.training`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ from runtime.checkpoints import load_checkpoint
 from runtime.device import pick_device
 from runtime.files import file_sha256
 
-# the learned baselines of Table 2 built in here: name (= config section) -> recipe
+# the learned methods of Table 2 built in here: name -> recipe
 RECIPES: dict[str, str] = {
+    "sspfusion": "fusion.sspfusion.recipe:RECIPE",
     "didfuse": "fusion.methods.didfuse.recipe:RECIPE",
     "auif": "fusion.methods.auif.recipe:RECIPE",
     "rfnnest": "fusion.methods.rfnnest.recipe:RECIPE",
@@ -42,84 +43,110 @@ RECIPES: dict[str, str] = {
 class Phase:
     """One training phase: how many epochs, what trains at which lr, and the loss.
 
-    ``param_groups(model)`` gives Adam's groups (``params`` and ``lr``); parameters in no group
-    are frozen for the phase. ``lr_factor(epoch)`` scales every group's lr at an epoch counted
-    from the phase's start (step decays). ``loss(model, ir, vi)`` returns the loss and its
-    named terms (floats) for one batch of (B, 1, h, w) crops in [0, 1]. ``augment`` names how
-    crops are drawn (:data:`fusion.methods.training.CROPS`). After every epoch the guard
-    (fusion/guard.py) checks the fused images of the probe pairs, or, where ``reconstruct``
-    is given, ``reconstruct(model, images)``: the images of an auto-encoder phase whose fusion
-    part does not train yet.
+    ``param_groups(model)`` gives Adam's groups (``params``, ``lr`` and any other Adam setting,
+    e.g. ``betas``); parameters in no group are frozen for the phase. ``lr_schedule(lr, epoch)``
+    is a group's lr at an epoch counted from the phase's start, ``lr`` its configured value
+    (:func:`fixed`, :func:`step_decay`, SSPFusion's cosine). ``loss(model, ir, vi)`` returns the loss
+    and its named terms (0-d tensors, not floats: reading one would make the step wait for the
+    GPU) for one batch of (B, 1, h, w) crops in [0, 1]; the ``model`` it gets runs under the
+    run's autocast and hands back float32 (runtime.precision.autocast_view), so the loss itself
+    is computed in float32. ``augment`` names how crops are drawn (:data:`fusion.data.CROPS`).
+    ``begin(model)`` runs when the phase starts at its first epoch (not when a run resumes inside
+    it). After every epoch the guard (fusion/guard.py) checks the fused images of the probe
+    pairs, or, where ``reconstruct`` is given, ``reconstruct(model, images)``: the images of an
+    auto-encoder phase whose fusion part does not train yet.
     """
 
     name: str
     epochs: int
     param_groups: Callable[[nn.Module], list[dict]]
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict]]
-    lr_factor: Callable[[int], float]
+    lr_schedule: Callable[[float, int], float]
     batch_size: int
     crop_size: int
     augment: str = "crop"
     reconstruct: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None
+    begin: Callable[[nn.Module], None] | None = None
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """A learned baseline: its name (registry and config section), its paper's title and
-    parameter count (SSPFusion paper, Table 5), the model builder and the training phases.
-    ``unused_parameters(section)`` counts what the authors' model object registers but never
-    calls, where Table 5 counts those too (ITFuse, CMTFusion); ``pretrained_weights(section)``
-    identifies pretrained weights the training uses (a digest, part of the stage identity);
-    ``guard_warmup_steps``: optimiser steps of a phase during which the collapse guard lets a
-    lasting fault go on (fusion/guard.py), for a network whose images start flat."""
-
-    name: str
-    title: str
-    paper_parameters: int
-    build_model: Callable[[object], nn.Module]
-    phases: Callable[[object], list[Phase]]
-    unused_parameters: Callable[[object], int] = lambda section: 0
-    pretrained_weights: Callable[[object], str | None] = lambda section: None
-    guard_warmup_steps: int = 0
-
-
-def recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise KeyError(f"'{name}' is not a learned baseline (known: {', '.join(RECIPES)})")
-    module_name, attribute = RECIPES[name].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+def fuse_method(model: nn.Module, ir: torch.Tensor, vi: torch.Tensor) -> torch.Tensor:
+    """A baseline network's fused luminance: its ``fuse(ir, vi)`` method."""
+    return model.fuse(ir, vi)
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A learned method: its name (registry), its paper's title and parameter count (SSPFusion
+    paper, Table 5), the model builder and the training phases. ``section`` is the config
+    section holding its settings (its name, ``fusion`` for SSPFusion). ``fuse(model, ir, vi)``
+    gives the fused luminance of (B, 1, H, W) batches in [0, 1]. ``count_parameters(model)``
+    counts what Table 5 compares with; ``unused_parameters(section)`` what the authors' model
+    object registers but never calls, where Table 5 counts those too (ITFuse, CMTFusion);
+    ``pretrained_weights(section)`` identifies pretrained weights the training uses (a digest,
+    part of the stage identity); ``guard_warmup_steps``: optimiser steps of a phase during which
+    the collapse guard lets a lasting fault go on (fusion/guard.py), for a network whose images
+    start flat."""
+
+    name: str
+    title: str
+    paper_parameters: int
+    build_model: Callable[[object], nn.Module]
+    phases: Callable[[object], list[Phase]]
+    section: str = ""
+    fuse: Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor] = fuse_method
+    count_parameters: Callable[[nn.Module], int] = count_parameters
+    unused_parameters: Callable[[object], int] = lambda section: 0
+    pretrained_weights: Callable[[object], str | None] = lambda section: None
+    guard_warmup_steps: int = 0
+
+    @property
+    def config_section(self) -> str:
+        return self.section or self.name
+
+
+def recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise KeyError(f"'{name}' is not a learned method (known: {', '.join(RECIPES)})")
+    module_name, attribute = RECIPES[name].split(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
+def fixed(lr: float, epoch: int) -> float:
+    """A constant learning rate."""
+    return lr
+
+
 def one_phase(
     name: str,
     config,
     loss: Callable[[nn.Module, torch.Tensor, torch.Tensor, object], tuple[torch.Tensor, dict]],
-    lr_factor: Callable[[int], float] = lambda epoch: 1.0,
+    lr_schedule: Callable[[float, int], float] = fixed,
     **group,
 ) -> list[Phase]:
     """The phases of a method that trains every parameter at once: one phase of
-    ``config.epochs`` at ``config.lr`` (times ``lr_factor``), batches of ``config.batch_size``
-    crops of ``config.crop_size``; ``group`` adds optimiser settings (e.g. ``weight_decay``)."""
+    ``config.epochs`` at ``config.lr`` (through ``lr_schedule``), batches of
+    ``config.batch_size`` crops of ``config.crop_size``; ``group`` adds optimiser settings
+    (e.g. ``weight_decay``)."""
     return [
         Phase(
             name,
             config.epochs,
             param_groups=lambda model: [{"params": list(model.parameters()), "lr": config.lr, **group}],
             loss=lambda model, ir, vi: loss(model, ir, vi, config),
-            lr_factor=lr_factor,
+            lr_schedule=lr_schedule,
             batch_size=config.batch_size,
             crop_size=config.crop_size,
         )
     ]
 
 
-def step_decay(milestones: list[int], gamma: float) -> Callable[[int], float]:
-    """lr factor gamma^k after the k-th milestone epoch (torch's MultiStepLR, per epoch)."""
-    return lambda epoch: gamma ** sum(epoch >= m for m in milestones)
+def step_decay(milestones: list[int], gamma: float) -> Callable[[float, int], float]:
+    """lr x gamma^k after the k-th milestone epoch (torch's MultiStepLR, per epoch)."""
+    return lambda lr, epoch: lr * gamma ** sum(epoch >= m for m in milestones)
 
 
 def combine(a: torch.Tensor, b: torch.Tensor, rule: str) -> torch.Tensor:
@@ -187,20 +214,22 @@ def luminance_method(
 
 
 def load_trained(name: str, path: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """Rebuild a baseline saved by :func:`fusion.methods.training.train_learned` (weights and the
-    config section that built them; no code is loaded)."""
+    """Rebuild a learned method saved by :func:`fusion.training.train` (weights and the config
+    section that built them; no code is loaded)."""
     state = load_checkpoint(path, device)
     if state.get("method") != name:
         raise DataError(f"{path}: a model of '{state.get('method')}', not of '{name}'")
-    section_type = type(getattr(ExperimentConfig(), name))
-    model = recipe(name).build_model(section_from_dict(section_type, state["config"], name))
+    method = recipe(name)
+    section_type = type(getattr(ExperimentConfig(), method.config_section))
+    model = method.build_model(section_from_dict(section_type, state["config"], method.config_section))
     model.load_state_dict(state["model"])
     return model.to(device).eval()
 
 
 def build_trained(name: str, checkpoint: str | Path, device: str = "auto") -> LuminanceMethod:
-    """The registry method of the learned baseline ``name`` trained into ``checkpoint``."""
-    checkpoint = require_checkpoint(name, recipe(name).title, checkpoint)
+    """The registry method of the learned method ``name`` trained into ``checkpoint``."""
+    method = recipe(name)
+    checkpoint = require_checkpoint(name, method.title, checkpoint)
     where = pick_device(device)
     model = load_trained(name, checkpoint, where)
-    return luminance_method(name, model.fuse, where, checkpoint)
+    return luminance_method(name, lambda ir, vi: method.fuse(model, ir, vi), where, checkpoint)

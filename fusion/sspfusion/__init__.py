@@ -1,7 +1,8 @@
 """SSPFusion (Yang et al.): structure-preserving infrared/visible fusion of luminance images.
 
 model.py holds the network and the parameter-free helpers of the paper's equations; losses.py the
-training losses of section 3.3 and the two training phases of section 4.1.
+training losses of section 3.3; recipe.py the two training phases of section 4.1, which the
+one training loop of every learned method runs (fusion/training.py).
 """
 
 from fusion.sspfusion.losses import (

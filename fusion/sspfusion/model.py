@@ -70,14 +70,16 @@ def structure_target(features: torch.Tensor, reading: str = "gradient") -> torch
     makes eqs. 7-8 elementwise products with F^k well defined); the polarity is the paper's: 1
     where the gradient is *at most* the threshold (1 = flat, 0 = structure); the polarity does not
     change M^k (J_p(a, b) = J_p(1 - a, 1 - b)). The map is a hard threshold, so it carries no
-    gradient: it is always returned detached (a target).
+    gradient: it is always returned detached (a target), and it is computed in float32 outside
+    any autocast, so a bf16 run thresholds the same maps as a float32 one.
     """
     if reading not in STRUCTURE_TARGETS:
         raise ValueError(f"structure target reading must be one of {STRUCTURE_TARGETS}, got {reading!r}")
-    features = features.detach()
-    gradient = sobel_gradient(features)
-    average = (gradient if reading == "gradient" else features).mean(dim=(2, 3), keepdim=True)
-    return (gradient - average <= 0).to(features.dtype)
+    with torch.autocast(features.device.type, enabled=False):  # thresholds of float32 maps
+        features = features.detach().float()
+        gradient = sobel_gradient(features)
+        average = (gradient if reading == "gradient" else features).mean(dim=(2, 3), keepdim=True)
+        return (gradient - average <= 0).float()
 
 
 def constant_target_fraction(targets: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -131,8 +133,11 @@ def dice_distance(pred: torch.Tensor, target: torch.Tensor, smooth: float = 1.0)
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters (Table 5 reports 12,021.649 K for SSPFusion)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters (Table 5 reports 12,021.649 K for SSPFusion); the frozen copy of the
+    SFE that ``frozen_targets`` keeps is not counted (it is never trained)."""
+    frozen = getattr(model, "target_sfe", None)
+    copied = sum(p.numel() for p in frozen.parameters()) if frozen is not None else 0
+    return sum(p.numel() for p in model.parameters()) - copied
 
 
 # ----------------------------------------------------------------------------------------------

@@ -9,6 +9,39 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipelines.engine.plan import Stage, check_upstream, run_plan, selected, stage_command
+from runtime.device import available_cpus
+
+
+def visible_gpus(environ: dict | None = None) -> list[str]:
+    """The GPUs this process may hand out, as ``CUDA_VISIBLE_DEVICES`` names them (indices or
+    UUIDs; a Slurm job's allocation, a user's choice), else every GPU torch sees."""
+    environ = os.environ if environ is None else environ
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [gpu.strip() for gpu in listed.split(",") if gpu.strip() and not gpu.strip().startswith("-")]
+    import torch
+
+    return [str(index) for index in range(torch.cuda.device_count())]
+
+
+class GpuPool:
+    """Hands each child the GPU fewest children are using now (the first such in the visible
+    list), and takes it back when the child ends: with ``--jobs`` equal to the GPU count every
+    running child has a GPU of its own, however the children finish."""
+
+    def __init__(self, gpus: list[str]):
+        self.users = dict.fromkeys(gpus, 0)
+
+    def take(self) -> str | None:
+        if not self.users:
+            return None
+        gpu = min(self.users, key=self.users.get)
+        self.users[gpu] += 1
+        return gpu
+
+    def give_back(self, gpu: str | None) -> None:
+        if gpu is not None:
+            self.users[gpu] -= 1
 
 
 def run_parallel(
@@ -23,27 +56,27 @@ def run_parallel(
 ) -> None:
     """Run the selected stages before segmentation here, in order; then each pending
     segmentation stage in its own process (``command`` through
-    :func:`~pipelines.engine.plan.stage_command`), ``jobs`` at a time
-    (on CUDA, child i sees GPU ``i mod n`` only; on the CPU the cores are shared out through
-    ``runtime.threads``). A child's output goes to ``log_dir/<key>.log``. The report is left to
-    the caller (it reads the children's results). ``rerun`` is the command line for errors."""
-    import torch
-
+    :func:`~pipelines.engine.plan.stage_command`), ``jobs`` at a time. On CUDA each child sees
+    one GPU of the visible ones (:class:`GpuPool`); the CPUs this process may use are shared out
+    among the children through ``runtime.threads`` (their torch threads and loader workers). A
+    child's output goes to ``log_dir/<key>.log``. The report is left to the caller (it reads the
+    children's results). ``rerun`` is the command line for errors."""
     chosen = [s for s in selected(stages, only) if s.kind != "report"]
     check_upstream(stages, chosen, rerun)
     run_plan([s for s in chosen if s.kind != "segmentation"], [], environment, rerun, log)
     pending = [s for s in chosen if s.kind == "segmentation" and s.status != "cached"]
-    gpus = torch.cuda.device_count()
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = GpuPool(visible_gpus())
+    threads = max(1, available_cpus() // jobs)
     log_dir.mkdir(parents=True, exist_ok=True)
-    running: list[tuple[Stage, subprocess.Popen, object]] = []
+    running: list[tuple[Stage, subprocess.Popen, object, str | None]] = []
     failed: list[str] = []
     for index, stage in enumerate(pending):
         while len(running) >= jobs:
-            running = _reap(running, failed)
+            running = _reap(running, failed, pool)
         env = dict(os.environ)
-        if gpus:
-            env["CUDA_VISIBLE_DEVICES"] = str(index % gpus)
+        gpu = pool.take()
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
         handle = open(log_dir / f"{stage.key.replace(':', '_')}.log", "w")
         child = subprocess.Popen(
             stage_command(command, stage.key, threads, forced=stage.status == "forced"),
@@ -51,27 +84,29 @@ def run_parallel(
             stderr=subprocess.STDOUT,
             env=env,
         )
+        on = f" on GPU {gpu}" if gpu is not None else ""
         log(
-            f"[{index + 1}/{len(pending)}] {stage.key}: started in process {child.pid} "
+            f"[{index + 1}/{len(pending)}] {stage.key}: started in process {child.pid}{on} "
             f"({stage.status}: {stage.reason})"
         )
-        running.append((stage, child, handle))
+        running.append((stage, child, handle, gpu))
     while running:
-        running = _reap(running, failed)
+        running = _reap(running, failed, pool)
     if failed:
         raise RuntimeError(
             "segmentation runs failed: " + ", ".join(failed) + f" (logs in {log_dir}); rerun to resume them"
         )
 
 
-def _reap(running, failed: list[str]):
+def _reap(running, failed: list[str], pool: GpuPool):
     still = []
-    for stage, child, handle in running:
+    for stage, child, handle, gpu in running:
         code = child.poll()
         if code is None:
-            still.append((stage, child, handle))
+            still.append((stage, child, handle, gpu))
             continue
         handle.close()
+        pool.give_back(gpu)
         if code:
             failed.append(stage.key)
     if len(still) == len(running):
@@ -79,4 +114,4 @@ def _reap(running, failed: list[str]):
     return still
 
 
-__all__ = ["run_parallel"]
+__all__ = ["GpuPool", "run_parallel", "visible_gpus"]

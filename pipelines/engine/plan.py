@@ -60,9 +60,14 @@ class Stage:
     cache: bool = True  # the report is cheap and rebuilt whenever it is selected
     input_name: str | None = None  # segmentation stages: the table row ...
     seed: int | None = None  # ... and the seed
+    resources: str = ""  # the slurm: section its job asks for (SlurmConfig); empty: its kind's
     status: str = ""  # filled by plan_status
     reason: str = ""
     identity: Identity | None = field(default=None, repr=False)
+
+    @property
+    def resource_kind(self) -> str:
+        return self.resources or self.kind
 
     def matches(self, selector: str) -> bool:
         """``fusion``, ``fuse``, ``segmentation`` ..., a stage key, or ``input=NAME`` for the

@@ -42,7 +42,7 @@ from pipelines.engine.plan import Stage, check_upstream, selected, stage_command
 class JobSpec:
     """One Slurm job (an array when ``keys`` has several stages): what it runs and waits for."""
 
-    kind: str
+    kind: str  # the slurm: section of its resources (a stage's resource_kind)
     keys: list[str]
     after: list[int] = field(default_factory=list)  # indices of the jobs it waits for (afterok)
 
@@ -75,7 +75,7 @@ def job_plan(stages: list[Stage], only: list[str], command: str) -> list[JobSpec
         if stage.kind == "segmentation":
             arrays[tuple(after)] = len(jobs)
         job_of[stage.key] = len(jobs)
-        jobs.append(JobSpec(stage.kind, [stage.key], after))
+        jobs.append(JobSpec(stage.resource_kind, [stage.key], after))
     if report is not None:
         jobs.append(JobSpec("report", [report.key], list(range(len(jobs)))))
     return jobs

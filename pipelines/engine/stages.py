@@ -12,12 +12,11 @@ by run_all have the same identity and the same ``done.json``.
 from __future__ import annotations
 
 import atexit
-import os
 import platform
 import shutil
 import sys
 import tempfile
-from functools import cache, partial
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -50,7 +49,7 @@ from pipelines.engine.layout import EXTERNAL, RunLayout, method_slug
 from pipelines.engine.locks import locked
 from pipelines.engine.markers import mark_started, move_aside, read_done, write_done
 from pipelines.engine.plan import Stage
-from runtime.device import pick_device
+from runtime.device import cpu_share, pick_device
 from runtime.files import write_text_atomic
 
 # the libraries whose version can change a stage's numbers (their kernels, defaults, resampling)
@@ -102,7 +101,7 @@ def environment(config: ExperimentConfig) -> dict:
     return {
         "device": str(device),
         "precision": precision_name(config, device),
-        "threads": config.runtime.threads or os.cpu_count() or 1,
+        "threads": cpu_share(config.runtime),
         "libraries": library_versions(),
         "torch": metadata.version("torch"),
         "smp": metadata.version("segmentation-models-pytorch"),
@@ -210,25 +209,18 @@ def fusion_stage(
     (``fusion``; a baseline's own section plus ``fusion.max_pairs`` and the digest of any
     pretrained weights its loss uses; a variant's with its ``set`` applied), seed, code, train
     ir/vi manifest, runtime, libraries); output: the SHA-256 of model.pt."""
+    from fusion.methods import method_modules
+    from fusion.methods.learned import recipe
+    from fusion.training import train
+
     base, config = variant_config(config, method)
-    if base == "sspfusion":
-        from fusion.sspfusion.train import train_fusion
-
-        settings = {"fusion": to_dict(config.fusion)}
-        train = partial(train_fusion, config)
-        code = code_digest("fusion.sspfusion.train")
-    else:
-        from fusion.methods import method_modules
-        from fusion.methods.learned import recipe
-        from fusion.methods.training import train_learned
-
-        section = getattr(config, base)
-        settings = {base: to_dict(section), "max_pairs": config.fusion.max_pairs}
-        weights = recipe(base).pretrained_weights(section)
-        if weights is not None:  # e.g. CMTFusion's perceptual network
-            settings["pretrained_weights"] = weights
-        train = partial(train_learned, base, config)
-        code = code_digest("fusion.methods.training", *method_modules(base))
+    learned = recipe(base)
+    section = getattr(config, learned.config_section)
+    settings = {learned.config_section: to_dict(section), "max_pairs": config.fusion.max_pairs}
+    weights = learned.pretrained_weights(section)
+    if weights is not None:  # e.g. CMTFusion's perceptual network
+        settings["pretrained_weights"] = weights
+    code = code_digest("fusion.training", *method_modules(base))
     folder = layout.fusion_model(method)
     splits = training_splits(data_root)
 
@@ -244,7 +236,7 @@ def fusion_stage(
         )
 
     def run(resume, identity):
-        return train(data_root, folder, resume=resume, progress=progress, identity=identity)
+        return train(base, config, data_root, folder, resume=resume, progress=progress, identity=identity)
 
     return Stage(
         f"fusion:{method}",
@@ -338,6 +330,7 @@ def fuse_stage(
         lambda: folder_manifest(folder),
         f"fuse {' + '.join(splits)} with {method}",
         upstream=upstream,
+        resources="fuse" if learned else "fuse_rule",  # a rule or a folder needs no GPU
     )
 
 
@@ -426,7 +419,7 @@ def segmentation_stage(
             "data": manifests.of_data(data_root, splits, ("label", *modality)),
             "runtime": requested_runtime(config),
             "libraries": env["libraries"],
-            "weights": weights_digest(config.segmentation.encoder_weights),
+            "weights": weights_digest(config.segmentation.encoder_weights, config.segmentation.encoder),
         }
         if fused is not None:
             parts["upstream"] = [outputs[k] for k in upstream] or [folder_manifest(fused)]
@@ -549,8 +542,13 @@ def build_plan(
             build_method(method).validate_all(data_root)
     bases = {method: variant_config(config, method)[0] for method in methods}
     check_collisions(config, methods)
-    if rows:
+    if rows:  # what the first segmentation stage would refuse, refused before anything runs
+        from segmentation.model import check_encoder
+        from segmentation.pretrained import require_weights
+
+        check_encoder(config.segmentation.encoder)
         check_frozen_encoder_is_trained(config.segmentation)
+        require_weights(config.segmentation.encoder, config.segmentation.encoder_weights)
     manifests = Manifests()
     stages: list[Stage] = []
     for method in methods:

@@ -21,4 +21,4 @@ def auif_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torch.
     mse = F.mse_loss(rebuilt, images)
     ssim = kornia.losses.ssim_loss(rebuilt, images, window_size=config.ssim_window, max_val=1.0)
     total = mse + config.ssim_weight * ssim
-    return total, {"total": total.item(), "mse": mse.item(), "ssim": ssim.item()}
+    return total, {"total": total.detach(), "mse": mse.detach(), "ssim": ssim.detach()}

@@ -31,7 +31,7 @@ def phases(config) -> list[Phase]:
             config.epochs,
             param_groups=groups,
             loss=lambda model, ir, vi: auif_loss(model, ir, vi, config),
-            lr_factor=step_decay(config.lr_milestones, config.lr_gamma),
+            lr_schedule=step_decay(config.lr_milestones, config.lr_gamma),
             batch_size=config.batch_size,
             crop_size=config.crop_size,
             augment=config.augment,

@@ -131,4 +131,4 @@ def cmtfusion_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[t
     if config.perceptual != "none":
         terms["perceptual"] = 0.5 * perceptual_loss(fused, vi) + 0.5 * perceptual_loss(fused, ir)
         total = total + config.perceptual_weight * terms["perceptual"]
-    return total, {"total": total.item(), **{name: value.item() for name, value in terms.items()}}
+    return total, {"total": total.detach(), **{name: value.detach() for name, value in terms.items()}}

@@ -47,10 +47,10 @@ def didfuse_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[tor
         base - config.alpha1 * detail + config.alpha2 * rec_ir + config.alpha3 * rec_vi + config.alpha4 * grad
     )
     return total, {
-        "total": total.item(),
-        "base": base.item(),
-        "detail": detail.item(),
-        "rec_ir": rec_ir.item(),
-        "rec_vi": rec_vi.item(),
-        "grad": grad.item(),
+        "total": total.detach(),
+        "base": base.detach(),
+        "detail": detail.detach(),
+        "rec_ir": rec_ir.detach(),
+        "rec_vi": rec_vi.detach(),
+        "grad": grad.detach(),
     }

@@ -16,7 +16,7 @@ from fusion.methods.learned import Phase, Recipe, one_phase, step_decay
 
 def phases(config) -> list[Phase]:
     return one_phase(
-        "autoencoder", config, didfuse_loss, lr_factor=step_decay(config.lr_milestones, config.lr_gamma)
+        "autoencoder", config, didfuse_loss, lr_schedule=step_decay(config.lr_milestones, config.lr_gamma)
     )
 
 

@@ -32,4 +32,4 @@ def itfuse_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torc
         "ssim_vi": 1 - ssim(fused, vi),
     }
     total = sum(weight * term for weight, term in zip(w, terms.values(), strict=True))
-    return total, {"total": total.item(), **{name: value.item() for name, value in terms.items()}}
+    return total, {"total": total.detach(), **{name: value.detach() for name, value in terms.items()}}

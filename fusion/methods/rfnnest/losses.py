@@ -51,7 +51,7 @@ def autoencoder_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple
     pixel = F.mse_loss(rebuilt * scale, images * scale)
     structure = 1 - ms_ssim(rebuilt, images)
     total = pixel + config.ssim_weight * structure
-    return total, {"total": total.item(), "pixel": pixel.item(), "ssim": structure.item()}
+    return total, {"total": total.detach(), "pixel": pixel.detach(), "ssim": structure.detach()}
 
 
 def rfn_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torch.Tensor, dict]:
@@ -66,4 +66,4 @@ def rfn_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torch.T
         for weight, f, a, b in zip(config.feature_weights, fused_features, f_ir, f_vi, strict=True)
     )
     total = config.detail_weight * detail + feature
-    return total, {"total": total.item(), "detail": detail.item(), "feature": feature.item()}
+    return total, {"total": total.detach(), "detail": detail.detach(), "feature": feature.detach()}

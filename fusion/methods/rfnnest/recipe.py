@@ -14,13 +14,12 @@ MS-COCO and KAIST; paper.yaml matches the paper's number of steps instead of its
 
 from __future__ import annotations
 
-from fusion.methods.learned import Phase, Recipe
+from fusion.methods.learned import Phase, Recipe, fixed
 from fusion.methods.rfnnest.losses import autoencoder_loss, rfn_loss
 from fusion.methods.rfnnest.model import RFNNest
 
 
 def phases(config) -> list[Phase]:
-    constant = lambda epoch: 1.0  # noqa: E731 - the paper keeps lr fixed
     return [
         Phase(
             "autoencoder",
@@ -29,7 +28,7 @@ def phases(config) -> list[Phase]:
                 {"params": [*model.encoder.parameters(), *model.decoder.parameters()], "lr": config.lr}
             ],
             loss=lambda model, ir, vi: autoencoder_loss(model, ir, vi, config),
-            lr_factor=constant,
+            lr_schedule=fixed,  # the paper keeps lr fixed
             batch_size=config.batch_size,
             crop_size=config.crop_size,
             reconstruct=lambda model, images: model(images),  # the RFNs are not trained yet
@@ -39,7 +38,7 @@ def phases(config) -> list[Phase]:
             config.fusion_epochs,
             param_groups=lambda model: [{"params": list(model.rfn.parameters()), "lr": config.lr}],
             loss=lambda model, ir, vi: rfn_loss(model, ir, vi, config),
-            lr_factor=constant,
+            lr_schedule=fixed,  # the paper keeps lr fixed
             batch_size=config.batch_size,
             crop_size=config.crop_size,
         ),

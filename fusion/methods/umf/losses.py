@@ -57,8 +57,8 @@ def umf_loss(model, ir: torch.Tensor, vi: torch.Tensor, config) -> tuple[torch.T
     gradient = F.l1_loss(edges(fused), torch.maximum(edges(ir), edges(vi)))
     total = config.alpha * structure + config.beta * intensity + config.theta * gradient
     return total, {
-        "total": total.item(),
-        "ms_ssim": structure.item(),
-        "l1": intensity.item(),
-        "gradient": gradient.item(),
+        "total": total.detach(),
+        "ms_ssim": structure.detach(),
+        "l1": intensity.detach(),
+        "gradient": gradient.detach(),
     }
