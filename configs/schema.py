@@ -27,7 +27,13 @@ from pathlib import Path
 import yaml
 
 
-class ConfigError(ValueError):
+class ToolError(Exception):
+    """An error the tool reports in one line (bad input, a setting, a run that cannot go on); the
+    message names the file or key and the problem. Any other exception is a bug of the tool and
+    keeps its traceback (pipelines/_common.run_main)."""
+
+
+class ConfigError(ToolError, ValueError):
     """A configuration file or override is wrong; the message names the key and the problem."""
 
 
@@ -416,14 +422,26 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
         try:
             node[keys[-1]] = load_yaml(text)
         except yaml.YAMLError as error:
-            raise ConfigError(f"override '{item}': not valid YAML ({error})") from None
+            raise ConfigError(f"override '{item}': not valid YAML ({_yaml_problem(error)})") from None
     return raw
 
 
-def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """A YAML error in one line: the parser's problem and where (line and column, from 1)."""
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}" if mark is not None else problem
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = (), asked_by: Path | None = None) -> dict:
     """One YAML file as a mapping; ``extends: other.yaml`` (relative to the file) starts from
-    that file's mapping and overrides it section by section."""
+    that file's mapping and overrides it section by section (``asked_by``: the file whose
+    ``extends`` names this one, for the error when it is missing)."""
     if not path.is_file():
+        if asked_by is not None:
+            raise ConfigError(
+                f"{asked_by}: extends: {path.relative_to(asked_by.parent)}: no such file {path}"
+            )
         raise ConfigError(f"{path}: config file not found")
     if path.resolve() in chain:
         raise ConfigError(f"{path}: 'extends' loops back to itself")
@@ -432,13 +450,13 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> dict:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not a text file (a config is YAML text)") from None
     except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML ({error})") from None
+        raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(error)})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of config keys")
     parent = raw.pop("extends", None)
     if parent is None:
         return raw
-    base = _read_yaml(path.parent / str(parent), (*chain, path.resolve()))
+    base = _read_yaml(path.parent / str(parent), (*chain, path.resolve()), asked_by=path)
     base.pop("name", None)
     return _merged(base, raw)
 
@@ -451,20 +469,39 @@ def _merged(base: dict, update: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, typed: dict[str, str] | None = None
+) -> ExperimentConfig:
     """Read a YAML experiment (:func:`load_yaml`; ``extends:`` a base file), apply overrides,
-    validate."""
+    validate. An invalid value is blamed on where it came from: the override that set it
+    (``--set KEY=VALUE``, or as ``typed`` says the user typed it, e.g. ``{"seeds=0": "--seeds
+    0"}``), else the config file."""
     raw: dict = {}
+    overrides = overrides or []
     if path is not None:
         path = Path(path)
         raw = _read_yaml(path)
         raw.setdefault("name", path.stem)
-    raw = apply_overrides(raw, overrides or [])
+    raw = apply_overrides(raw, overrides)
     try:
         return config_from_dict(raw)
     except ConfigError as error:
-        where = f"{path}: " if path is not None else ""
+        field = str(error).split(":", 1)[0].strip()
+        setting = [
+            item
+            for item in overrides
+            if _override_key(item) == field or field.startswith(_override_key(item) + ".")
+        ]
+        if setting:
+            item = setting[-1]
+            where = f"{(typed or {}).get(item, f'--set {item}')}: "
+        else:
+            where = f"{path}: " if path is not None else ""
         raise ConfigError(f"{where}{error}") from None
+
+
+def _override_key(item: str) -> str:
+    return item.split("=", 1)[0].strip()
 
 
 VALID_INPUTS = ("infrared", "visible")
@@ -508,7 +545,7 @@ MINIMUMS = (
     ("runtime.threads", 0),
     *(
         (f"slurm.{kind}.{field}", low)
-        for kind in ("fusion", "fuse", "quality", "segmentation", "report")
+        for kind in ("fusion", "fuse", "fuse_rule", "quality", "segmentation", "report")
         for field, low in (("gpus", 0), ("cpus", 1), ("mem_gb", 0.0), ("minutes", 1))
     ),
     ("slurm.retries", 0),

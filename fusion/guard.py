@@ -34,6 +34,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from configs.schema import ToolError
+
 FLAT_STD = 1e-3  # an image whose source-following part has a smaller std (on [0, 1]) is flat
 SATURATED = 254 / 255
 BLACK = 1 / 255
@@ -41,7 +43,7 @@ MAJORITY = 0.5  # share of pixels that makes a set saturated or black
 PATIENCE = 5  # epochs in a row (within a phase) a fault may last before training stops
 
 
-class FusionCollapseError(ValueError):
+class FusionCollapseError(ToolError, ValueError):
     """A learned method's images went saturated, black or flat in training: no model is written."""
 
 

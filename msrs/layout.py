@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from configs.schema import ToolError
 from msrs.classes import IGNORE_INDEX, NUM_CLASSES
 
 IR_DIR, VI_DIR, LABEL_DIR = "ir", "vi", "Segmentation_labels"
@@ -46,7 +47,7 @@ _PNG_END = b"IEND\xaeB`\x82"
 _JPEG_END = b"\xff\xd9"
 
 
-class DataError(ValueError):
+class DataError(ToolError, ValueError):
     """Bad input data; the message names the file(s) and the problem in one line."""
 
 
@@ -330,10 +331,20 @@ def validate_root(root: str | Path, check_labels: bool = False) -> dict[str, int
         from msrs.mfnet import check_lists
 
         check_lists(root)
+    seen: dict[str, str] = {}
     for split in root_splits(root):
         pairs = list_split(root, split, labels=True)
         if not pairs:
             raise DataError(f"{root / split}: empty split")
+        again = [pair.name for pair in pairs if pair.name in seen]
+        if again:
+            raise DataError(
+                f"{root / split}: {len(again)} name(s) also in the split '{seen[again[0]]}' "
+                f"({', '.join(again[:5])}{' ...' if len(again) > 5 else ''}): an image listed in two "
+                "splits would be trained on and scored, and fused images named by it could not tell "
+                "the splits apart"
+            )
+        seen |= dict.fromkeys((pair.name for pair in pairs), split)
         validate_pairs(pairs, check_labels=check_labels)
         counts[split] = len(pairs)
     return counts

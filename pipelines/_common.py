@@ -1,8 +1,8 @@
 """Shared command-line plumbing for the pipeline scripts (argument parsing and error exit only).
 
 Every script puts the repository on sys.path (so it runs without installing the package),
-turns the project's own errors into a one-line message and a non-zero exit, and never prints a
-traceback for bad input.
+turns the tool's own errors into a one-line message and a non-zero exit, and never prints a
+traceback for bad input; any other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,13 +18,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.stdout.reconfigure(line_buffering=True)  # stage lines reach a log file as they happen
 
-from configs.schema import ConfigError, ExperimentConfig, load_config  # noqa: E402
-from msrs.layout import DataError  # noqa: E402
-from pipelines.engine.locks import StageBusy  # noqa: E402
-from pipelines.engine.plan import UpstreamError  # noqa: E402
-
-# ForeignFolder and the report's EvidenceError are ValueErrors
-USER_ERRORS = (ConfigError, DataError, UpstreamError, StageBusy, FileNotFoundError, ValueError)
+from configs.schema import ExperimentConfig, ToolError, load_config  # noqa: E402
 
 
 def add_config_args(parser: argparse.ArgumentParser, default: str = "configs/quick.yaml") -> None:
@@ -51,7 +45,9 @@ def add_data_root_arg(parser: argparse.ArgumentParser, labelled: bool = False, *
 
 
 def config_from_args(args: argparse.Namespace) -> ExperimentConfig:
-    return load_config(args.config, args.overrides)
+    """The config of ``--config`` with ``--set`` overrides, and those a script adds for its own
+    options (``args.typed``: override -> the option as typed, named in errors)."""
+    return load_config(args.config, args.overrides, getattr(args, "typed", None))
 
 
 def is_main_process() -> bool:
@@ -60,10 +56,12 @@ def is_main_process() -> bool:
 
 
 def run_main(main) -> None:
-    """Run ``main()``; the project's errors end the program with one line on stderr."""
+    """Run ``main()``; the tool's own errors (:class:`configs.schema.ToolError`: bad input, a
+    setting, a run that cannot go on) end the program with one line on stderr; anything else
+    is a bug and keeps its traceback."""
     try:
         code = main()
-    except USER_ERRORS as error:
+    except ToolError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -18,7 +18,7 @@ from pathlib import Path
 import _common
 from tqdm import tqdm
 
-from msrs.layout import validate_root
+from msrs.layout import DataError, validate_root
 
 URL = "https://github.com/Linfeng-Tang/MSRS/archive/refs/heads/main.zip"
 HOST = "github.com"
@@ -30,11 +30,11 @@ def main() -> int:
     parser.add_argument("--url", default=URL)
     args = parser.parse_args()
     if (args.out / "train").exists():
-        raise ValueError(f"{args.out}: already holds MSRS (train/ exists); nothing to do")
+        raise DataError(f"{args.out}: already holds MSRS (train/ exists); nothing to do")
     try:
         socket.create_connection((HOST, 443), timeout=5).close()
     except OSError as error:
-        raise ValueError(
+        raise DataError(
             f"cannot reach {HOST} ({error}): no internet here. Download {URL} "
             f"elsewhere and unpack it so that {args.out}/train and "
             f"{args.out}/test exist"
@@ -52,7 +52,7 @@ def main() -> int:
             zipped.extractall(tmp)
         roots = [p.parent for p in Path(tmp).rglob("train") if (p.parent / "test").is_dir()]
         if not roots:
-            raise ValueError(f"{args.url}: archive has no train/ and test/ folders")
+            raise DataError(f"{args.url}: archive has no train/ and test/ folders")
         counts = validate_root(roots[0])
         shutil.move(str(roots[0]), str(args.out))
     print(f"MSRS in {args.out}: " + ", ".join(f"{k}: {v}" for k, v in counts.items()))

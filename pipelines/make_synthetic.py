@@ -10,6 +10,7 @@ from pathlib import Path
 import _common
 
 from configs.schema import SyntheticConfig
+from msrs.layout import DataError
 from msrs.synthetic import write_synthetic
 
 
@@ -25,7 +26,7 @@ def main() -> int:
     parser.add_argument("--night-fraction", type=float, default=defaults.night_fraction)
     args = parser.parse_args()
     if any((args.out / split).exists() for split in ("train", "test")):
-        raise ValueError(f"{args.out}: already holds a data set; choose an empty --out")
+        raise DataError(f"{args.out}: already holds a data set; choose an empty --out")
     start = time.perf_counter()
     write_synthetic(args.out, args.train, args.test, args.height, args.width, args.seed, args.night_fraction)
     print(

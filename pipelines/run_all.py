@@ -36,8 +36,8 @@ from pipelines.engine import (
     run_plan,
 )
 from pipelines.engine.parallel import run_parallel
-from pipelines.engine.plan import selected
-from pipelines.engine.slurm import describe, job_plan, submit, wait
+from pipelines.engine.plan import check_upstream, selected
+from pipelines.engine.slurm import check_slurm, describe, job_plan, submit, wait
 from runtime.device import setup_runtime
 
 # what selects the stages or says where they run: a child process runs one stage, here
@@ -143,10 +143,15 @@ def main() -> int:
         parser.error("--jobs runs stages side by side on this machine; with --launcher slurm, Slurm does")
     if args.wait and args.launcher != "slurm":
         parser.error("--wait follows Slurm jobs: give --launcher slurm")
+    args.typed = {}
     if args.seeds is not None:
         args.overrides.append(f"seeds={args.seeds}")
+        args.typed[args.overrides[-1]] = f"--seeds {args.seeds}"
     if args.methods is not None:
         args.overrides.append("methods=[" + ",".join(f"'{m}'" for m in args.methods) + "]")
+        args.typed[args.overrides[-1]] = "--methods " + " ".join(args.methods)
+    if args.launcher == "slurm":
+        check_slurm()  # before anything is read or written
     config = _common.config_from_args(args)
     layout = RunLayout.default(config.name, args.out)
     start = time.perf_counter()
@@ -163,6 +168,7 @@ def main() -> int:
     )
     rerun = shlex.join([Path(sys.executable).name, *_without_option(sys.argv, "--only", "--force", "--jobs")])
     if args.dry_run:
+        check_upstream(stages, selected(stages, args.only), rerun)  # what the run would refuse
         for stage in stages:
             print(f"  {stage.status:7s} {stage.key:45s} {stage.reason}")
         if args.launcher == "slurm":

@@ -8,8 +8,13 @@ from pathlib import Path
 
 import torch
 
+from configs.schema import ToolError
 from runtime.distributed import Dist, barrier
 from runtime.files import write_bytes_atomic
+
+
+class CheckpointError(ToolError, ValueError):
+    """A checkpoint is missing, unreadable, or of another stage identity."""
 
 
 def save_torch_atomic(path: str | Path, payload) -> Path:
@@ -22,11 +27,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> dic
     """Load a checkpoint safely (``weights_only=True``: tensors and plain containers only)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as error:  # any unpickling problem is the file's
-        raise ValueError(f"{path}: not a readable checkpoint ({type(error).__name__}: {error})") from None
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(error).__name__}: {error})"
+        ) from None
 
 
 def resume_state(path: Path, resume: bool, device: torch.device, identity: str | None = None) -> dict | None:
@@ -34,7 +41,7 @@ def resume_state(path: Path, resume: bool, device: torch.device, identity: str |
     under another stage ``identity`` is refused (ValueError naming the file)."""
     state = load_checkpoint(path, device) if resume and Path(path).is_file() else None
     if state is not None and state.get("identity") != identity:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: written by a run of identity {state.get('identity')}, "
             f"not {identity}; move it aside to restart"
         )

@@ -24,6 +24,8 @@ import torch
 import torch.distributed as dist
 import torch.distributed.nn.functional as dist_autograd
 
+from configs.schema import ConfigError
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -60,7 +62,7 @@ def init_distributed(device: torch.device) -> tuple[torch.device, Dist]:
 def per_rank_batch(global_batch: int, place: Dist) -> int:
     """The per-process batch keeping the global batch equal to the config's."""
     if global_batch % place.world_size:
-        raise ValueError(
+        raise ConfigError(
             f"batch {global_batch} cannot be split evenly over {place.world_size} "
             "processes; choose a batch divisible by --nproc_per_node"
         )

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from configs.schema import ConfigError
 from msrs.classes import IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import IMAGE_SUFFIXES, DataError, list_split, read_vi
 from runtime.training import sample_seed
@@ -112,7 +113,7 @@ def holdout(names: list[str], fraction: float, seed: int) -> tuple[np.ndarray, n
     (the same for every input and every training seed). Both index arrays are sorted."""
     count = held_out_count(len(names), fraction)
     if fraction > 0 and not 0 < count < len(names):
-        raise ValueError(
+        raise ConfigError(
             f"val_fraction {fraction} of {len(names)} training images leaves "
             f"{count} for validation and {len(names) - count} for training"
         )

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
+from msrs.layout import DataError
 from runtime.files import write_bytes_atomic
 from runtime.precision import Precision
 from segmentation.data import normalise, rescale
@@ -79,9 +80,9 @@ def load_confusion_per_image(path: Path) -> tuple[np.ndarray, list[str]]:
         with np.load(path, allow_pickle=False) as data:
             confusion, names, classes = data["confusion"], data["names"], data["classes"]
     except (OSError, ValueError, KeyError) as error:
-        raise ValueError(f"{path}: not a per-image confusion file ({error})") from error
+        raise DataError(f"{path}: not a per-image confusion file ({error})") from error
     if list(classes) != list(CLASS_NAMES) or confusion.shape != (len(names), *[len(CLASS_NAMES)] * 2):
-        raise ValueError(
+        raise DataError(
             f"{path}: expected {len(names)} matrices over the classes "
             f"{', '.join(CLASS_NAMES)}, got shape {confusion.shape} over {list(classes)}"
         )

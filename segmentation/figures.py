@@ -76,12 +76,24 @@ def class_heatmap(table: pd.DataFrame, path: str | Path) -> Path:
     return _save(figure, Path(path))
 
 
+DIFFERENCE_FLOOR = 1.0  # mIoU points: the pairwise colours reach full strength no sooner
+
+
+def colour_limit(differences: np.ndarray) -> float:
+    """The colour scale's end of the pairwise heat map: the largest difference, but at least
+    :data:`DIFFERENCE_FLOOR`, so differences of hundredths of a point (noise) stay pale instead
+    of being drawn as strong as real ones."""
+    finite = differences[np.isfinite(differences)]
+    return max(float(np.abs(finite).max()) if finite.size else 0.0, DIFFERENCE_FLOOR)
+
+
 def pairwise_heatmap(comparison, path: str | Path) -> Path:
     """Rows x rows heat map of mIoU differences (row minus column, points), significant cells
-    (Holm, segmentation.statistics) marked with * and a black frame."""
+    (Holm, segmentation.statistics) marked with * and a black frame; colours scaled by
+    :func:`colour_limit`."""
     labels = comparison.labels
     values = np.where(np.eye(len(labels), dtype=bool), np.nan, comparison.difference)
-    limit = max(float(np.nanmax(np.abs(values))) if len(labels) > 1 else 1.0, 1e-6)
+    limit = colour_limit(values)
     size = 0.55 * len(labels) + 2
     figure, axis = plt.subplots(figsize=(size + 1.5, size))
     image = axis.imshow(values, cmap="RdBu", vmin=-limit, vmax=limit)

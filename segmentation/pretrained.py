@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from configs.schema import ConfigError
+from msrs.layout import DataError
 
 
 @dataclass(frozen=True)
@@ -175,26 +176,26 @@ def load_packaged_weights(encoder: torch.nn.Module, encoder_name: str, source: s
     and every shape."""
     weights = PACKAGED_WEIGHTS[source]
     if encoder_name != weights.encoder:
-        raise ValueError(
+        raise DataError(
             f"encoder_weights '{source}' fit the encoder '{weights.encoder}', not '{encoder_name}'"
         )
     path = weights.checkpoint()
     state = torch.load(path, map_location="cpu", weights_only=True)
     if len(state) != weights.tensors:
-        raise ValueError(
+        raise DataError(
             f"{path}: {len(state)} tensors, expected {weights.tensors} "
             f"({weights.encoder} with its ImageNet classifier)"
         )
     source_items = list(state.items())[: weights.tensors - weights.classifier_tensors]
     target = encoder.state_dict()
     if len(target) != len(source_items):
-        raise ValueError(
+        raise DataError(
             f"{path}: {len(source_items)} encoder tensors but the '{encoder_name}' encoder has {len(target)}"
         )
     mapped = {}
     for (source_key, tensor), (target_key, expected) in zip(source_items, target.items(), strict=True):
         if tensor.shape != expected.shape:
-            raise ValueError(
+            raise DataError(
                 f"{path}: tensor '{source_key}' has shape {tuple(tensor.shape)}, "
                 f"the encoder's '{target_key}' {tuple(expected.shape)}"
             )

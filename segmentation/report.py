@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from msrs.classes import CLASS_NAMES
-from msrs.layout import time_of_day
+from msrs.layout import DataError, time_of_day
 from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
 from segmentation.statistics import (
     Comparison,
@@ -125,7 +125,7 @@ def table2(runs: list[dict]) -> pd.DataFrame:
     ``seeds`` (how many runs each row averages) and ``colour`` (``grey`` or ``colour``: what the
     network saw, metrics.json's ``colour``; empty for runs that predate it)."""
     if not runs:
-        raise ValueError("no finished segmentation runs to report")
+        raise DataError("no finished segmentation runs to report")
     records = []
     for run in runs:
         iou = run["metrics"]["per_class_iou"]
@@ -172,8 +172,15 @@ def _statistics_cells(row: pd.Series, table: pd.DataFrame, digits: int) -> list[
     return cells
 
 
+TIE = 1e-6  # points of IoU: two values closer than this are a tie (bold alike, named alike)
+
+
+def is_tie(a: float, b: float) -> bool:
+    return abs(a - b) <= TIE
+
+
 def _bold_if_best(text: str, value: float, best: float, rows: int) -> str:
-    return f"**{text}**" if np.isclose(value, best) and best > 0 and rows > 1 else text
+    return f"**{text}**" if is_tie(value, best) and best > 0 and rows > 1 else text
 
 
 def table2_cells(table: pd.DataFrame, digits: int = 1) -> tuple[list[str], list[list[str]]]:
@@ -228,6 +235,20 @@ def to_markdown(table: pd.DataFrame, digits: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cells_from_markdown(text: str) -> tuple[list[str], list[list[str]]]:
+    """(header, rows of cell texts) of the first table in Markdown ``text`` (table2.md's, as
+    :func:`to_markdown` wrote it): the report page shows these cells, not cells formatted again
+    from the rounded table2.csv."""
+    lines = [line for line in text.splitlines()]
+    start = next(index for index, line in enumerate(lines) if line.startswith("|"))
+    table = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return table[0], table[2:]
+
+
 def seeds_note(table: pd.DataFrame) -> str:
     counts = table.set_index("input")["seeds"].astype(int)
     if counts.nunique() > 1:
@@ -251,7 +272,7 @@ def seeds_note(table: pd.DataFrame) -> str:
     return text
 
 
-class EvidenceError(ValueError):
+class EvidenceError(DataError):
     """A run's per-image evidence does not reproduce its metrics.json: the table and its
     statistics would disagree, so no report is written."""
 
@@ -264,7 +285,7 @@ def _row_confusion(row_runs: list[dict]) -> tuple[np.ndarray, list[str]]:
     for run in row_runs:
         path = Path(run["folder"]) / CONFUSION_FILE if "folder" in run else None
         if path is None or not path.is_file():
-            raise ValueError(f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})")
+            raise DataError(f"seed {run['seed']} has no per-image evidence ({CONFUSION_FILE})")
         confusion, seed_names = load_confusion_per_image(path)
         reproduced = float(miou_from_confusion(confusion.sum(0)))
         if not np.isclose(reproduced, run["metrics"]["miou"], rtol=0, atol=1e-6):
@@ -274,7 +295,7 @@ def _row_confusion(row_runs: list[dict]) -> tuple[np.ndarray, list[str]]:
                 "rerun that stage (run_all --force its key)"
             )
         if names is not None and seed_names != names:
-            raise ValueError(f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}")
+            raise DataError(f"seed {run['seed']} was tested on other images than seed {row_runs[0]['seed']}")
         matrices.append(confusion)
         names = seed_names
     return np.stack(matrices), names
@@ -294,7 +315,7 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
             confusion, names = _row_confusion(row_runs)
         except EvidenceError:
             raise
-        except ValueError as problem:
+        except DataError as problem:  # missing or unreadable evidence: the row keeps no statistics
             notes.append(f"{label}: statistics omitted, {problem}.")
             continue
         evidence.append(RowEvidence(label, [run["seed"] for run in row_runs], confusion, names))
@@ -410,10 +431,15 @@ def statistics_notes(comparison: Comparison) -> list[str]:
             f"{comparison.difference[i, j]:+.1f}, 95% CI [{comparison.difference_low[i, j]:+.1f}, "
             f"{comparison.difference_high[i, j]:+.1f}], Holm p = {comparison.p_holm[i, j]:.3g}"
         )
-        if np.isclose(comparison.miou[i], comparison.miou[j]):
+        tied = [
+            label
+            for label, miou in zip(comparison.labels, comparison.miou, strict=True)
+            if is_tie(miou, comparison.miou[i])
+        ]
+        if len(tied) > 1:
             notes.append(
-                f"Best mean mIoU (bold): {best} and {second} tie; the first in table order, "
-                f"{best}, is the row the vs-best column is taken against ({detail})."
+                f"Best mean mIoU (bold): {', '.join(tied[:-1])} and {tied[-1]} tie; {best} is the row "
+                f"the vs-best column is taken against ({detail})."
             )
         else:
             notes.append(
@@ -435,6 +461,37 @@ def statistics_notes(comparison: Comparison) -> list[str]:
         if fails:
             notes.append("Not shown to beat both Infrared and Visible at 95%: " + ", ".join(fails) + ".")
     return notes
+
+
+LEARNED_NOTHING_IMAGES = 5  # a class in at least this many test images that no row finds is warned of
+
+
+def learning_warnings(table: pd.DataFrame, evidence: list[RowEvidence]) -> list[str]:
+    """Warnings for results that say nothing was learned: rows whose predictions are background
+    only (every other class at IoU 0), and classes present in at least
+    :data:`LEARNED_NOTHING_IMAGES` test images that score 0 in every row."""
+    others = [name for name in CLASS_NAMES[1:] if name in table]
+    scored = table[others].fillna(0)
+    blind = list(table.loc[(scored == 0).all(axis=1), "input"])
+    warnings = []
+    if blind:
+        warnings.append(
+            "Warning: " + ", ".join(blind) + " predict(s) background only (every other class at IoU 0): "
+            "nothing was learned there; train longer or check the data."
+        )
+    if evidence:
+        present = (evidence[0].confusion[0].sum(axis=2) > 0).sum(axis=0)  # images holding each class
+        missed = [
+            f"{name} (in {present[index]} test images)"
+            for index, name in enumerate(CLASS_NAMES)
+            if index > 0
+            and present[index] >= LEARNED_NOTHING_IMAGES
+            and name in table
+            and (table[name].fillna(0) == 0).all()
+        ]
+        if missed:
+            warnings.append("Warning: no row finds " + ", ".join(missed) + ": its IoU is 0 in every row.")
+    return warnings
 
 
 def load_paper_table2(path: str | Path = PAPER_TABLE2) -> pd.DataFrame:
@@ -563,6 +620,7 @@ def write_report(
         written["pairwise.png"] = figures.pairwise_heatmap(comparison, folder / "pairwise.png")
     else:
         statistics_text.append("No per-image evidence in any row: no intervals or significance.")
+    statistics_text = learning_warnings(table, evidence) + statistics_text
     written["table2.csv"] = write_text_atomic(
         folder / "table2.csv", table.to_csv(index=False, float_format="%.2f")
     )

@@ -5,10 +5,10 @@ reader needs on one screen: what data went in, Table 2 (beside the paper's numbe
 Table 1, every figure, what each Table 2 row was trained on and from what (the report's
 provenance), the wall time of every stage, and the command and resolved configuration that produced it all.
 
-The page is built from what the report already wrote (``table2.csv``, ``table1.csv``,
-``table2_vs_paper.csv``, the PNGs) plus :class:`RunFacts`, so it renders whatever columns those
-tables have. Markdown links figures relatively; the HTML embeds them (base64), so the file can be
-mailed or archived alone. Both files are written atomically.
+The page is built from what the report already wrote (Table 2's cells as ``table2.md`` shows
+them, ``table1.csv``, ``table2_vs_paper.csv``, the PNGs) plus :class:`RunFacts`, so it renders
+whatever columns those tables have. Markdown links figures relatively; the HTML embeds them
+(base64), so the file can be mailed or archived alone. Both files are written atomically.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from runtime.files import write_text_atomic
-from segmentation.report import display_name, load_paper_table2, row_label, table2_cells
+from segmentation.report import cells_from_markdown, display_name, load_paper_table2, row_label
 
 FIGURE_TITLES = {
     "miou.png": "mIoU per input (bars start at zero)",
@@ -154,8 +154,11 @@ def _sections(folder: Path, figure_paths: list[tuple[str, Path]], facts: RunFact
     sections = [("Run", overview)]
 
     table2 = []
-    if (folder / "table2.csv").is_file():
-        table2 = [("cells", *table2_cells(pd.read_csv(folder / "table2.csv"))), *facts.table2_notes]
+    if (folder / "table2.md").is_file():
+        header, rows = cells_from_markdown((folder / "table2.md").read_text())
+        table2 = [("cells", header, rows), *facts.table2_notes]
+        if len(header) > 12:
+            table2.insert(0, f"Table 2 has {len(header)} columns: scroll it sideways for the last ones.")
     vs_paper = _read_csv(folder / "table2_vs_paper.csv")
     if facts.real_msrs and vs_paper is not None and len(vs_paper):
         table2 += ["The paper's Table 2, rows this run also has:"]
@@ -210,7 +213,7 @@ def _markdown(title: str, sections: list, folder: Path) -> str:
 STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
     "color:#222}table{border-collapse:collapse;margin:.5em 0;font-size:.9em;display:block;"
-    "overflow-x:auto;max-width:100%}"
+    "overflow-x:scroll;max-width:100%}"
     "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
     "img{max-width:100%;border:1px solid #ddd}"

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, DistributedSampler
 
 from configs.schema import ExperimentConfig, check_frozen_encoder_is_trained
-from msrs.layout import VAL, root_splits
+from msrs.layout import VAL, DataError, root_splits
 from runtime.checkpoints import load_checkpoint, resume_state, save_checkpoint, save_torch_atomic
 from runtime.device import cpu_share, pick_device
 from runtime.distributed import all_reduce_sum, barrier, init_distributed, per_rank_batch, unwrap, wrap_model
@@ -206,7 +206,7 @@ def _load_data(data_root: Path, input_name: str, dirs: dict, seg, out_dir: Path,
     dataset = AugmentedSplit(train_images, train_labels, transform, seed)
     for batch in {seg.freeze_batch_size, seg.batch_size}:
         if len(dataset) < batch:
-            raise ValueError(
+            raise DataError(
                 f"{data_root / 'train'}: {len(dataset)} training images, fewer than one batch of {batch}"
             )
     return _Data(dataset, val_images, val_labels, test_images, test_labels, test_names, colour)

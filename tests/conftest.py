@@ -37,15 +37,31 @@ REAL_DATA = "real_data"
 SLURM = "slurm"
 
 
-def run_pipeline(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run ``pipelines/<script>`` with ``args`` as a user would, from the repository root."""
+def run_pipeline(
+    script: str, *args: str, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``pipelines/<script>`` with ``args`` as a user would, from the repository root
+    (``env``: variables added to this process's environment)."""
     return subprocess.run(
         [sys.executable, str(REPO / "pipelines" / script), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=REPO,
+        env={**os.environ, **(env or {})},
     )
+
+
+def fake_slurm(folder: Path, controller: str = "UP") -> dict:
+    """Environment whose path starts with stand-ins for ``sbatch``, ``srun`` and ``scontrol``
+    (``scontrol ping`` answering that the controller is ``controller``), for the launcher's
+    checks on a machine without Slurm."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for tool in ("sbatch", "srun", "scontrol"):
+        script = folder / tool
+        script.write_text(f"#!/bin/sh\necho 'Slurmctld(primary) at test-host is {controller}'\n")
+        script.chmod(0o755)
+    return {"PATH": f"{folder}{os.pathsep}{os.environ.get('PATH', '')}"}
 
 
 def pytest_addoption(parser):

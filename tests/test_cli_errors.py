@@ -162,3 +162,60 @@ def test_missing_external_image_names_every_accepted_extension(synthetic_root, t
     (tmp_path / "ext").mkdir()
     with pytest.raises(DataError, match=r"<name>\.<png\|jpg\|jpeg"):
         build_method(f"external:{tmp_path / 'ext'}").validate(list_split(synthetic_root, "test"), "test")
+
+
+def test_only_the_tools_own_errors_are_one_line_a_bug_keeps_its_traceback(capsys):
+    import sys
+
+    sys.path.insert(0, str(REPO / "pipelines"))
+    import _common
+
+    with pytest.raises(SystemExit) as stopped:
+        _common.run_main(lambda: (_ for _ in ()).throw(ConfigError("seeds: must be >= 1")))
+    assert stopped.value.code == 2 and capsys.readouterr().err == "error: seeds: must be >= 1\n"
+    with pytest.raises(ValueError, match="a bug"):  # not turned into one line
+        _common.run_main(lambda: (_ for _ in ()).throw(ValueError("a bug")))
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--seeds", "0"], "error: --seeds 0: seeds: must be >= 1, got 0"),
+        (
+            ["--set", "segmentation.epochs=three"],
+            "error: --set segmentation.epochs=three: segmentation.epochs:",
+        ),
+    ],
+)
+def test_a_bad_value_is_blamed_on_the_option_that_gave_it(args, expected, tmp_path):
+    result = run_pipeline("run_all.py", "--config", TINY, "--out", tmp_path / "run", *args, "--dry-run")
+    assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_config_file_error_names_the_file_line_and_extends(tmp_path):
+    child = tmp_path / "my.yaml"
+    child.write_text("extends: tiny.yaml\nseeds: 2\n")
+    with pytest.raises(
+        ConfigError, match=rf"{child}: extends: tiny.yaml: no such file {tmp_path / 'tiny.yaml'}"
+    ):
+        load_config(child)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("seeds: [1\nname: x\n")
+    with pytest.raises(ConfigError) as error:
+        load_config(broken)
+    assert str(error.value).startswith(f"{broken}: not valid YAML (line 2, column 5: ")
+    assert "\n" not in str(error.value)
+
+
+def test_a_dry_run_refuses_what_the_run_refuses(tmp_path):
+    out = tmp_path / "new"
+    only = run_pipeline(
+        "run_all.py", "--config", TINY, "--out", out, "--only", "input=fused:average", "--dry-run"
+    )
+    assert only.returncode == 2 and "reads fuse:average" in only.stderr, only.stderr
+    encoder = run_pipeline(
+        "run_all.py", "--config", TINY, "--out", out, "--set", "segmentation.encoder=resnet999", "--dry-run"
+    )
+    assert encoder.returncode == 2 and "segmentation.encoder: unknown encoder 'resnet999'" in encoder.stderr
+    assert not out.exists()

@@ -140,11 +140,44 @@ def test_external_validator(synthetic_root, tmp_path):
     with pytest.raises(DataError, match=rf"{pairs[0].name}.png is 31x17"):
         build_method(f"external:{wrong}").validate(pairs, "test")
 
-    flat = tmp_path / "flat"  # no split folders: the same images serve every split
+    flat = tmp_path / "flat"  # no split folders: for a root with splits, refused
     _write_fused(flat, pairs)
-    build_method(f"external:{flat}").validate(pairs, "test")
-    with pytest.raises(DataError, match="missing"):
+    with pytest.raises(DataError, match="a flat folder of fused images, but the data root has splits"):
+        build_method(f"external:{flat}").validate(pairs, "test")
+    with pytest.raises(DataError, match="flat folder"):
         build_method(f"external:{flat}").validate_all(synthetic_root)
+
+    suffixed = tmp_path / "suffixed"  # every split's problems in one error, with a hint at the names
+    for split in ("train", "test"):
+        _write_fused(suffixed / split, list_split(synthetic_root, split, labels=False))
+        for path in (suffixed / split).iterdir():
+            path.rename(path.with_name(f"{path.stem}_fused.png"))
+    with pytest.raises(DataError) as error:
+        build_method(f"external:{suffixed}").validate_all(synthetic_root)
+    message = str(error.value)
+    assert "split 'train': 24 of 24" in message and "split 'test': 10 of 10" in message
+    assert "_fused.png is there" in message
+
+
+def test_a_flat_folder_serves_a_pair_folder(photo_pairs, tmp_path):
+    pairs = list_split(photo_pairs, "all", labels=False)
+    _write_fused(tmp_path / "flat", pairs)
+    assert build_method(f"external:{tmp_path / 'flat'}").validate_all(photo_pairs) == {"all": len(pairs)}
+
+
+def test_a_name_in_two_splits_is_refused(synthetic_root, tmp_path):
+    import shutil
+
+    from msrs.layout import validate_root
+
+    root = tmp_path / "root"
+    shutil.copytree(synthetic_root, root)
+    name = list_split(root, "train", labels=False)[0].name
+    for folder in ("ir", "vi", "Segmentation_labels"):
+        source = next((root / "train" / folder).glob(f"{name}.*"))
+        shutil.copy(source, root / "test" / folder / source.name)
+    with pytest.raises(DataError, match=rf"1 name\(s\) also in the split 'train' \({name}\)"):
+        validate_root(root)
 
 
 def test_external_fingerprint_changes_with_the_files(synthetic_root, tmp_path):

@@ -150,3 +150,43 @@ def test_miou_bars_start_at_zero(tmp_path, monkeypatch):
     frame = pd.DataFrame({"input": ["Infrared", "Visible"], "miou": [70.0, 71.0]})
     figures.miou_bars(frame, tmp_path / "m.png")
     assert limits[0][0] == 0
+
+
+def test_the_page_shows_table2_cell_for_cell_as_table2_md(tmp_path):
+    from html.parser import HTMLParser
+
+    from segmentation.report import cells_from_markdown
+
+    out, written, facts, page = _report(tmp_path, real_msrs=False)
+    header, rows = cells_from_markdown(written["table2.md"].read_text())
+
+    class FirstTable(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cell, self.tables = [], None, 0
+
+        def handle_starttag(self, tag, attrs):
+            self.tables += tag == "table"
+            if self.tables == 1 and tag == "tr":
+                self.rows.append([])
+            if self.tables == 1 and tag in ("td", "th"):
+                self.cell = ""
+            if self.tables == 1 and tag == "strong" and self.cell is not None:
+                self.cell += "**"
+
+        def handle_endtag(self, tag):
+            if self.tables == 1 and tag == "strong" and self.cell is not None:
+                self.cell += "**"
+            if self.tables == 1 and tag in ("td", "th"):
+                self.rows[-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    parsed = FirstTable()
+    parsed.feed(page["index.html"].read_text())
+    assert parsed.rows[0] == header and parsed.rows[1:] == rows
+    markdown = page["index.md"].read_text()
+    assert all("| " + " | ".join(cells) + " |" in markdown for cells in rows)

@@ -164,3 +164,64 @@ def test_evidence_that_does_not_reproduce_metrics_stops_the_report(tmp_path):
     runs[1]["metrics"] = {**runs[1]["metrics"], "miou": runs[1]["metrics"]["miou"] - 3.0}  # edited
     with pytest.raises(EvidenceError, match="its confusion matrices give mIoU .* but .*metrics.json says"):
         write_report(tmp_path / "report", runs, {}, real_msrs=False)
+
+
+def test_every_row_tied_for_best_is_bold_and_named(tmp_path):
+    import shutil
+
+    from segmentation.report import cells_from_markdown
+
+    base = _write_run(tmp_path, "infrared", 0, 0.6)
+    runs = [base]
+    for name in ("visible", "fused:average"):
+        folder = tmp_path / name.replace(":", "_") / "seed0"
+        shutil.copytree(base["folder"], folder)
+        runs.append({**base, "input": name, "folder": folder})
+    runs.append(_write_run(tmp_path, "fused:max", 0, 0.3))
+    markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
+    assert "Best mean mIoU (bold): Infrared, Visible and Average tie; Infrared is the row" in markdown
+    header, rows = cells_from_markdown(markdown)
+    miou = header.index("mIoU")
+    assert [row[0] for row in rows] == ["Infrared", "Visible", "Average", "Max"]
+    assert [row[miou].startswith("**") for row in rows] == [True, True, True, False]
+
+
+def test_a_report_warns_when_nothing_was_learned(tmp_path):
+    labels = _labels()
+    runs = []
+    for name in ("infrared", "visible"):
+        folder = tmp_path / name / "seed0"
+        folder.mkdir(parents=True)
+        background = np.zeros_like(labels)  # every pixel predicted background
+        names = [f"{i:05d}D" for i in range(SHAPE[0])]
+        save_confusion_per_image(folder / CONFUSION_FILE, names, confusion_per_image(background, labels))
+        metrics = scores(confusion_per_image(background, labels).sum(0).numpy())
+        runs.append({"input": name, "seed": 0, "metrics": metrics, "folder": folder})
+    runs.append(_write_run(tmp_path, "fused:sspfusion", 0, 0.7))
+    markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
+    assert "Warning: Infrared, Visible predict(s) background only" in markdown
+    assert "Warning: no row finds" not in markdown  # SSPFusion finds every class
+
+
+def test_the_pairwise_colours_keep_noise_pale():
+    from segmentation.figures import DIFFERENCE_FLOOR, colour_limit
+
+    noise = np.array([[np.nan, 0.00075], [-0.00075, np.nan]])
+    assert colour_limit(noise) == DIFFERENCE_FLOOR == 1.0
+    assert colour_limit(np.array([[np.nan, 4.0], [-4.0, np.nan]])) == 4.0
+
+
+def test_a_report_warns_of_a_class_no_row_finds(tmp_path):
+    labels = _labels()
+    names = [f"{i:05d}D" for i in range(SHAPE[0])]
+    runs = []
+    for name in ("infrared", "visible"):
+        folder = tmp_path / name / "seed0"
+        folder.mkdir(parents=True)
+        predictions = np.where(labels == 3, 0, labels).astype(np.uint8)  # bike never found
+        confusion = confusion_per_image(predictions, labels)
+        save_confusion_per_image(folder / CONFUSION_FILE, names, confusion)
+        runs.append({"input": name, "seed": 0, "metrics": scores(confusion.sum(0).numpy()), "folder": folder})
+    markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
+    assert f"Warning: no row finds bike (in {SHAPE[0]} test images)" in markdown
+    assert "background only" not in markdown

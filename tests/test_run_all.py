@@ -62,7 +62,7 @@ def test_full_run_then_everything_cached(tmp_path):
         for line in plan.stdout.splitlines()
         if line.startswith("  ")
     }
-    assert lines["segmentation:visible:seed0"] == ["stale", "changed: config"]
+    assert lines["segmentation:visible:seed0"] == ["stale", "changed: config (segmentation.epochs 2 -> 3)"]
     assert lines["fuse:average"] == ["cached", "identity and output unchanged"]
     assert (out / "report" / "provenance.json").is_file()
 

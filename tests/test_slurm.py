@@ -15,7 +15,7 @@ from configs.schema import SlurmConfig, SlurmResources
 from pipelines.engine.plan import Stage, UpstreamError
 from pipelines.engine.slurm import describe, job_plan, sbatch_options
 
-from .conftest import REPO, run_pipeline
+from .conftest import REPO, fake_slurm, run_pipeline
 
 RUN_ALL = str(REPO / "pipelines" / "run_all.py")
 TINY = str(REPO / "configs" / "tiny.yaml")
@@ -92,12 +92,31 @@ def test_sbatch_options_carry_the_stage_kind_resources():
 
 def test_dry_run_lists_the_jobs_it_would_submit(tmp_path):
     result = run_pipeline(
-        "run_all.py", "--config", TINY, "--out", tmp_path, "--launcher", "slurm", "--dry-run"
+        "run_all.py",
+        *("--config", TINY, "--out", tmp_path / "run", "--launcher", "slurm", "--dry-run"),
+        env=fake_slurm(tmp_path / "bin"),
     )
     assert result.returncode == 0, result.stderr
     assert "--launcher slurm would submit 9 job(s)" in result.stdout
     assert "waits for #1 fuse:sspfusion" in result.stdout
-    assert not (tmp_path / "logs" / "slurm").exists()  # nothing submitted
+    assert not (tmp_path / "run" / "logs" / "slurm").exists()  # nothing submitted
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry run"])
+@pytest.mark.parametrize("slurm", ["none", "DOWN"])
+def test_without_a_slurm_the_launcher_says_so_and_writes_nothing(slurm, dry_run, tmp_path):
+    # no Slurm tools at all: a path without them; or tools whose controller is down
+    env = (
+        {"PATH": str(Path(sys.executable).parent)} if slurm == "none" else fake_slurm(tmp_path / "bin", slurm)
+    )
+    out = tmp_path / "run"
+    result = run_pipeline(
+        "run_all.py", "--config", TINY, "--out", out, "--launcher", "slurm", *dry_run, env=env
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    expected = "sbatch, srun, scontrol not found" if slurm == "none" else "controller does not answer"
+    assert expected in result.stderr and not out.exists()
 
 
 def test_jobs_and_slurm_are_one_or_the_other(tmp_path):

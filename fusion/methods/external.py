@@ -2,10 +2,12 @@
 
 ``external:<folder>`` reads, for each source pair ``<name>``:
 
-* ``<folder>/<split>/<name>.<ext>`` when ``<folder>`` has split subfolders (``train/``,
-  ``val/`` (MFNet), ``test/``, or ``all/`` for a fusion-only pair folder), the layout of
+* ``<folder>/<split>/<name>.<ext>``, one subfolder per split of the data root (``train/`` and
+  ``test/`` for MSRS; ``train/``, ``val/`` and ``test/`` for MFNet), the layout of
   ``fused/<method>/``;
-* ``<folder>/<name>.<ext>`` (flat) when it has none of them: the same images serve every split.
+* ``<folder>/<name>.<ext>`` (flat) for a fusion-only pair folder (one split, ``all``; ``all/``
+  works too). A flat folder is refused for a root with splits: it cannot say which split an
+  image was fused for, and a name in two splits would give the test split a training fusion.
 
 ``<ext>`` is any of png, jpg/jpeg, bmp, tif/tiff. Images may be 8-bit grayscale or 8-bit RGB,
 and must have the size of their sources.
@@ -75,7 +77,9 @@ class ExternalMethod:
         return any((self.folder / split).is_dir() for split in _SPLIT_DIRS)
 
     def split_folder(self, split: str) -> Path:
-        return self.folder / split if self.has_splits else self.folder
+        """Where a split's images are: ``<folder>/<split>/``, or the folder itself for a pair
+        folder's ``all`` when it has no subfolders."""
+        return self.folder if split == ALL and not self.has_splits else self.folder / split
 
     def files(self, split: str) -> dict[str, Path]:
         """name -> file of one split."""
@@ -86,7 +90,23 @@ class ExternalMethod:
         return self._cache[split]
 
     def validate(self, pairs: list[Pair], split: str) -> None:
-        """Every pair of ``split`` has a fused image of its size, 8-bit grayscale or RGB."""
+        """Every pair of ``split`` has a fused image of its size, 8-bit grayscale or RGB; a
+        split other than a pair folder's ``all`` needs its own subfolder."""
+        self._check_layout(split)
+        problems = self._problems(pairs, split)
+        if problems:
+            raise DataError(problems)
+
+    def _check_layout(self, split: str) -> None:
+        if split != ALL and not self.has_splits and _index(self.folder):
+            raise DataError(
+                f"{self.folder}: a flat folder of fused images, but the data root has splits: put each "
+                f"split's images in {self.folder}/<split>/ (train/, test/; MFNet also val/), since a "
+                "flat folder cannot say which split an image was fused for"
+            )
+
+    def _problems(self, pairs: list[Pair], split: str) -> str | None:
+        """What is missing or wrong in one split, in one sentence (None when nothing is)."""
         files = self.files(split)
         where = self.split_folder(split)
         missing, wrong = [], []
@@ -101,31 +121,36 @@ class ExternalMethod:
                 wrong.append(f"{path.name} is {size[0]}x{size[1]}, source is {source[0]}x{source[1]}")
             elif mode not in ACCEPTED_MODES:
                 wrong.append(f"{path.name} has mode {mode} (need 8-bit grayscale L or RGB)")
-        if missing or wrong:
-            parts = []
-            if missing:
-                parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: {_preview(sorted(missing))}")
-            if wrong:
-                parts.append(f"{len(wrong)} image(s) wrong: {_preview(wrong)}")
-            image = "<name>.<png|jpg|jpeg|bmp|tif|tiff>"
-            layout = (
-                f"{where}/{image}"
-                if self.has_splits or split == "all"
-                else f"{self.folder}/{image} (flat; or {self.folder}/{split}/{image})"
-            )
-            raise DataError(
-                f"external fused images in {where} for split '{split}': "
-                + "; ".join(parts)
-                + f" (expected {layout}, MSRS names)"
-            )
+        if not (missing or wrong):
+            return None
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} of {len(pairs)} image(s) missing: {_preview(sorted(missing))}")
+            hint = _near_names(where, missing)
+            if hint:
+                parts[-1] += f" ({hint})"
+        if wrong:
+            parts.append(f"{len(wrong)} image(s) wrong: {_preview(wrong)}")
+        image = "<name>.<png|jpg|jpeg|bmp|tif|tiff>"
+        return (
+            f"external fused images in {where} for split '{split}': "
+            + "; ".join(parts)
+            + f" (expected {where}/{image}, the data root's names)"
+        )
 
     def validate_all(self, data_root: str | Path) -> dict[str, int]:
-        """Validate every split of a data root (``all`` of an ir/ vi/ pair folder)."""
-        counts = {}
+        """Validate every split of a data root (``all`` of an ir/ vi/ pair folder); one error
+        names the problems of every split."""
+        counts, problems = {}, []
         for split in root_splits(data_root):
+            self._check_layout(split)
             pairs = list_split(data_root, split, labels=False)
-            self.validate(pairs, split)
+            problem = self._problems(pairs, split)
+            if problem:
+                problems.append(problem)
             counts[split] = len(pairs)
+        if problems:
+            raise DataError("; ".join(problems))
         return counts
 
     def fingerprint(self) -> str:
@@ -159,6 +184,20 @@ class ExternalMethod:
         if self.grey == "recolour":
             return recolour(fused_y, pair.read_vi())
         return np.ascontiguousarray(np.repeat(fused_y[..., None], 3, axis=2), dtype=np.uint8)
+
+
+def _near_names(folder: Path, missing: list[str]) -> str | None:
+    """A hint when files of ``folder`` have a missing name with a suffix or another extension
+    (``00001D_fused.png``, ``00001D.PNG.txt``)."""
+    if not folder.is_dir():
+        return None
+    stems = {path.name.split(".")[0]: path.name for path in folder.iterdir() if path.is_file()}
+    for name in missing:
+        near = next((file for stem, file in stems.items() if stem != name and stem.startswith(name)), None)
+        near = near or next((file for stem, file in stems.items() if stem == name), None)
+        if near is not None:
+            return f"a file named {near} is there: the fused image of {name} must be called {name}.png"
+    return None
 
 
 def _equal_channels(rgb: np.ndarray) -> bool:

@@ -180,6 +180,26 @@ class Manifests:
         return digest(parts)
 
 
+def _flat(settings, prefix: str = "") -> dict:
+    if not isinstance(settings, dict):
+        return {prefix: settings}
+    out = {}
+    for key, value in settings.items():
+        out |= _flat(value, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
+def changed_settings(before: dict | None, now: dict | None, shown: int = 4) -> list[str]:
+    """The settings that differ between two ``config`` parts, as ``key old -> new`` (at most
+    ``shown`` of them, then how many more); empty when the old one was not recorded."""
+    if not isinstance(before, dict) or not isinstance(now, dict):
+        return []
+    old, new = _flat(before), _flat(now)
+    keys = [key for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    text = [f"{key} {old.get(key, '(none)')} -> {new.get(key, '(none)')}" for key in keys[:shown]]
+    return text + ([f"{len(keys) - shown} more"] if len(keys) > shown else [])
+
+
 @dataclass
 class Identity:
     """The named parts a stage's result depends on (see the module docstring)."""
@@ -206,6 +226,7 @@ __all__ = [
     "FileDigests",
     "Identity",
     "Manifests",
+    "changed_settings",
     "digest",
     "file_digest",
     "folder_manifest",

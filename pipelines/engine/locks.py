@@ -23,10 +23,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from configs.schema import ToolError
+
 SUFFIX = ".lock"
 
 
-class StageBusy(RuntimeError):
+class StageBusy(ToolError, RuntimeError):
     """Another live process holds the lock; the message names it in one line."""
 
 

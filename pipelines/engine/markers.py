@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from configs.schema import ToolError
 from runtime.checkpoints import load_checkpoint
 from runtime.files import write_json_atomic
 
@@ -29,7 +30,7 @@ CHECKPOINT = "checkpoint.pt"
 MARKERS = (DONE, STARTED)  # files of a stage folder that are not part of its output
 
 
-class ForeignFolder(ValueError):
+class ForeignFolder(ToolError, ValueError):
     """A stage's folder holds files the engine did not write; the message says which folder."""
 
 

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.engine.identity import DIGESTS, Identity
+from configs.schema import ToolError
+from pipelines.engine.identity import DIGESTS, Identity, changed_settings
 from pipelines.engine.locks import holder, locked
 from pipelines.engine.markers import (
     checkpoint_identity,
@@ -41,7 +42,7 @@ STAGE_KINDS = ("fusion", "fuse", "quality", "segmentation", "report")
 RUNS = ("stale", "resume", "new", "forced")
 
 
-class UpstreamError(RuntimeError):
+class UpstreamError(ToolError, RuntimeError):
     """A selected stage reads a stage that is not current and is not selected to run first."""
 
 
@@ -96,7 +97,11 @@ def _evaluate(stage: Stage, outputs: dict[str, str]) -> None:
     if done is not None:
         changed = stage.identity.changes(done.get("parts"))
         if changed:
-            stage.status, stage.reason = "stale", "changed: " + ", ".join(changed)
+            fields = changed_settings(done.get("config"), stage.identity.parts.get("config"))
+            named = [
+                f"config ({', '.join(fields)})" if part == "config" and fields else part for part in changed
+            ]
+            stage.status, stage.reason = "stale", "changed: " + ", ".join(named)
         elif done.get("output") != stage.output():
             stage.status, stage.reason = "stale", "its output was modified after it finished"
         else:
@@ -224,6 +229,7 @@ def _run_locked(stage: Stage, outputs: dict[str, str], environment: dict, main: 
         "stage": stage.key,
         "identity": stage.identity.digest,
         "parts": stage.identity.part_digests,
+        "config": stage.identity.parts.get("config"),  # the settings, to name what changed later
         "upstream": outputs,
         "output": "",
         "seconds": round(seconds, 1),

@@ -122,7 +122,8 @@ def provenance_notes(rows: list[dict]) -> list[str]:
         "",
         "## Provenance",
         "",
-        "| Row | Seeds | Data | Fusion model | Fused images | Device | Precision | Threads | Wall time (s) |",
+        "| Row | Seed(s) | Data | Fusion model | Fused images | Device | Precision | Threads "
+        "| Wall time (s) |",
         "|" + "---|" * 9,
     ]
     for row in rows:

@@ -27,13 +27,14 @@ instead of forcing it again.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from configs.schema import SlurmConfig, SlurmResources
+from configs.schema import ConfigError, SlurmConfig, SlurmResources
 from pipelines.engine.markers import move_aside
 from pipelines.engine.plan import Stage, check_upstream, selected, stage_command
 
@@ -49,6 +50,26 @@ class JobSpec:
     @property
     def name(self) -> str:
         return self.keys[0] if len(self.keys) == 1 else f"{self.kind}[{len(self.keys)}]"
+
+
+def check_slurm() -> None:
+    """That this machine can submit to a Slurm cluster: ``sbatch``, ``srun`` and ``scontrol`` on
+    the path and a controller that answers ``scontrol ping``; a ConfigError saying what is
+    missing otherwise. ``--launcher slurm`` checks it before anything is planned or written,
+    in the dry run too."""
+    missing = [tool for tool in ("sbatch", "srun", "scontrol") if shutil.which(tool) is None]
+    if missing:
+        raise ConfigError(
+            f"--launcher slurm: {', '.join(missing)} not found on the path (no Slurm client on this "
+            "machine); run from a login node of the cluster, or use --launcher local"
+        )
+    try:
+        answer = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        answer = None
+    if answer is None or answer.returncode or " is UP" not in answer.stdout:
+        said = "no answer in 30 s" if answer is None else (answer.stdout + answer.stderr).strip()
+        raise ConfigError(f"--launcher slurm: the Slurm controller does not answer (scontrol ping: {said})")
 
 
 def job_plan(stages: list[Stage], only: list[str], command: str) -> list[JobSpec]:
@@ -213,4 +234,4 @@ def wait(ids: list[str], poll: float = 5.0, log: Callable[[str], None] = print) 
         time.sleep(poll)
 
 
-__all__ = ["JobSpec", "StageJob", "describe", "job_plan", "sbatch_options", "submit", "wait"]
+__all__ = ["JobSpec", "StageJob", "check_slurm", "describe", "job_plan", "sbatch_options", "submit", "wait"]

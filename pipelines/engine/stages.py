@@ -310,6 +310,8 @@ def fuse_stage(
 
     def run(resume, identity):
         fuser = build_method(base, **options, **({"checkpoint": model} if learned else {}))
+        if hasattr(fuser, "validate_all"):  # an external folder: every split's problems at once
+            fuser.validate_all(data_root)
         return {
             split: fuse_split(
                 fuser,
