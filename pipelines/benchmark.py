@@ -7,6 +7,7 @@
     python pipelines/benchmark.py fusion-infer [--config ...] [--size 480 640] [--json F]
     python pipelines/benchmark.py stats [--rows 14 --seeds 3 --images 361] [--json F]
     python pipelines/benchmark.py stats-null [--simulations 1000] [--json F]
+    python pipelines/benchmark.py stats-coverage [--simulations 1000] [--json F]
     python pipelines/benchmark.py all --json benchmark.json
 
 "bare" times the model step alone on tensors already in memory (forward, loss, backward,
@@ -26,7 +27,12 @@ and its cost per batch is printed beside. "stats" times the report's bootstrap
 default is the paper's Table 2: 14 rows, 3 seeds, MSRS's 361 test images). "stats-null" is no
 timing: it prints the false-positive rate of the report's comparisons on pairs of rows equal by
 construction (segmentation.statistics.simulate_null_pair: 60 images; 3 and 5 seeds; seed noise
-equal to and three times the image noise), which should be at most about 5%.
+equal to and three times the image noise), which should be at most about 5%. "stats-coverage"
+is no timing either: on test sets of 40-60 images drawn from a street-scene population with rare
+classes (segmentation.statistics.coverage), one and three seeds, it prints how often a row's
+95% interval and the interval of a paired difference cover the population's value, and where
+the point estimate sits inside them (0.5 = the middle); its last line reads
+``coverage row X %, difference Y %`` (one seed).
 
 Runs on whatever device the config's runtime picks (CUDA if present); ``--amp off|bf16|fp16``
 compares mixed precision. Synthetic scenes of the requested size are generated in a temporary
@@ -385,6 +391,25 @@ def null_rates(simulations: int, resamples: int, seed: int) -> list[dict]:
     ]
 
 
+def coverage_rates(simulations: int, resamples: int, seed: int) -> list[dict]:
+    """Coverage and centring of the report's intervals, one and three seeds; prints them and,
+    last, ``coverage row X %, difference Y %`` of one seed."""
+    from segmentation.statistics import coverage
+
+    results = []
+    for seeds in (3, 1):
+        result = {"benchmark": "statistics-coverage", **coverage(simulations, seeds, resamples, seed)}
+        print(
+            f"{seeds} seed(s): row interval covers {result['row_coverage']:.1%} "
+            f"(estimate at {result['row_estimate_position']:.2f} of it), difference "
+            f"{result['difference_coverage']:.1%} (at {result['difference_estimate_position']:.2f})"
+        )
+        results.append(result)
+    one = results[-1]
+    print(f"coverage row {one['row_coverage']:.1%}, difference {one['difference_coverage']:.1%}")
+    return results
+
+
 def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
     return {
         "benchmark": name,
@@ -401,7 +426,17 @@ def _figures(name, batch, size, bare_s, loop_s, precision, **extra) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "what", choices=["seg", "loader", "fusion-train", "fusion-infer", "stats", "stats-null", "all"]
+        "what",
+        choices=[
+            "seg",
+            "loader",
+            "fusion-train",
+            "fusion-infer",
+            "stats",
+            "stats-null",
+            "stats-coverage",
+            "all",
+        ],
     )
     _common.add_config_args(parser)
     parser.add_argument(
@@ -419,7 +454,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="stats: seeds per row")
     parser.add_argument("--images", type=int, default=361, help="stats: test images")
     parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES, help="stats: bootstrap draws")
-    parser.add_argument("--simulations", type=int, default=1000, help="stats-null: pairs per setting")
+    parser.add_argument(
+        "--simulations", type=int, default=1000, help="stats-null, stats-coverage: simulations per setting"
+    )
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[0, 1, 2], help="loader: worker processes to time"
     )
@@ -440,7 +477,9 @@ def main() -> int:
         results.append(bench_statistics(args.rows, args.seeds, args.images, args.resamples, config.seed))
     if args.what == "stats-null":
         results += null_rates(args.simulations, 1000, config.seed)
-    if args.what not in ("stats", "stats-null"):  # the others train on generated scenes
+    if args.what == "stats-coverage":
+        results += coverage_rates(args.simulations, 1000, config.seed)
+    if args.what not in ("stats", "stats-null", "stats-coverage"):  # the others train on generated scenes
         with tempfile.TemporaryDirectory() as tmp:
             count = max(config.segmentation.batch_size, config.fusion.batch_size) * 4
             count = args.loader_images if args.what == "loader" else count

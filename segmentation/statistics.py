@@ -308,3 +308,111 @@ def null_false_positive_rate(
         result = compare_rows(simulate_null_pair(rng, images, seeds, seed_noise), resamples, seed=number)
         hits += bool(result.significant[0, 1])
     return hits / simulations
+
+
+# ----------------------------------------------------------------------------- coverage simulation
+
+# A street-scene population (ours, shaped like MSRS/MFNet test splits): per class, the share of
+# images holding it and its typical pixel count in a 480x640 image. Background and car are in
+# nearly every image; the painted classes are rare (MFNet's guardrail: 2 of 50 test images).
+POPULATION_PRESENCE = np.array([1.0, 0.85, 0.6, 0.35, 0.25, 0.1, 0.04, 0.06, 0.03])
+POPULATION_PIXELS = np.array([250_000, 9_000, 2_500, 1_500, 2_000, 800, 1_200, 300, 600])
+# Rows as recall per class (the share of a class's pixels found; the rest goes to background)
+# and false alarms (pixels of background called the class, per image holding it, as a share of
+# the class's pixels). Row B misses the two rarest classes entirely, as real rows do.
+POPULATION_ROWS = {
+    "A": (np.array([0.98, 0.8, 0.6, 0.5, 0.45, 0.4, 0.3, 0.35, 0.3]), 0.3),
+    "B": (np.array([0.98, 0.78, 0.55, 0.45, 0.4, 0.3, 0.0, 0.3, 0.0]), 0.3),
+}
+
+
+def _street_images(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Ground-truth pixel counts (count, C) of ``count`` images of the street population."""
+    present = rng.random((count, len(POPULATION_PRESENCE))) < POPULATION_PRESENCE
+    present[:, 0] = True
+    sizes = rng.lognormal(0.0, 0.6, present.shape) * POPULATION_PIXELS
+    return np.where(present, np.rint(sizes), 0).astype(np.int64)
+
+
+def _row_confusion(
+    rng: np.random.Generator, pixels: np.ndarray, recall: np.ndarray, false_alarm: float, shift: float
+) -> np.ndarray:
+    """(N, C, C) confusion matrices of a row on images of ``pixels`` ground truth: per image and
+    class a recall drawn around ``recall + shift`` (a seed's shift), the misses called
+    background, and false alarms of background pixels where the class is present."""
+    images, classes = pixels.shape
+    found = np.clip(recall + shift + rng.normal(0, 0.08, (images, classes)), 0, 1) * (recall > 0)
+    hits = np.rint(pixels * found).astype(np.int64)
+    out = np.zeros((images, classes, classes), np.int64)
+    index = np.arange(classes)
+    out[:, index, index] = hits
+    out[:, index, 0] += pixels - hits  # missed pixels predicted as background
+    alarms = np.rint(pixels[:, 1:] * false_alarm * rng.random((images, classes - 1)) * (recall[1:] > 0))
+    out[:, 0, 1:] += alarms.astype(np.int64)
+    out[:, 0, 0] -= np.minimum(alarms.sum(1).astype(np.int64), out[:, 0, 0])
+    return out
+
+
+def population_miou(
+    rng: np.random.Generator, images: int = 20_000, seed_shifts: np.ndarray | None = None
+) -> dict:
+    """Each row's mIoU on a large population of images (all nine classes), averaged over the
+    seed shifts given (none: one unshifted seed): the values the intervals should cover."""
+    pixels = _street_images(rng, images)
+    shifts = np.zeros(1) if seed_shifts is None else seed_shifts
+    return {
+        name: float(
+            np.mean(
+                [miou_from_confusion(_row_confusion(rng, pixels, recall, alarm, s).sum(0)) for s in shifts]
+            )
+        )
+        for name, (recall, alarm) in POPULATION_ROWS.items()
+    }
+
+
+def coverage(
+    simulations: int, seeds: int, resamples: int = 1000, seed: int = 0, seed_spread: float = 0.02
+) -> dict:
+    """How often :func:`compare_rows`' intervals cover the population values, over
+    ``simulations`` test sets of 40-60 images of the street population: for row A's interval,
+    and for the interval of the difference A - B; with the mean position of the point estimate
+    inside each interval (0 = its low end, 0.5 = the middle, 1 = its high end). With several
+    seeds each (row, seed) shifts the row's recall by a draw of spread ``seed_spread``, and the
+    population value averages over those shifts."""
+    rng = np.random.default_rng(seed)
+    truth = population_miou(rng, seed_shifts=rng.normal(0, seed_spread, 64) if seeds > 1 else None)
+    target = {"row": truth["A"], "difference": truth["A"] - truth["B"]}
+    hits = {"row": 0, "difference": 0}
+    position = {"row": [], "difference": []}
+    for number in range(simulations):
+        pixels = _street_images(rng, int(rng.integers(40, 61)))
+        shifts = rng.normal(0, seed_spread, (2, seeds)) if seeds > 1 else np.zeros((2, 1))
+        evidence = [
+            RowEvidence(
+                name,
+                list(range(seeds)),
+                np.stack([_row_confusion(rng, pixels, recall, alarm, shift) for shift in shifts[row]]),
+                [f"{i:05d}" for i in range(len(pixels))],
+            )
+            for row, (name, (recall, alarm)) in enumerate(POPULATION_ROWS.items())
+        ]
+        result = compare_rows(evidence, resamples, seed=number)
+        for kind, (estimate, low, high) in {
+            "row": (result.miou[0], result.ci_low[0], result.ci_high[0]),
+            "difference": (
+                result.difference[0, 1],
+                result.difference_low[0, 1],
+                result.difference_high[0, 1],
+            ),
+        }.items():
+            hits[kind] += bool(low <= target[kind] <= high)
+            position[kind].append((estimate - low) / (high - low) if high > low else 0.5)
+    return {
+        "simulations": simulations,
+        "seeds": seeds,
+        "population_miou": truth,
+        "row_coverage": hits["row"] / simulations,
+        "difference_coverage": hits["difference"] / simulations,
+        "row_estimate_position": float(np.mean(position["row"])),
+        "difference_estimate_position": float(np.mean(position["difference"])),
+    }

@@ -237,3 +237,19 @@ def test_equal_rows_are_rarely_called_different(seeds, seed_noise):
     """Null simulations (pipelines/benchmark.py stats-null runs 1000 a setting): the rate stays
     near or below the nominal 5%; resampling seeds rejected 13 to 23% of such pairs."""
     assert null_false_positive_rate(120, 60, seeds, seed_noise, resamples=500, seed=seeds) <= 0.09
+
+
+def test_coverage_simulation_is_deterministic_and_reads_the_population():
+    from segmentation.statistics import POPULATION_ROWS, coverage
+
+    first = coverage(12, 1, resamples=200, seed=3)
+    assert first == coverage(12, 1, resamples=200, seed=3)
+    assert set(first["population_miou"]) == set(POPULATION_ROWS)
+    assert first["population_miou"]["A"] > first["population_miou"]["B"]  # B misses two classes
+    for key in (
+        "row_coverage",
+        "difference_coverage",
+        "row_estimate_position",
+        "difference_estimate_position",
+    ):
+        assert 0.0 <= first[key] <= 1.0
