@@ -27,6 +27,7 @@ distances are 0 gets the weights 1/2 each (the authors' code divides 0 by 0 ther
 
 from __future__ import annotations
 
+import functools
 from functools import cache
 
 import numpy as np
@@ -56,9 +57,11 @@ def spatial_consistency(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (differences[0] - differences[1]).pow(2).sum(1, keepdim=True)
 
 
+@functools.cache
 def radial_gaussian(height: int, width: int, sigma: float, device) -> torch.Tensor:
     """The authors' Gaussian of the frequency radius, ifftshifted (their meshgrid's (w, h)
-    array read as (h, w), which is the same for the square crops they train on)."""
+    array read as (h, w), which is the same for the square crops they train on). Made once per
+    size and device: a copy from host memory in every step would make a GPU wait."""
     x, y = np.meshgrid(np.linspace(-1, 1, height), np.linspace(-1, 1, width))
     g = np.exp(-(np.sqrt(x * x + y * y) ** 2) / (2.0 * sigma**2))
     return torch.tensor(np.fft.ifftshift(g).reshape(height, width), dtype=torch.float32, device=device)
