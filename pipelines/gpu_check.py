@@ -56,13 +56,18 @@ def _scenes(folder: Path, images: int) -> Path:
     return write_synthetic(folder, train=images, test=max(8, images // 4), height=480, width=640, seed=0)
 
 
+def _sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def _timed(step, steps: int) -> float:
     step()
-    torch.cuda.synchronize()
+    _sync()
     tick = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    _sync()
     return (time.perf_counter() - tick) / steps
 
 
@@ -74,6 +79,8 @@ def segmentation_run(config, root: Path, out: Path, epochs: int) -> dict:
     original = seg_train.train_one_epoch
 
     def strict(*args, **kwargs):
+        if not torch.cuda.is_available():  # the suite runs this on the CPU, where nothing syncs
+            return original(*args, **kwargs)
         torch.cuda.set_sync_debug_mode("error")
         try:
             return original(*args, **kwargs)
@@ -158,14 +165,15 @@ def main() -> int:
     return 0
 
 
-def _rates(config, root: Path, device) -> dict:
+def _rates(config, root: Path, device, steps: int = 20, size: tuple[int, int] = (480, 640)) -> dict:
     """Images/s of the segmentation step (bare and through its loader), SSPFusion's training step
-    and of fusing one pair, from pipelines/benchmark.py's functions."""
+    and of fusing one pair of ``size``, from pipelines/benchmark.py's functions."""
     from benchmark import bench_fusion_infer, bench_fusion_train, bench_segmentation
 
-    seg = bench_segmentation(config, root, device, steps=20, warmup=5)
-    fusion = bench_fusion_train(config, root, device, steps=20, warmup=5)
-    infer = bench_fusion_infer(config, (480, 640), device, steps=20, warmup=3)
+    warmup = max(1, steps // 4)
+    seg = bench_segmentation(config, root, device, steps=steps, warmup=warmup)
+    fusion = bench_fusion_train(config, root, device, steps=steps, warmup=warmup)
+    infer = bench_fusion_infer(config, size, device, steps=steps, warmup=min(3, warmup))
     return {"segmentation_step": seg, "sspfusion_step": fusion, "fusing": infer}
 
 

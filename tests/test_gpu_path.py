@@ -393,3 +393,17 @@ def test_a_stage_leaves_its_process_group(tmp_path):
     with pytest.raises(SystemExit) as stopped:
         _common.run_main(main)
     assert stopped.value.code == 0 and not dist.is_initialized()
+
+
+def test_the_gpu_checks_parts_run_on_the_cpu(synthetic_root, tmp_path):
+    """What gpu_check.py does on a GPU, at tiny sizes on the CPU: a lent GPU's few minutes must
+    not be spent on a typo."""
+    sys.path.insert(0, str(REPO / "pipelines"))
+    import gpu_check
+
+    config = load_config(TINY, ["segmentation.epochs=2", "segmentation.freeze_epochs=1"])
+    run = gpu_check.segmentation_run(config, synthetic_root, tmp_path / "seg", 2)
+    assert run["stopped"] == {"stopped_after_epoch": 1} and np.isfinite(run["metrics"]["miou"])
+    rates = gpu_check._rates(config, synthetic_root, torch.device("cpu"), steps=1, size=(48, 64))
+    projection = gpu_check._projection(load_config(REPO / "configs" / "paper.yaml"), rates)
+    assert projection["table2_rows"] == 15 and projection["table2_gpu_hours"] > 0
