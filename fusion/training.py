@@ -51,7 +51,7 @@ from runtime.distributed import barrier, init_distributed, wrap_model
 from runtime.files import write_bytes_atomic, write_json_atomic
 from runtime.precision import Precision, autocast_view, resolve_precision
 from runtime.progress import progress_bar
-from runtime.training import LossSums, amp_step, epoch_seed, show_progress, write_history
+from runtime.training import LossSums, amp_step, epoch_seed, history_seconds, show_progress, write_history
 
 
 class LossStep(nn.Module):
@@ -111,30 +111,32 @@ def probe_images(method: Recipe, model, phase: Phase, ir, vi) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def _fused(method: Recipe, model, ir: np.ndarray, vi: np.ndarray, device) -> np.ndarray:
-    to = lambda a: torch.tensor(a, dtype=torch.float32, device=device).div(255)[None, None]  # noqa: E731
-    return method.fuse(model, to(ir), to(vi)).clamp(0, 1)[0, 0].float().cpu().numpy()
-
-
-def fused_brightness(method: Recipe, model, irs, vis, device, count: int = 4) -> dict:
-    """Mean of the fused and of the source luminance (0-255) over the first ``count`` pairs."""
+def fused_examples(method: Recipe, model, irs, vis, device, count: int = 4) -> list[tuple]:
+    """(infrared, visible Y, fused in [0, 1]) of the first ``count`` training pairs at full
+    size, fused once for the summary's brightness and the preview."""
     model.eval()
-    pairs = list(zip(irs, vis, strict=True))[:count]
-    fused = [float(_fused(method, model, ir, vi, device).mean()) * 255 for ir, vi in pairs]
+    to = lambda a: torch.tensor(a, dtype=torch.float32, device=device).div(255)[None, None]  # noqa: E731
+    return [
+        (ir, vi, method.fuse(model, to(ir), to(vi)).clamp(0, 1)[0, 0].float().cpu().numpy())
+        for ir, vi in list(zip(irs, vis, strict=True))[:count]
+    ]
+
+
+def fused_brightness(examples: list[tuple]) -> dict:
+    """Mean of the fused and of the source luminance (0-255) over the examples."""
+    count = len(examples)
     return {
-        "fused": round(sum(fused) / len(fused), 1),
-        "infrared": round(float(sum(ir.mean() for ir, _ in pairs) / len(pairs)), 1),
-        "visible": round(float(sum(vi.mean() for _, vi in pairs) / len(pairs)), 1),
+        "fused": round(sum(float(fused.mean()) * 255 for _, _, fused in examples) / count, 1),
+        "infrared": round(float(sum(ir.mean() for ir, _, _ in examples) / count), 1),
+        "visible": round(float(sum(vi.mean() for _, vi, _ in examples) / count), 1),
     }
 
 
-def preview(method: Recipe, model, irs, vis, device, count: int = 4) -> bytes:
-    """Infrared | visible Y | fused for the first ``count`` training pairs, as one PNG."""
-    model.eval()
-    rows = []
-    for ir, vi in list(zip(irs, vis, strict=True))[:count]:
-        fused = np.round(_fused(method, model, ir, vi, device) * 255).astype(np.uint8)
-        rows.append(np.concatenate([ir, vi, fused], axis=1))
+def preview(examples: list[tuple]) -> bytes:
+    """Infrared | visible Y | fused for the examples, as one PNG."""
+    rows = [
+        np.concatenate([ir, vi, np.round(fused * 255).astype(np.uint8)], axis=1) for ir, vi, fused in examples
+    ]
     width = max(row.shape[1] for row in rows)
     panel = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]))) for r in rows], axis=0)
     buffer = io.BytesIO()
@@ -224,6 +226,7 @@ def train(
     if last < total_epochs:
         return {"stopped_after_epoch": last}
 
+    examples = fused_examples(method, model, irs, vis, device)
     summary = {
         "method": name,
         "parameters": method.count_parameters(model),
@@ -234,13 +237,13 @@ def train(
         "seed": config.seed,
         "device": str(device),
         "precision": precision.name,
-        "wall_seconds": round(sum(row["seconds"] + row.get("outside_seconds", 0) for row in history), 1),
+        "wall_seconds": round(history_seconds(history), 1),
         "final_loss": history[-1]["total"] if history else None,
-        "brightness": fused_brightness(method, model, irs, vis, device),
+        "brightness": fused_brightness(examples),
         "processes": place.world_size,
     }
     if place.is_main:
-        write_bytes_atomic(out_dir / "preview.png", preview(method, model, irs, vis, device))
+        write_bytes_atomic(out_dir / "preview.png", preview(examples))
         saved = {"method": name, "model": model.state_dict(), "config": to_dict(section)}
         save_torch_atomic(out_dir / "model.pt", saved)
         write_history(out_dir, history, place)

@@ -89,6 +89,12 @@ def show_progress(batches, sums: LossSums, step: int, seen: int, tick: float) ->
     batches.set_postfix(shown | {"img_s": f"{seen / (time.perf_counter() - tick):.1f}"})
 
 
+def history_seconds(history: list[dict]) -> float:
+    """Wall time of the epochs in ``history`` (earlier, interrupted sessions included): their
+    training steps (``seconds``) and what ran outside them (``outside_seconds``)."""
+    return sum(row["seconds"] + row.get("outside_seconds", 0) for row in history)
+
+
 def write_history(out_dir: Path, history: list[dict], place: Dist) -> None:
     """The per-epoch rows as ``history.csv`` in ``out_dir`` (main process only)."""
     if place.is_main:

@@ -47,7 +47,7 @@ from runtime.distributed import all_reduce_sum, barrier, init_distributed, per_r
 from runtime.files import write_json_atomic, write_text_atomic
 from runtime.precision import resolve_precision
 from runtime.progress import progress_bar
-from runtime.training import LossSums, amp_step, begin_epoch, show_progress
+from runtime.training import LossSums, amp_step, begin_epoch, history_seconds, show_progress
 from segmentation.data import (
     AugmentedSplit,
     colour_mode,
@@ -343,12 +343,7 @@ def _score_and_save(
             "device": str(device),
             "precision": precision.name,
             # epochs of earlier (interrupted) sessions included
-            "wall_seconds": round(
-                sum(row["seconds"] + row.get("outside_seconds", 0) for row in history)
-                + time.perf_counter()
-                - evaluated,
-                1,
-            ),
+            "wall_seconds": round(history_seconds(history) + time.perf_counter() - evaluated, 1),
             "train_images": len(data.train),
             "val_images": len(data.val_images),
             "test_images": len(data.test_images),
