@@ -63,7 +63,7 @@ def confusion_matrix(
 
 def save_confusion_per_image(path: Path, names: list[str], confusion: torch.Tensor | np.ndarray) -> Path:
     """Write the test split's per-image confusion matrices (N, C, C) (:func:`confusion_per_image`)
-    and image names (compressed .npz): the evidence segmentation.statistics bootstraps over."""
+    and image names (compressed .npz): the evidence of segmentation.statistics' intervals."""
     buffer = io.BytesIO()
     np.savez_compressed(
         buffer,

@@ -26,7 +26,7 @@ def _save(figure, path: Path) -> Path:
 
 
 def miou_bars(table: pd.DataFrame, path: str | Path) -> Path:
-    """One bar per input (mean mIoU) on an axis from zero; error bars = the 95% bootstrap
+    """One bar per input (mean mIoU) on an axis from zero; error bars = the 95%
     interval where the table has one (segmentation.statistics), else the std over seeds."""
     figure, axis = plt.subplots(figsize=(max(5, 0.7 * len(table) + 2), 3.6))
     errors = table["miou_std"].fillna(0).to_numpy() if "miou_std" in table else None

@@ -7,7 +7,7 @@ then methods the paper does not have, SSPFusion last); columns are the nine MSRS
 The paper's own numbers (configs/reference/table2_paper.csv) can be put side by side.
 
 With the runs' per-image confusion matrices, :func:`add_statistics` adds per row the 95%
-bootstrap interval of mIoU (``miou_ci_low``/``miou_ci_high``), its rank group, and its paired
+interval of mIoU (``miou_ci_low``/``miou_ci_high``), its rank group, and its paired
 difference to Infrared, Visible and the best row with a flag for significance (Holm over all
 pairs, see segmentation.statistics). Rows without that evidence (runs made before it was
 saved) keep their means; their statistics are left empty and the report says so.
@@ -356,7 +356,7 @@ def add_statistics(table: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
 
 def add_time_of_day(table: pd.DataFrame, evidence: list[RowEvidence], times: dict[str, str]) -> pd.DataFrame:
     """``table`` with each row's mIoU on the day and on the night test images (``times``: image
-    name -> day / night) and its 95% bootstrap interval over those images alone
+    name -> day / night) and its 95% interval over those images alone
     (``miou_day``, ``miou_day_ci_low``, ``miou_day_ci_high``, the same for night), as
     RGB-thermal segmentation papers report them; rows without evidence get NaN."""
     table = table.copy()
@@ -414,11 +414,14 @@ def statistics_notes(comparison: Comparison) -> list[str]:
     second, and which rows beat both single modalities."""
     pairs = len(comparison.labels) * (len(comparison.labels) - 1) // 2
     notes = [
-        f"mIoU 95% CI: bootstrap over the {comparison.images} test images ({comparison.resamples} "
-        "resamples); a row with several seeds adds the between-seed variance (a t interval with "
+        f"mIoU 95% CI: for the mIoU over the test split's classes on images like its "
+        f"{comparison.images}, from each image's share of each class's IoU (the delta method: no "
+        "resampling, so every class of the test split counts in every estimate; a class in a few "
+        "images has its image-to-image variance moderated towards the object classes' pooled "
+        "one); a row with several seeds adds the between-seed variance (a t interval with "
         "seeds - 1 degrees of freedom). Differences (vs Infrared, vs Visible, vs the "
-        "best row) are paired: every row is scored on the same resampled images, and seeds are "
-        "paired by value over the seeds both rows have. * = significant at 95% after Holm's "
+        "best row) are paired: image by image, and seeds by value over the seeds both rows have. "
+        "* = significant at 95% after Holm's "
         f"correction over all {pairs} pairs of rows. Group g: g - 1 rows are significantly "
         "better than this one, nothing more (two rows of one group are not shown to be equal); "
         "pairwise.csv has every pair."
@@ -612,7 +615,7 @@ def write_report(
             statistics_text.append(
                 "Day and night mIoU: the "
                 + " and the ".join(f"{count} {time}" for time, count in counts.items())
-                + " test images alone, each with its own 95% bootstrap interval."
+                + " test images alone, each with its own 95% interval."
             )
         written["pairwise.csv"] = write_text_atomic(
             folder / "pairwise.csv", pairwise_table(comparison).to_csv(index=False, float_format="%.4g")

@@ -1,4 +1,4 @@
-"""Bootstrap intervals and paired comparisons of mIoU from per-image confusion matrices."""
+"""Intervals and paired comparisons of mIoU from per-image confusion matrices."""
 
 import numpy as np
 import pytest
@@ -16,9 +16,9 @@ from segmentation.statistics import (
     best_versus_second,
     compare_rows,
     holm,
+    image_variance,
     miou_from_confusion,
     null_false_positive_rate,
-    resamples_for,
 )
 
 CLASSES = 9
@@ -54,8 +54,8 @@ def rows():
     ]
 
 
-def test_bootstrap_separates_a_real_gap_and_not_noise(rows):
-    result = compare_rows(rows, resamples=2000, seed=0)
+def test_intervals_separate_a_real_gap_and_not_noise(rows):
+    result = compare_rows(rows)
     strong, weak = result.index("strong"), result.index("weak")
     twin_a, twin_b = result.index("twin a"), result.index("twin b")
     assert result.difference[strong, weak] > 0
@@ -72,32 +72,32 @@ def test_bootstrap_separates_a_real_gap_and_not_noise(rows):
 
 
 def test_pairing_same_images_for_every_row(rows):
-    """A row and a copy of it shifted by a small constant gain differ in every resample by the
-    same sign: pairing makes even a small gap significant, where unpaired intervals overlap."""
+    """A row and a copy of it shifted by a small constant gain differ on every image by the same
+    sign: pairing makes even a small gap significant, where unpaired intervals overlap."""
     base = rows[2].confusion.copy()
     better = base.copy()
     diagonal = np.arange(CLASSES)
     present = better[:, :, diagonal, diagonal] > 0
     better[:, :, diagonal, diagonal] += 4 * present  # a few more right pixels in every image
-    result = compare_rows([_row("base", base), _row("better", better)], resamples=1000, seed=1)
+    result = compare_rows([_row("base", base), _row("better", better)])
     assert result.significant[1, 0] and result.difference_low[1, 0] > 0
     assert result.ci_low[1] < result.ci_high[0]  # the single-row intervals overlap
 
 
-def test_deterministic_given_seed(rows):
-    first = compare_rows(rows, resamples=300, seed=5)
-    second = compare_rows(rows, resamples=300, seed=5)
-    other = compare_rows(rows, resamples=300, seed=6)
+def test_deterministic_and_centred(rows):
+    first, second = compare_rows(rows), compare_rows(rows)
     assert np.array_equal(first.ci_low, second.ci_low)
     assert np.array_equal(first.p_holm, second.p_holm, equal_nan=True)
-    assert not np.array_equal(first.ci_low, other.ci_low)
+    assert first.miou - first.ci_low == pytest.approx(first.ci_high - first.miou)
+    assert first.difference[0, 1] == -first.difference[1, 0]
+    assert first.difference_low[0, 1] == -first.difference_high[1, 0]
 
 
 def test_several_seeds_and_differing_seed_counts():
     rng = np.random.default_rng(4)
     three = _row("three seeds", _confusions(rng, 0.7, seeds=3, images=30))
     one = _row("one seed", _confusions(rng, 0.7, seeds=1, images=30))
-    result = compare_rows([three, one], resamples=500, seed=0)
+    result = compare_rows([three, one])
     assert list(result.seeds) == [3, 1]
     per_seed = [scores(three.confusion[s].sum(0))["miou"] for s in range(3)]
     assert result.miou[0] == pytest.approx(np.mean(per_seed))
@@ -106,9 +106,9 @@ def test_several_seeds_and_differing_seed_counts():
 def test_rows_over_different_images_are_refused(rows):
     moved = _row("moved", rows[1].confusion, names=[f"x{i}" for i in range(60)])
     with pytest.raises(ValueError, match="moved: its test images differ"):
-        compare_rows([rows[0], moved], resamples=10)
+        compare_rows([rows[0], moved])
     with pytest.raises(ValueError, match="no rows"):
-        compare_rows([], resamples=10)
+        compare_rows([])
 
 
 def test_holm_adjustment():
@@ -177,7 +177,7 @@ def test_three_seed_differences_are_judged_by_their_spread():
     base = _confusions(rng, 0.7, images=60)[0]
     a = RowEvidence("a", [0, 1, 2], _seed_shifted(base, [0.0, 0.0, 0.0]), [f"{i}" for i in range(60)])
     b = RowEvidence("b", [0, 1, 2], _seed_shifted(base, [0.016, 0.008, 0.0016]), a.names)
-    result = compare_rows([a, b], resamples=2000, seed=0)
+    result = compare_rows([a, b])
     per_seed = [
         miou_from_confusion(a.confusion[s].sum(0)) - miou_from_confusion(b.confusion[s].sum(0))
         for s in range(3)
@@ -194,16 +194,16 @@ def test_seeds_pair_by_value_and_only_over_common_seeds():
     shifts = {0: 0.0, 1: 0.01, 2: 0.02, 3: 0.03}
     first = RowEvidence("first", [0, 1, 2], _seed_shifted(base, [shifts[s] for s in (0, 1, 2)]), names)
     second = RowEvidence("second", [2, 1, 3], _seed_shifted(base, [shifts[s] for s in (2, 1, 3)]), names)
-    result = compare_rows([first, second], resamples=500, seed=0)
+    result = compare_rows([first, second])
     assert result.difference[0, 1] == pytest.approx(0.0, abs=1e-9)  # seeds 1 and 2 are the same runs
     alone = RowEvidence("alone", [9], base[None], names)
-    apart = compare_rows([first, alone], resamples=200, seed=0)
+    apart = compare_rows([first, alone])
     assert np.isnan(apart.p_value[0, 1]) and not apart.significant[0, 1]  # no common seed: not compared
 
 
 def test_class_set_comes_from_the_ground_truth_for_every_row():
     """A class absent from the ground truth but predicted by one row is left out for every row
-    alike (in every resample too); the rows are then scored over the same classes."""
+    alike; the rows are then scored over the same classes."""
     rng = np.random.default_rng(9)
     base = _confusions(rng, 0.7, images=30)
     base[..., 6, :] = 0  # no guardrail in the ground truth of any image
@@ -212,7 +212,7 @@ def test_class_set_comes_from_the_ground_truth_for_every_row():
     noisy[..., 0, 6] += moved
     noisy[..., 0, 0] -= moved
     names = [f"{i}" for i in range(30)]
-    result = compare_rows([RowEvidence("a", [0], base, names), RowEvidence("b", [0], noisy, names)], 500)
+    result = compare_rows([RowEvidence("a", [0], base, names), RowEvidence("b", [0], noisy, names)])
     present = np.arange(CLASSES) != 6
     assert result.miou[1] == pytest.approx(miou_from_confusion(noisy[0].sum(0), present))
     assert scores(noisy[0].sum(0))["per_class_iou"]["guardrail"] is None  # metrics.json agrees
@@ -225,9 +225,7 @@ def test_holm_can_reach_significance_with_many_rows():
     rng = np.random.default_rng(10)
     weak = _confusions(rng, 0.4, images=60)
     rows = [_row(f"row{r}", weak) for r in range(22)] + [_row("strong", _confusions(rng, 0.9, images=60))]
-    assert resamples_for(23) > 2 * (23 * 22 // 2) / 0.05  # Holm's smallest p is then below 0.05
-    result = compare_rows(rows, seed=0)
-    assert result.resamples == resamples_for(23)
+    result = compare_rows(rows)
     assert result.significant[22, 0] and result.rank_group[0] >= 2
 
 
@@ -236,14 +234,14 @@ def test_holm_can_reach_significance_with_many_rows():
 def test_equal_rows_are_rarely_called_different(seeds, seed_noise):
     """Null simulations (pipelines/benchmark.py stats-null runs 1000 a setting): the rate stays
     near or below the nominal 5%; resampling seeds rejected 13 to 23% of such pairs."""
-    assert null_false_positive_rate(120, 60, seeds, seed_noise, resamples=500, seed=seeds) <= 0.09
+    assert null_false_positive_rate(200, 60, seeds, seed_noise, seed=seeds) <= 0.08
 
 
 def test_coverage_simulation_is_deterministic_and_reads_the_population():
     from segmentation.statistics import POPULATION_ROWS, coverage
 
-    first = coverage(12, 1, resamples=200, seed=3)
-    assert first == coverage(12, 1, resamples=200, seed=3)
+    first = coverage(12, 1, seed=3)
+    assert first == coverage(12, 1, seed=3)
     assert set(first["population_miou"]) == set(POPULATION_ROWS)
     assert first["population_miou"]["A"] > first["population_miou"]["B"]  # B misses two classes
     for key in (
@@ -251,5 +249,42 @@ def test_coverage_simulation_is_deterministic_and_reads_the_population():
         "difference_coverage",
         "row_estimate_position",
         "difference_estimate_position",
+        "row_coverage_all_classes",
+        "difference_coverage_all_classes",
+        "missing_class",
     ):
         assert 0.0 <= first[key] <= 1.0
+
+
+def test_intervals_cover_on_test_sets_with_rare_classes():
+    """Street-scene test sets of 40-60 images with classes in 2-10 % of images (benchmark.py
+    stats-coverage runs 1000): an image bootstrap covered 87 % (rows) with its estimate at 0.22
+    of the interval; the moderated delta method about 95 %, centred."""
+    from segmentation.statistics import coverage
+
+    result = coverage(200, 1, seed=11)
+    assert result["row_coverage"] >= 0.9 and result["difference_coverage"] >= 0.9
+    assert result["row_estimate_position"] == pytest.approx(0.5)
+
+
+def test_a_class_in_one_image_gets_the_pooled_variance():
+    """One image holds class 2: alone it says nothing of how that class's IoU varies from image
+    to image, so its variance is the object classes' pooled per-image variance over one image,
+    not zero (the bootstrap's answer)."""
+    rng = np.random.default_rng(12)
+    images, classes = 40, 3
+    union = np.zeros((images, classes))
+    union[:, 0], union[:, 1] = 1000.0, 100.0
+    union[7, 2] = 50.0
+    contribution = np.zeros((images, classes))
+    contribution[:, 1] = rng.normal(0, 0.1, images) / images  # per-image IoU spread 0.1 over 40 images
+    contribution[:, 1] -= contribution[:, 1].mean()
+    present = np.ones(classes, bool)
+    alone = image_variance(contribution * [1, 1, 0], union * [1, 1, 0], np.array([True, True, False]))
+    with_rare = image_variance(contribution, union, present)
+    spread = (contribution[:, 1] ** 2).sum() * images / (images - 1) * images  # class 1's per-image variance
+    # class 1 (39 degrees of freedom) is the pool; background's none is moderated towards it
+    # with d_0 = 4; class 2 (no degrees of freedom) takes the pool whole, over its one image
+    background, objects = 4 * spread / (39 + 4) / images, spread / images
+    assert alone == pytest.approx((background + objects) * (100 / 2) ** 2, rel=1e-9)
+    assert with_rare == pytest.approx((background + objects + spread) * (100 / 3) ** 2, rel=1e-9)
