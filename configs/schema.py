@@ -84,112 +84,6 @@ class FusionConfig:
 
 
 @dataclass
-class DIDFuseConfig:
-    """DIDFuse (Zhao et al., IJCAI 2020): auto-encoder width, loss weights, recipe (its 4.1)."""
-
-    channels: int = 64  # feature maps per layer
-    alpha1: float = 0.5  # weight of the detail-dissimilarity term (authors' code; paper 0.05)
-    alpha2: float = 2.0  # weight of the infrared reconstruction f(I, Î)
-    alpha3: float = 2.0  # weight of the visible reconstruction f(V, V̂)
-    alpha4: float = 10.0  # weight of the visible gradient term
-    ssim_weight: float = 5.0  # lambda inside f(X, X̂)
-    epochs: int = 120
-    batch_size: int = 24
-    lr: float = 1e-3
-    lr_milestones: list[int] = field(default_factory=lambda: [40, 80])  # lr x lr_gamma at each
-    lr_gamma: float = 0.1
-    crop_size: int = 128
-    fusion_rule: str = "sum"  # sum | average | l1_norm
-
-
-@dataclass
-class AUIFConfig:
-    """AUIF (Zhao et al., IEEE TCSVT 2021): unrolled steps, loss weight, recipe (its 4.1)."""
-
-    layers: int = 10  # unrolled steps per encoder
-    kernels: int = 64  # 3x3 filters per step
-    blur_size: int = 11  # box blur that starts the base encoder
-    laplacian_size: int = 19  # Laplacian that starts the detail encoder
-    ssim_weight: float = 5.0
-    ssim_window: int = 3
-    epochs: int = 80
-    batch_size: int = 16  # crop pairs: 32 images per step
-    lr: float = 1e-2
-    detail_lr_factor: float = 0.1  # the detail encoder learns at lr x this
-    lr_milestones: list[int] = field(default_factory=lambda: [41])  # the authors' MultiStepLR
-    lr_gamma: float = 0.1
-    crop_size: int = 128
-    augment: str = "resized_crop"  # resized_crop (the authors' RandomResizedCrop) | crop
-    fusion_rule: str = "sum"  # sum | average | l1_norm
-
-
-@dataclass
-class RFNNestConfig:
-    """RFN-Nest (Li et al., Information Fusion 2021): widths, loss weights, two-stage recipe."""
-
-    widths: list[int] = field(default_factory=lambda: [64, 112, 160, 208])  # four scales
-    stem: int = 16
-    intensity_scale: float = 255.0  # the networks see [0, 255] intensities
-    ssim_weight: float = 100.0  # lambda of the auto-encoder loss
-    detail_weight: float = 700.0  # alpha of L_RFN
-    ir_weight: float = 6.0
-    vi_weight: float = 3.0
-    feature_weights: list[float] = field(default_factory=lambda: [1.0, 10.0, 100.0, 1000.0])
-    autoencoder_epochs: int = 74
-    fusion_epochs: int = 148
-    batch_size: int = 4
-    lr: float = 1e-4
-    crop_size: int = 256  # a multiple of 8
-
-
-@dataclass
-class UMFConfig:
-    """UMF's fusion network (Wang et al., IJCAI 2022): width, loss weights, recipe (its code)."""
-
-    channels: int = 64  # feature maps per layer (629,253 parameters)
-    dense_layers: int = 3  # per residual dense block
-    alpha: float = 1.0  # weight of 1 - MS-SSIM
-    beta: float = 20.0  # weight of the l1 intensity term
-    theta: float = 5.0  # weight of the joint Laplacian term
-    epochs: int = 200
-    batch_size: int = 8
-    lr: float = 1e-3
-    crop_size: int = 256
-
-
-@dataclass
-class ITFuseConfig:
-    """ITFuse (Tang et al., Pattern Recognition 2024): width, loss weights, recipe (its code)."""
-
-    channels: int = 16  # every map (18,359 parameters used; Table 5 counts 82,487)
-    blocks: int = 3  # per-token transformer blocks
-    heads: int = 8
-    loss_weights: list[float] = field(
-        default_factory=lambda: [1.0, 1.0, 4.0, 4.0]
-    )  # C_I, C_V, SSIM_I, SSIM_V
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 3e-4
-    crop_size: int = 120
-
-
-@dataclass
-class CMTFusionConfig:
-    """CMTFusion (Park et al., IEEE TMM 2024): width, loss weights, recipe (its code)."""
-
-    channels: int = 32  # every map (464,521 parameters used; Table 5 counts 623,989)
-    spatial_weight: float = 0.8
-    frequency_weight: float = 0.05
-    perceptual: str = "efficientnet"  # efficientnet (packaged ImageNet weights) | none (VGG-19 offline: no)
-    perceptual_weight: float = 0.02
-    epochs: int = 20
-    batch_size: int = 4
-    lr: float = 1e-4
-    weight_decay: float = 1e-8
-    crop_size: int = 256  # a multiple of 4 (outputs at 1/2 and 1/4), at least 64
-
-
-@dataclass
 class SegmentationConfig:
     """DeepLabV3+ (smp) and the paper's two-phase recipe (section 4.1, segmentation paragraph)."""
 
@@ -295,16 +189,26 @@ class ExperimentConfig:
     paper_fusion_table: str | None = None  # put the paper's table1 | table4 | table6 beside Table 1
     data: DataConfig = field(default_factory=DataConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
-    didfuse: DIDFuseConfig = field(default_factory=DIDFuseConfig)
-    auif: AUIFConfig = field(default_factory=AUIFConfig)
-    rfnnest: RFNNestConfig = field(default_factory=RFNNestConfig)
-    umf: UMFConfig = field(default_factory=UMFConfig)
-    itfuse: ITFuseConfig = field(default_factory=ITFuseConfig)
-    cmtfusion: CMTFusionConfig = field(default_factory=CMTFusionConfig)
     variants: dict[str, VariantConfig] = field(default_factory=dict)  # name -> VariantConfig
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     slurm: SlurmConfig = field(default_factory=SlurmConfig)
+    # the other methods' sections (didfuse:, a plugin's name: ...), typed by the method registry
+    # (fusion.methods); in YAML each is a top-level key. Read one as ``config.<section>``.
+    method_sections: dict = field(default_factory=dict)
+
+    def __getattr__(self, name: str):
+        """``config.didfuse``: a registered method's section (its defaults when the config did
+        not give it, kept so that changes to it stay)."""
+        sections = self.__dict__.get("method_sections")
+        if sections is None or name.startswith("_"):
+            raise AttributeError(name)
+        if name not in sections:
+            section_type = method_section_types().get(name)
+            if section_type is None:
+                raise AttributeError(f"'ExperimentConfig' has no section '{name}'")
+            sections[name] = section_type()
+        return sections[name]
 
 
 class _CoreSchemaLoader(yaml.SafeLoader):
@@ -396,15 +300,87 @@ def section_from_dict(cls, raw: dict, name: str):
     return _from_dict(cls, raw, name)
 
 
+class MethodRegistry(typing.Protocol):
+    """What the config needs of the fusion-method registry (fusion.methods, which hands itself
+    over with :func:`use_method_registry` when imported: configs/ imports nothing above it)."""
+
+    def section_types(self) -> dict[str, type]: ...
+
+    def section_of(self, method: str) -> str: ...
+
+    def resolve_method(self, name: str) -> str: ...
+
+    def trainable_methods(self) -> list[str]: ...
+
+    def is_trainable(self, name: str) -> bool: ...
+
+
+_method_registry: MethodRegistry | None = None
+
+
+def use_method_registry(registry: MethodRegistry) -> None:
+    """Hand the config the method registry (fusion.methods does, when imported)."""
+    global _method_registry
+    _method_registry = registry
+
+
+def method_registry() -> MethodRegistry:
+    if _method_registry is None:
+        raise ConfigError(
+            "method sections and method names need the method registry: import fusion.methods "
+            "before reading a config (the pipelines do)"
+        )
+    return _method_registry
+
+
+def method_section_types() -> dict[str, type]:
+    """Config section name -> settings dataclass of every registered method (fusion.methods)
+    whose section is not a field of :class:`ExperimentConfig`."""
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    return {name: kind for name, kind in method_registry().section_types().items() if name not in fields}
+
+
+def method_section(config: ExperimentConfig, method: str):
+    """The config section of the registered method ``method`` (``fusion`` for SSPFusion)."""
+    return getattr(config, method_registry().section_of(method))
+
+
 def config_from_dict(raw: dict) -> ExperimentConfig:
-    """Build a validated ExperimentConfig from a plain mapping (as read from YAML)."""
-    config = _from_dict(ExperimentConfig, raw or {})
+    """Build a validated ExperimentConfig from a plain mapping (as read from YAML): the
+    methods named as ``module:name`` resolved to what that module registered, then every
+    top-level key that is no field of ExperimentConfig read as a registered method's section."""
+    raw = dict(raw or {})
+    fields = [f.name for f in dataclasses.fields(ExperimentConfig) if f.name != "method_sections"]
+    if "method_sections" in raw:
+        raise ConfigError(f"unknown config key 'method_sections' (valid: {', '.join(fields)})")
+    if isinstance(raw.get("methods"), list):
+        resolve = method_registry().resolve_method
+        raw["methods"] = [resolve(m) if isinstance(m, str) and ":" in m else m for m in raw["methods"]]
+    extra = {key: raw.pop(key) for key in list(raw) if key not in fields}
+    if extra:
+        types_ = method_section_types()
+        unknown = [key for key in extra if key not in types_]
+        if unknown:
+            valid = [*fields, *types_]
+            raise ConfigError(f"unknown config key '{unknown[0]}' (valid: {', '.join(valid)})")
+        for key, value in extra.items():
+            if not isinstance(value, dict):
+                raise ConfigError(f"{key}: expected a mapping of {types_[key].__name__} fields")
+    config = _from_dict(ExperimentConfig, raw)
+    config.method_sections = {
+        key: _from_dict(method_section_types()[key], value, key) for key, value in extra.items()
+    }
     validate(config)
     return config
 
 
 def to_dict(config) -> dict:
-    return dataclasses.asdict(config)
+    """A config (or one section) as plain data; an ExperimentConfig as its YAML would hold it
+    (each method section a top-level key)."""
+    out = dataclasses.asdict(config)
+    if isinstance(config, ExperimentConfig):
+        out.update(out.pop("method_sections"))
+    return out
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
@@ -507,6 +483,8 @@ def _override_key(item: str) -> str:
 VALID_INPUTS = ("infrared", "visible")
 PAPER_FUSION_TABLES = ("table1", "table4", "table6")  # segmentation.report.PAPER_FUSION_TABLES
 FUSION_RULES = ("sum", "average", "l1_norm")  # feature merging of DIDFuse and AUIF
+# a learned method's section: (field, smallest valid value), as MINIMUMS below
+TRAINING_MINIMUMS = (("epochs", 1), ("batch_size", 1), ("crop_size", 8), ("lr", 0.0))
 AUGMENTS = ("crop", "resized_crop")  # fusion.data.CROPS
 CMT_PERCEPTUAL = ("efficientnet", "none")  # CMTFusion's perceptual network (VGG-19 needs a download)
 
@@ -524,15 +502,6 @@ MINIMUMS = (
     ("fusion.batch_size", 1),
     ("fusion.crop_size", 8),
     ("fusion.lr", 0.0),
-    *(
-        (f"{name}.{field}", low)
-        for name in ("didfuse", "auif", "umf", "itfuse", "cmtfusion")
-        for field, low in (("epochs", 1), ("batch_size", 1), ("crop_size", 8), ("lr", 0.0))
-    ),
-    ("rfnnest.autoencoder_epochs", 0),
-    ("rfnnest.fusion_epochs", 1),
-    ("rfnnest.batch_size", 1),
-    ("rfnnest.lr", 0.0),
     ("segmentation.epochs", 1),
     ("segmentation.freeze_epochs", 0),
     ("segmentation.freeze_batch_size", 1),
@@ -556,7 +525,12 @@ DEVICE = re.compile(r"^(?:auto|cpu|cuda|cuda:[0-9]+)$")
 
 
 def _check_minimums(config: ExperimentConfig) -> None:
-    for dotted, low in MINIMUMS:
+    sections = [
+        (f"{name}.{field}", low)
+        for name, section in config.method_sections.items()
+        for field, low in getattr(section, "MINIMUMS", ())
+    ]
+    for dotted, low in (*MINIMUMS, *sections):
         value = config
         for part in dotted.split("."):
             value = getattr(value, part)
@@ -617,27 +591,9 @@ def _validate_values(config: ExperimentConfig) -> None:
         raise ConfigError("fusion.structure_target: must be 'gradient' or 'features' (eq. 2 readings)")
     if fus.output not in ("clamp", "sigmoid"):
         raise ConfigError("fusion.output: must be 'clamp' or 'sigmoid'")
-    for name in ("didfuse", "auif"):
-        section = getattr(config, name)
-        if section.fusion_rule not in FUSION_RULES:
-            raise ConfigError(f"{name}.fusion_rule: must be one of {', '.join(FUSION_RULES)}")
-    if config.auif.augment not in AUGMENTS:
-        raise ConfigError(f"auif.augment: must be one of {', '.join(AUGMENTS)}")
-    if config.rfnnest.crop_size % 8 or len(config.rfnnest.widths) != 4:
-        raise ConfigError("rfnnest: crop_size must be a multiple of 8 and widths four values")
-    if config.cmtfusion.perceptual not in CMT_PERCEPTUAL:
-        raise ConfigError(f"cmtfusion.perceptual: must be one of {', '.join(CMT_PERCEPTUAL)}")
-    if config.cmtfusion.crop_size % 4 or config.cmtfusion.crop_size < 64:
-        raise ConfigError(
-            "cmtfusion.crop_size: a multiple of 4 (its outputs at 1/2 and 1/4 size), at least 64 "
-            "(its coarsest attention max-pools 7x7)"
-        )
-    if len(config.itfuse.loss_weights) != 4:
-        raise ConfigError("itfuse.loss_weights: four weights (Charbonnier I, V; SSIM I, V)")
-    if config.itfuse.channels % 8:
-        raise ConfigError("itfuse.channels: a multiple of 8 (its attention embeds to channels / 8)")
-    if len(config.rfnnest.feature_weights) != 4:
-        raise ConfigError("rfnnest.feature_weights: one weight per scale (four)")
+    for section in config.method_sections.values():
+        if hasattr(section, "check"):  # a section's own value checks (fusion.methods.*)
+            section.check()
     if config.runtime.amp not in ("auto", "off", "bf16", "fp16"):
         raise ConfigError("runtime.amp: must be auto, off, bf16 or fp16")
     for switch in ("channels_last", "cudnn_benchmark", "deterministic"):
@@ -686,16 +642,6 @@ def _validate_segmentation(seg: SegmentationConfig) -> None:
         )
 
 
-# the config section each learned method trains from: what a variant's ``set`` changes
-LEARNED_SECTIONS = {
-    "sspfusion": "fusion",
-    "didfuse": "didfuse",
-    "auif": "auif",
-    "rfnnest": "rfnnest",
-    "umf": "umf",
-    "itfuse": "itfuse",
-    "cmtfusion": "cmtfusion",
-}
 VARIANT_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 # config fields that change how fast or how verbosely a stage runs, not its result
 NOT_RESULTS = ("num_workers", "eval_every", "prediction_images")
@@ -715,12 +661,18 @@ def variant_config(config: ExperimentConfig, name: str) -> tuple[str, Experiment
     where = f"variants.{name}"
     if not VARIANT_NAME.match(name):
         raise ConfigError(f"{where}: a variant name is lower-case letters, digits, '-', '_' or '.'")
-    if variant.base not in LEARNED_SECTIONS:
+    registry = method_registry()
+    try:
+        learned = registry.is_trainable(variant.base)
+    except ConfigError:
+        learned = False
+    if not learned:
         raise ConfigError(
             f"{where}.base: '{variant.base}' is not a learned method "
-            f"(valid: {', '.join(LEARNED_SECTIONS)}; a variant retrains its base with other settings)"
+            f"(valid: {', '.join(registry.trainable_methods())}; "
+            "a variant retrains its base with other settings)"
         )
-    section_name = LEARNED_SECTIONS[variant.base]
+    section_name = registry.section_of(variant.base)
     section = getattr(config, section_name)
     valid = [f.name for f in dataclasses.fields(section)]
     for key in variant.set:
@@ -736,4 +688,11 @@ def variant_config(config: ExperimentConfig, name: str) -> tuple[str, Experiment
             f"({', '.join(f'{k}={v!r}' for k, v in variant.set.items()) or 'empty'}); "
             "it would only repeat its stages"
         )
-    return variant.base, dataclasses.replace(config, **{section_name: changed})
+    return variant.base, with_section(config, section_name, changed)
+
+
+def with_section(config: ExperimentConfig, name: str, section) -> ExperimentConfig:
+    """A copy of ``config`` whose section ``name`` is ``section`` (the others shared)."""
+    if name in {f.name for f in dataclasses.fields(ExperimentConfig)}:
+        return dataclasses.replace(config, method_sections=dict(config.method_sections), **{name: section})
+    return dataclasses.replace(config, method_sections={**config.method_sections, name: section})

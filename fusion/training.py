@@ -44,6 +44,7 @@ from torch import nn
 from configs.schema import ExperimentConfig, to_dict
 from fusion.data import crops, make_loader, training_pairs
 from fusion.guard import CollapseGuard, probe_pairs
+from fusion.methods import MethodError, entry
 from fusion.methods.learned import Phase, Recipe, recipe
 from runtime.checkpoints import resume_state, save_checkpoint, save_torch_atomic
 from runtime.device import pick_device
@@ -87,18 +88,55 @@ def start_phase(model: nn.Module, phase: Phase) -> torch.optim.Adam:
     return torch.optim.Adam(groups, betas=(0.9, 0.999))
 
 
-def run_epoch(net, batches, optimizer, scaler, precision: Precision, device) -> LossSums:
-    """One pass over the loader: this rank's loss terms, summed on the device."""
+def run_epoch(net, batches, optimizer, scaler, precision: Precision, device, first_step=None) -> LossSums:
+    """One pass over the loader: this rank's loss terms, summed on the device. ``first_step(loss,
+    terms)``, when given, sees the first step's loss before it is applied (it may wait for the
+    device: the loop gives it once a run)."""
     sums, seen, tick = LossSums(device), 0, time.perf_counter()
     for step, (ir, vi) in enumerate(batches, 1):
         ir = precision.memory_format(ir.to(device, non_blocking=precision.pin_memory))
         vi = precision.memory_format(vi.to(device, non_blocking=precision.pin_memory))
         loss, terms = net(ir, vi)
+        if step == 1 and first_step is not None:
+            first_step(loss, terms)
         amp_step(loss, optimizer, scaler)
         sums.add(terms, len(ir))
         seen += len(ir)
         show_progress(batches, sums, step, seen, tick)
     return sums
+
+
+@torch.no_grad()
+def check_network(method: Recipe, model: nn.Module, ir: torch.Tensor, vi: torch.Tensor, where: str) -> None:
+    """Before the first step: the network fuses (B, 1, H, W) luminance in [0, 1] into one image
+    of the same shape, finite and about in [0, 1] (within [-0.5, 1.5]: an untrained network may
+    stray a little; a network on another scale, 0-255 or -1..1, is refused)."""
+    model.eval()
+    try:
+        fused = method.fuse(model, ir, vi)
+    except Exception as error:
+        raise MethodError(f"{where}: fusing a pair of {tuple(ir.shape)} crops failed: {error}") from error
+    if not isinstance(fused, torch.Tensor) or fused.shape != ir.shape:
+        shape = tuple(fused.shape) if isinstance(fused, torch.Tensor) else type(fused).__name__
+        raise MethodError(
+            f"{where}: fuses {tuple(ir.shape)} infrared and visible into {shape}, not {tuple(ir.shape)}"
+        )
+    if not bool(torch.isfinite(fused).all()):
+        raise MethodError(f"{where}: its fused image holds NaN or infinite values before training")
+    low, high = float(fused.min()), float(fused.max())
+    if low < -0.5 or high > 1.5:
+        raise MethodError(
+            f"{where}: its fused luminance spans [{low:.3g}, {high:.3g}]; it must be in [0, 1] as "
+            "its inputs are"
+        )
+
+
+def require_finite(terms: dict, what: str, when: str) -> None:
+    """A MethodError naming ``what`` when a loss term is NaN or infinite."""
+    values = {key: float(value.detach() if torch.is_tensor(value) else value) for key, value in terms.items()}
+    if not all(np.isfinite(list(values.values()))):
+        shown = ", ".join(f"{key}={value:.4g}" for key, value in values.items())
+        raise MethodError(f"{what} is not finite {when} ({shown})")
 
 
 @torch.no_grad()
@@ -179,6 +217,13 @@ def train(
         model.load_state_dict(state["model"])
         start, history = state["epoch"], state["history"]
     last = total_epochs if stop_after is None else min(total_epochs, stop_after)
+    where = f"{method.title} ({entry(name).origin})"
+    if start == 0:
+        check_network(method, model, *probe, where)
+
+    def check_first_step(loss: torch.Tensor, terms: dict) -> None:
+        require_finite({"loss": loss, **terms}, f"{where}: its loss", "at the first step")
+
     guard = CollapseGuard(
         method.title,
         probe,
@@ -211,7 +256,9 @@ def train(
             progress and place.is_main,
             lr=optimizer.param_groups[0]["lr"],
         )
-        means = run_epoch(net, bar, optimizer, scaler, precision, device).means(place)
+        first = check_first_step if epoch == start else None  # once a run: it waits for the device
+        means = run_epoch(net, bar, optimizer, scaler, precision, device, first).means(place)
+        require_finite(means, f"{where}: its loss", f"in epoch {epoch + 1}")
         stepped = time.perf_counter()
         images, what = probe_images(method, model, phase, *probe)
         steps = (epoch_in_phase + 1) * len(loader)  # loaders of one phase are of one length

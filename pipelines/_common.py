@@ -18,6 +18,7 @@ if str(REPO) not in sys.path:
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 sys.stdout.reconfigure(line_buffering=True)  # stage lines reach a log file as they happen
 
+import fusion.methods  # noqa: E402, F401 - the method registry, which configs read (use_method_registry)
 from configs.schema import ExperimentConfig, ToolError, load_config  # noqa: E402
 
 

@@ -185,9 +185,9 @@ def _projection(config, rates: dict) -> dict:
     step_rate = rates["segmentation_step"]["loop_images_per_second"]
     rows = len(config.inputs) + len(config.methods)
     seg_hours = seg.epochs * MSRS_TRAIN / step_rate / 3600
-    from fusion.methods import TRAINABLE
+    from fusion.methods import is_trainable
 
-    learned = [m for m in config.methods if m in TRAINABLE]
+    learned = [m for m in config.methods if is_trainable(m)]
     fusion_epochs = fus.structure_epochs + fus.fusion_epochs
     fusion_hours = fusion_epochs * 1083 / rates["sspfusion_step"]["loop_images_per_second"] / 3600
     fuse_hours = MSRS_FUSED / rates["fusing"]["images_per_second"] / 3600

@@ -24,8 +24,8 @@ import _common
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from configs.schema import variant_config
-from fusion.methods import TRAINABLE
+from configs.schema import ConfigError, variant_config
+from fusion.methods import is_trainable, resolve_method, trainable_methods
 from fusion.methods.learned import recipe
 from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
@@ -42,10 +42,9 @@ def summary(config, method: str) -> None:
     unused = learned.unused_parameters(section)
     counted = parameters + unused
     also = f" + {unused:,} the authors' model registers but never calls = {counted:,}" if unused else ""
-    print(
-        f"{learned.title} parameters: {parameters:,}{also} (paper Table 5: "
-        f"{learned.paper_parameters:,}; {counted / learned.paper_parameters - 1:+.2%})"
-    )
+    paper = learned.paper_parameters
+    against = f" (paper Table 5: {paper:,}; {counted / paper - 1:+.2%})" if paper else ""
+    print(f"{learned.title} parameters: {parameters:,}{also}{against}")
     ir = torch.rand(1, 1, 480, 640)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         learned.fuse(model, ir, ir.clone())
@@ -53,11 +52,20 @@ def summary(config, method: str) -> None:
     print(f"FLOPs at 640x480: {flops / 1e9:,.1f} G ({flops / 2e9:,.1f} G multiply-adds)")
 
 
+def _is_learned(name: str) -> bool:
+    try:
+        return is_trainable(name)
+    except ConfigError:
+        return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_config_args(parser)
     parser.add_argument(
-        "--method", default="sspfusion", help=f"{', '.join(TRAINABLE)} or a variant the config defines"
+        "--method",
+        default="sspfusion",
+        help="a learned method (sspfusion, didfuse ..., a plugin's) or a variant the config defines",
     )
     _common.add_data_root_arg(parser)
     parser.add_argument("--out", type=Path, help="experiment folder (default: runs/<config name>)")
@@ -66,8 +74,9 @@ def main() -> int:
     parser.add_argument("--summary", action="store_true", help="print size and FLOPs, then exit")
     args = parser.parse_args()
     config = _common.config_from_args(args)
-    if args.method not in (*TRAINABLE, *config.variants):
-        known = ", ".join([*TRAINABLE, *config.variants])
+    args.method = resolve_method(args.method)  # module:name of a plugin: the name it registered
+    if args.method not in config.variants and not _is_learned(args.method):
+        known = ", ".join([*trainable_methods(), *config.variants])
         parser.error(
             f"--method {args.method}: neither a learned method nor a variant of the config (valid: {known})"
         )

@@ -60,24 +60,6 @@ PAPER_ORDER = (
 )
 # the paper's column names, in MSRS label order
 PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Guardrail", "ColorCone", "Bump")
-_DISPLAY = {
-    "infrared": "Infrared",
-    "visible": "Visible",
-    "sspfusion": "SSPFusion",
-    "gtf": "GTF",
-    "average": "Average",
-    "max": "Max",
-    "laplacian": "Laplacian",
-    "dwt": "DWT",
-    "gff": "GFF",
-    "tif": "TIF",
-    "didfuse": "DIDFuse",
-    "auif": "AUIF",
-    "rfnnest": "RFN-Nest",
-    "umf": "UMF",
-    "itfuse": "ITFuse",
-    "cmtfusion": "CMTFusion",
-}
 COLUMNS = [*CLASS_NAMES, "miou"]
 TIMES = ("day", "night")  # test images by the time of day of their scene (msrs.layout.time_of_day)
 REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
@@ -95,7 +77,11 @@ def display_name(input_name: str) -> str:
         name = Path(name.removeprefix("external:").rstrip("/")).name
         paper = {n.lower(): n for n in PAPER_ORDER}
         return paper.get(name.lower(), name) + EXTERNAL_SUFFIX
-    return _DISPLAY.get(name, name)
+    if name in ("infrared", "visible"):
+        return name.capitalize()
+    from fusion.methods import display_name as method_display
+
+    return method_display(name)
 
 
 def row_label(record: dict) -> str:

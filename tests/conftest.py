@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import fusion.methods  # noqa: F401 - the method registry, which configs read
 from msrs.synthetic import write_synthetic
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")

@@ -10,13 +10,13 @@ from PIL import Image
 from configs.schema import ConfigError
 from fusion.colour import luminance
 from fusion.fuse import fuse_split
-from fusion.methods import TRAINABLE, available_methods, build_method
+from fusion.methods import available_methods, build_method, trainable_methods
 from fusion.methods.classic import fuse_gtf, gtf_objective
 from msrs.layout import DataError, list_pairs, list_split, read_ir, root_splits
 
 from .conftest import REPO, run_pipeline
 
-CLASSIC = [name for name in available_methods() if name not in TRAINABLE]
+CLASSIC = [name for name in available_methods() if name not in trainable_methods()]
 RNG = np.random.default_rng(0)
 
 
@@ -101,7 +101,7 @@ def test_unknown_name_and_bad_option_raise_config_error():
     message = str(error.value)
     assert "nosuchfusion" in message and "external:<folder>" in message
     assert all(name in message for name in available_methods())
-    with pytest.raises(ConfigError, match="bad options"):
+    with pytest.raises(ConfigError, match="classic.py: fusion method .gtf.: its builder does not take"):
         build_method("gtf", lambda_=3)
 
 

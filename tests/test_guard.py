@@ -11,7 +11,8 @@ import torch
 
 from configs.schema import load_config
 from fusion.guard import CollapseGuard, FusionCollapseError, fault, probe_pairs
-from fusion.methods.learned import RECIPES, recipe
+from fusion.methods import entry, trainable_methods
+from fusion.methods.learned import recipe
 
 from .conftest import REPO
 
@@ -111,7 +112,7 @@ def _sabotage(name: str, model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-GUARDED = list(RECIPES)
+GUARDED = trainable_methods()
 # lr so small that the sabotaged output layer stays as it is; two epochs in the guarded phase
 STILL = [
     "runtime.threads=1",
@@ -139,7 +140,7 @@ def test_a_learned_method_made_to_collapse_stops_with_the_error(name, photo_pair
     from fusion.training import train
 
     method = recipe(name)
-    module = importlib.import_module(RECIPES[name].split(":")[0])
+    module = importlib.import_module(entry(name).recipe.split(":")[0])
     sabotaged = dataclasses.replace(
         method, build_model=lambda section: _sabotage(name, method.build_model(section))
     )

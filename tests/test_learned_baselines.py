@@ -9,15 +9,15 @@ import torch
 
 from configs.schema import ConfigError, ExperimentConfig, load_config
 from fusion.colour import rgb_to_ycbcr
-from fusion.methods import TRAINABLE, available_methods, build_method
+from fusion.methods import available_methods, build_method, trainable_methods
 from fusion.methods.base import LuminanceMethod
-from fusion.methods.learned import RECIPES, combine, count_parameters, recipe
+from fusion.methods.learned import combine, count_parameters, recipe
 from fusion.training import train
 from msrs.layout import DataError, list_pairs, read_vi
 
 from .conftest import REPO
 
-LEARNED = [name for name in RECIPES if name != "sspfusion"]  # the six baselines
+LEARNED = [name for name in trainable_methods() if name != "sspfusion"]  # the six baselines
 TINY = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1"])
 
 
@@ -31,7 +31,7 @@ def smooth_pair(batch: int, height: int, width: int) -> tuple[torch.Tensor, torc
 
 def test_every_learned_baseline_is_registered_and_trainable():
     assert set(LEARNED) <= set(available_methods())
-    assert set(LEARNED) <= set(TRAINABLE)
+    assert set(LEARNED) <= set(trainable_methods())
 
 
 @pytest.mark.parametrize("name", LEARNED)

@@ -42,7 +42,7 @@ def test_a_variant_is_its_base_with_its_settings():
     [
         (
             "{x: {base: gtf, set: {lam: 2}}}",
-            "variants.x.base: 'gtf' is not a learned method (valid: sspfusion,",
+            "variants.x.base: 'gtf' is not a learned method (valid: auif,",
         ),
         (
             "{x: {base: sspfusion, set: {use_spff: false}}}",
@@ -86,7 +86,7 @@ def test_a_variant_cannot_take_a_registered_name(tmp_path):
 
 
 def test_unknown_method_lists_the_variants(tmp_path):
-    with pytest.raises(ConfigError, match="valid: sspfusion, .*, sspfusion-wo-p, external:<folder>"):
+    with pytest.raises(ConfigError, match="valid: auif, .*, sspfusion-wo-p, external:<folder>"):
         _plan(tmp_path / "run", _config("methods=[sspfusion-wo-q]", WO_P))
 
 

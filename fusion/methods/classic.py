@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from fusion.methods import register_method
 from fusion.methods.base import LuminanceMethod
 
 # ----------------------------------------------------------------------------- simple rules
@@ -40,11 +41,13 @@ def fuse_max(ir: np.ndarray, vi: np.ndarray) -> np.ndarray:
     return np.maximum(ir, vi)
 
 
+@register_method("average", display="Average")
 def build_average() -> LuminanceMethod:
     """Average fusion: F = (IR + Y_vis) / 2. No parameters."""
     return LuminanceMethod("average", fuse_average, {})
 
 
+@register_method("max", display="Max")
 def build_max() -> LuminanceMethod:
     """Choose-max fusion: F = max(IR, Y_vis) per pixel. No parameters."""
     return LuminanceMethod("max", fuse_max, {})
@@ -106,6 +109,7 @@ def fuse_laplacian(ir: np.ndarray, vi: np.ndarray, levels: int = 4) -> np.ndarra
     return collapse_pyramid(fused).astype(np.float32)
 
 
+@register_method("laplacian", display="Laplacian")
 def build_laplacian(levels: int = 4) -> LuminanceMethod:
     """Laplacian pyramid fusion (Burt & Adelson 1983; rule of Burt & Kolczynski 1993).
 
@@ -132,6 +136,7 @@ def fuse_dwt(ir: np.ndarray, vi: np.ndarray, wavelet: str = "db2", levels: int =
     return out[: ir.shape[0], : ir.shape[1]].astype(np.float32)
 
 
+@register_method("dwt", display="DWT")
 def build_dwt(wavelet: str = "db2", levels: int = 3) -> LuminanceMethod:
     """DWT fusion (Li, Manjunath & Mitra 1995) with PyWavelets.
 
@@ -211,6 +216,7 @@ def fuse_gff(
     return fused.astype(np.float32)
 
 
+@register_method("gff", display="GFF")
 def build_gff(r1: int = 45, eps1: float = 0.3, r2: int = 7, eps2: float = 1e-6) -> LuminanceMethod:
     """GFF (Li, Kang & Hu, IEEE TIP 2013) with the paper's parameters: 31x31 mean filter for the
     base layer, 11x11 Gaussian (sigma 5) on |Laplacian| for saliency, guided filter r1=45,
@@ -328,6 +334,7 @@ def fuse_gtf(
     return np.clip(y + vi, 0.0, 1.0).astype(np.float32)
 
 
+@register_method("gtf", display="GTF")
 def build_gtf(lam: float = 4.0, tol: float = 3e-6, max_iter: int = 2000) -> LuminanceMethod:
     """GTF (Ma, Chen, Li & Huang, Information Fusion 31, 2016): the infrared intensities with the
     visible gradients, min |x - ir|_1 + lam |grad x - grad vi|_1, lam = 4 (the paper's value).

@@ -20,23 +20,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from configs.schema import FUSION_RULES, ExperimentConfig, section_from_dict
+from configs.schema import FUSION_RULES, ExperimentConfig, method_section, section_from_dict
 from fusion.methods.base import LuminanceMethod
 from msrs.layout import DataError
 from runtime.checkpoints import load_checkpoint
 from runtime.device import pick_device
 from runtime.files import file_sha256
-
-# the learned methods of Table 2 built in here: name -> recipe
-RECIPES: dict[str, str] = {
-    "sspfusion": "fusion.sspfusion.recipe:RECIPE",
-    "didfuse": "fusion.methods.didfuse.recipe:RECIPE",
-    "auif": "fusion.methods.auif.recipe:RECIPE",
-    "rfnnest": "fusion.methods.rfnnest.recipe:RECIPE",
-    "umf": "fusion.methods.umf.recipe:RECIPE",
-    "itfuse": "fusion.methods.itfuse.recipe:RECIPE",
-    "cmtfusion": "fusion.methods.cmtfusion.recipe:RECIPE",
-}
 
 
 @dataclass(frozen=True)
@@ -81,19 +70,19 @@ def count_parameters(model: nn.Module) -> int:
 @dataclass(frozen=True)
 class Recipe:
     """A learned method: its name (registry), its paper's title and parameter count (SSPFusion
-    paper, Table 5), the model builder and the training phases. ``section`` is the config
-    section holding its settings (its name, ``fusion`` for SSPFusion). ``fuse(model, ir, vi)``
-    gives the fused luminance of (B, 1, H, W) batches in [0, 1]. ``count_parameters(model)``
-    counts what Table 5 compares with; ``unused_parameters(section)`` what the authors' model
-    object registers but never calls, where Table 5 counts those too (ITFuse, CMTFusion);
-    ``pretrained_weights(section)`` identifies pretrained weights the training uses (a digest,
-    part of the stage identity); ``guard_warmup_steps``: optimiser steps of a phase during which
-    the collapse guard lets a lasting fault go on (fusion/guard.py), for a network whose images
-    start flat."""
+    paper, Table 5; None for a method not in it), the model builder and the training phases.
+    ``section`` is the config section holding its settings (its name, ``fusion`` for SSPFusion).
+    ``fuse(model, ir, vi)`` gives the fused luminance of (B, 1, H, W) batches in [0, 1].
+    ``count_parameters(model)`` counts what Table 5 compares with;
+    ``unused_parameters(section)`` what the authors' model object registers but never calls,
+    where Table 5 counts those too (ITFuse, CMTFusion); ``pretrained_weights(section)``
+    identifies pretrained weights the training uses (a digest, part of the stage identity);
+    ``guard_warmup_steps``: optimiser steps of a phase during which the collapse guard lets a
+    lasting fault go on (fusion/guard.py), for a network whose images start flat."""
 
     name: str
     title: str
-    paper_parameters: int
+    paper_parameters: int | None
     build_model: Callable[[object], nn.Module]
     phases: Callable[[object], list[Phase]]
     section: str = ""
@@ -109,10 +98,31 @@ class Recipe:
 
 
 def recipe(name: str) -> Recipe:
-    if name not in RECIPES:
-        raise KeyError(f"'{name}' is not a learned method (known: {', '.join(RECIPES)})")
-    module_name, attribute = RECIPES[name].split(":")
-    return getattr(importlib.import_module(module_name), attribute)
+    """The training recipe of the trainable method ``name`` (fusion.methods registry)."""
+    from fusion.methods import entry
+
+    item = entry(name)
+    if not item.trainable:
+        raise KeyError(f"'{name}' is not a learned method")
+    if isinstance(item.recipe, str):
+        module_name, attribute = item.recipe.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+    return item.recipe
+
+
+def network_recipe(name: str, title: str, network: type, loss: Callable, section: str) -> Recipe:
+    """The recipe of a network registered with a loss (fusion.methods.register_method): built
+    as ``network(section)``, fused by ``network(ir, vi)``, trained in one phase of the section's
+    ``epochs`` at its ``lr``, batches of ``batch_size`` crops of ``crop_size``."""
+    return Recipe(
+        name,
+        title,
+        None,
+        network,
+        lambda config: one_phase("train", config, loss),
+        section=section,
+        fuse=lambda model, ir, vi: model(ir, vi),
+    )
 
 
 def fixed(lr: float, epoch: int) -> float:
@@ -220,7 +230,7 @@ def load_trained(name: str, path: str | Path, device: torch.device | str = "cpu"
     if state.get("method") != name:
         raise DataError(f"{path}: a model of '{state.get('method')}', not of '{name}'")
     method = recipe(name)
-    section_type = type(getattr(ExperimentConfig(), method.config_section))
+    section_type = type(method_section(ExperimentConfig(), name))
     model = method.build_model(section_from_dict(section_type, state["config"], method.config_section))
     model.load_state_dict(state["model"])
     return model.to(device).eval()

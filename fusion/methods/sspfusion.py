@@ -1,4 +1,4 @@
-"""SSPFusion as a registry method: a trained checkpoint (``fusion/sspfusion/recipe.py``, trained by
+"""SSPFusion in the registry: a trained checkpoint (``fusion/sspfusion/recipe.py``, trained by
 ``fusion/training.py``) applied at full resolution to each pair's luminance; the visible chroma
 is put back (fusion.methods.base).
 
@@ -9,10 +9,13 @@ fingerprint is the checkpoint's SHA-256, so retraining refuses the old fused fil
 
 from __future__ import annotations
 
-from fusion.methods.base import LuminanceMethod
-from fusion.methods.learned import build_trained
+from configs.schema import FusionConfig
+from fusion.methods import register_method
 
-
-def build(checkpoint, device: str = "auto") -> LuminanceMethod:
-    """The method fusing with the model saved at ``checkpoint`` (a ``model.pt``)."""
-    return build_trained("sspfusion", checkpoint, device)
+register_method(
+    "sspfusion",
+    display="SSPFusion",
+    config=FusionConfig,
+    section="fusion",
+    recipe="fusion.sspfusion.recipe:RECIPE",
+)

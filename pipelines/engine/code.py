@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.util
 from functools import cache
 from pathlib import Path
 
@@ -25,17 +26,25 @@ PROJECT_PACKAGES = ("configs", "fusion", "msrs", "pipelines", "runtime", "segmen
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _source_file(module: str) -> Path | None:
-    """The file of a project module (a package's ``__init__.py``), or None when it is not one.
-    Found by path under the repository, without importing anything."""
+def _source_file(module: str, roots: tuple[str, ...] = PROJECT_PACKAGES) -> Path | None:
+    """The file of a module of the packages ``roots`` (a package's ``__init__.py``), or None
+    when it is not one. A project module is found by path under the repository, without
+    importing anything; a plugin's (a root outside the project) by the import system."""
     parts = module.split(".")
-    if parts[0] not in PROJECT_PACKAGES:
+    if parts[0] not in roots:
         return None
-    base = REPO.joinpath(*parts)
-    for path in (base.with_suffix(".py"), base / "__init__.py"):
-        if path.is_file():
-            return path
-    return None
+    if parts[0] in PROJECT_PACKAGES:
+        base = REPO.joinpath(*parts)
+        for path in (base.with_suffix(".py"), base / "__init__.py"):
+            if path.is_file():
+                return path
+        return None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
 
 
 def _strip_docstrings(tree: ast.AST) -> ast.AST:
@@ -48,7 +57,7 @@ def _strip_docstrings(tree: ast.AST) -> ast.AST:
     return tree
 
 
-def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
+def _imported(tree: ast.AST, module: str, is_package: bool, roots: tuple[str, ...]) -> set[str]:
     """Project modules a module's import statements name (``from a import b``: ``a``, and
     ``a.b`` when that is a module). A registry's ``"module:function"`` strings are not followed:
     the stage that builds a registered method names its module as an entry."""
@@ -68,45 +77,52 @@ def _imported(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     for name in names:
         parts = name.split(".")
         for end in range(1, len(parts) + 1):  # the packages a module's import executes too
-            if _source_file(".".join(parts[:end])) is not None:
+            if _source_file(".".join(parts[:end]), roots) is not None:
                 found.add(".".join(parts[:end]))
     return found
 
 
-def _module_digest(module: str) -> tuple[str, frozenset[str]]:
-    """(digest of the module's syntax tree less docstrings, the project modules it imports)."""
-    path = _source_file(module)
+def _module_digest(module: str, roots: tuple[str, ...]) -> tuple[str, frozenset[str]]:
+    """(digest of the module's syntax tree less docstrings, the modules of ``roots`` it imports)."""
+    path = _source_file(module, roots)
     stat = path.stat()
-    return _parsed(module, str(path), stat.st_mtime_ns, stat.st_size)
+    return _parsed(module, str(path), stat.st_mtime_ns, stat.st_size, roots)
 
 
 @cache
-def _parsed(module: str, path: str, mtime_ns: int, size: int) -> tuple[str, frozenset[str]]:
+def _parsed(
+    module: str, path: str, mtime_ns: int, size: int, roots: tuple[str, ...]
+) -> tuple[str, frozenset[str]]:
     """:func:`_module_digest` of one version of a file (the cache key holds its time and size)."""
     tree = _strip_docstrings(ast.parse(Path(path).read_text(), filename=path))
-    imports = _imported(tree, module, Path(path).name == "__init__.py")
+    imports = _imported(tree, module, Path(path).name == "__init__.py", roots)
     dump = ast.dump(tree, annotate_fields=False, include_attributes=False)
     return hashlib.sha256(dump.encode()).hexdigest()[:16], frozenset(imports)
 
 
-def code_modules(*entries: str) -> dict[str, str]:
-    """module -> digest of every project module ``entries`` run, transitively."""
+def code_modules(*entries: str, plugins: tuple[str, ...] = ()) -> dict[str, str]:
+    """module -> digest of every module ``entries`` run, transitively, within this project's
+    packages and the packages ``plugins`` (a method plugin's own top-level packages: their code
+    is followed as the project's is; the libraries any of them import are not, they are in the
+    identity's library versions)."""
+    roots = tuple(dict.fromkeys([*PROJECT_PACKAGES, *plugins]))
     digests: dict[str, str] = {}
     todo = list(entries)
     while todo:
         module = todo.pop()
         if module in digests:
             continue
-        if _source_file(module) is None:
-            raise ValueError(f"{module}: not a module of this project ({', '.join(PROJECT_PACKAGES)})")
-        digests[module], imports = _module_digest(module)
+        if _source_file(module, roots) is None:
+            raise ValueError(f"{module}: not a module of this project ({', '.join(roots)}) or of a plugin")
+        digests[module], imports = _module_digest(module, roots)
         todo.extend(sorted(imports - set(digests)))
     return dict(sorted(digests.items()))
 
 
-def code_digest(*entries: str) -> str:
+def code_digest(*entries: str, plugins: tuple[str, ...] = ()) -> str:
     """One digest over :func:`code_modules` of ``entries``: the ``code`` part of an identity."""
-    text = "\n".join(f"{module}:{digest}" for module, digest in code_modules(*entries).items())
+    modules = code_modules(*entries, plugins=plugins)
+    text = "\n".join(f"{module}:{digest}" for module, digest in modules.items())
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -35,7 +35,7 @@ from msrs.layout import (
     training_splits,
     validate_root,
 )
-from pipelines.engine.code import code_digest
+from pipelines.engine.code import PROJECT_PACKAGES, code_digest
 from pipelines.engine.identity import (
     DIGESTS,
     Identity,
@@ -204,12 +204,11 @@ def fusion_stage(
     progress: bool = True,
     method: str = "sspfusion",
 ) -> Stage:
-    """Train a learned fusion method (SSPFusion or a learned baseline, ``TRAINABLE``, or a
+    """Train a learned fusion method (SSPFusion, a learned baseline or a plugin's network, or a
     variant of one, ``config.variants``) on the training pairs (identity: its config section
     (``fusion``; a baseline's own section plus ``fusion.max_pairs`` and the digest of any
     pretrained weights its loss uses; a variant's with its ``set`` applied), seed, code, train
     ir/vi manifest, runtime, libraries); output: the SHA-256 of model.pt."""
-    from fusion.methods import method_modules
     from fusion.methods.learned import recipe
     from fusion.training import train
 
@@ -220,7 +219,7 @@ def fusion_stage(
     weights = learned.pretrained_weights(section)
     if weights is not None:  # e.g. CMTFusion's perceptual network
         settings["pretrained_weights"] = weights
-    code = code_digest("fusion.training", *method_modules(base))
+    code = method_code("fusion.training", base)
     folder = layout.fusion_model(method)
     splits = training_splits(data_root)
 
@@ -250,16 +249,33 @@ def fusion_stage(
     )
 
 
+def method_code(entry: str, method: str) -> str:
+    """The code digest of a stage that runs ``entry`` with ``method``: the project's code and a
+    plugin method's own package's (pipelines.engine.code)."""
+    from fusion.methods import method_modules
+
+    modules = method_modules(method)
+    plugins = tuple(
+        dict.fromkeys(m.split(".")[0] for m in modules if m.split(".")[0] not in PROJECT_PACKAGES)
+    )
+    return code_digest(entry, *modules, plugins=plugins)
+
+
 def _settings(values: dict) -> str:
     return ", ".join(f"{key}={value}" for key, value in values.items())
 
 
 def method_options(config: ExperimentConfig, method: str) -> dict:
     """The builder options a method takes from the experiment config: what an external
-    folder's grey images become (``external_grey``)."""
+    folder's grey images become (``external_grey``); a rule's config section (its fields)."""
+    from fusion.methods import entry
+
     if method.startswith(EXTERNAL):
         return {"grey": config.external_grey}
-    return {}
+    registered = entry(variant_config(config, method)[0])
+    if registered.trainable or registered.config is None:
+        return {}
+    return to_dict(getattr(config, registered.section))
 
 
 def fuse_stage(
@@ -277,22 +293,22 @@ def fuse_stage(
     (:func:`method_options`) (identity: the method, its options and parameters, code, ir/vi
     manifest, the external folder's fingerprint, the SSPFusion model's digest); output: the
     manifest of the fused folder. In a plan, sspfusion's model comes from the fusion stage;
-    given ``checkpoint``, from that file. The same holds for every learned method (``TRAINABLE``)."""
+    given ``checkpoint``, from that file. The same holds for every learned method."""
     from fusion.fuse import fuse_split
-    from fusion.methods import TRAINABLE, build_method, method_modules
+    from fusion.methods import build_method, is_trainable
 
     options = options or {}
     base = base or method
     folder = layout.fused(method)
     splits = root_splits(data_root)
-    learned = base in TRAINABLE
+    learned = is_trainable(base)
     model = checkpoint or layout.fusion_model(method) / "model.pt"
     upstream = (f"fusion:{method}",) if learned and checkpoint is None else ()
 
     def identify(outputs):
         parts = {
             "config": {"method": method, **options},
-            "code": code_digest("fusion.fuse", *method_modules(base)),
+            "code": method_code("fusion.fuse", base),
             "data": manifests.of_data(data_root, splits, ("ir", "vi")),
             "libraries": library_versions(),
         }
@@ -305,7 +321,7 @@ def fuse_stage(
         elif learned:
             parts["upstream"] = [outputs[k] for k in upstream] or [_file_output(model)]
         else:
-            parts["config"]["fingerprint"] = build_method(method).fingerprint()
+            parts["config"]["fingerprint"] = build_method(base, **options).fingerprint()
         return Identity(parts)
 
     def run(resume, identity):
@@ -519,7 +535,7 @@ def build_plan(
     progress: bool = True,
 ) -> list[Stage]:
     """Validate everything that can be validated without training, then list the stages."""
-    from fusion.methods import TRAINABLE, available_methods, build_method
+    from fusion.methods import available_methods, build_method, is_trainable
     from pipelines.engine.report import report_stage
 
     rows = input_names(config, methods)
@@ -554,7 +570,7 @@ def build_plan(
     manifests = Manifests()
     stages: list[Stage] = []
     for method in methods:
-        if bases[method] in TRAINABLE:
+        if is_trainable(bases[method]):
             stages.append(fusion_stage(config, layout, data_root, manifests, env, progress, method))
     for method in methods:
         stages.append(

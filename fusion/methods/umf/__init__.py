@@ -1,11 +1,31 @@
 """UMF (Wang et al., IJCAI 2022): the fusion network of its registration-then-fusion pipeline.
 
-model.py holds the network, losses.py the loss and its saliency weights, recipe.py the recipe.
+model.py holds the network, losses.py the loss and its saliency weights, recipe.py the recipe;
+here: its config section and its registration.
 """
 
-from fusion.methods.learned import build_trained
+from dataclasses import dataclass
+from typing import ClassVar
+
+from configs.schema import TRAINING_MINIMUMS
+from fusion.methods import register_method
 
 
-def build(checkpoint, device: str = "auto"):
-    """The method fusing with the UMF model trained into ``checkpoint`` (a model.pt)."""
-    return build_trained("umf", checkpoint, device)
+@dataclass
+class UMFConfig:
+    """UMF's fusion network (Wang et al., IJCAI 2022): width, loss weights, recipe (its code)."""
+
+    MINIMUMS: ClassVar = TRAINING_MINIMUMS
+
+    channels: int = 64  # feature maps per layer (629,253 parameters)
+    dense_layers: int = 3  # per residual dense block
+    alpha: float = 1.0  # weight of 1 - MS-SSIM
+    beta: float = 20.0  # weight of the l1 intensity term
+    theta: float = 5.0  # weight of the joint Laplacian term
+    epochs: int = 200
+    batch_size: int = 8
+    lr: float = 1e-3
+    crop_size: int = 256
+
+
+register_method("umf", display="UMF", config=UMFConfig, recipe=f"{__name__}.recipe:RECIPE")
