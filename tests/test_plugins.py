@@ -3,8 +3,6 @@ entry points and by module path, its two methods as Table 2 rows, its code in it
 identity, and each way a plugin can be wrong told in one line."""
 
 import shutil
-import subprocess
-import sys
 import textwrap
 
 import pandas as pd
@@ -12,11 +10,10 @@ import pytest
 
 from configs.schema import ConfigError, load_config
 
-from .conftest import REPO
+from .conftest import REPO, run_pipeline
 
 EXAMPLE = REPO / "examples" / "fusionseg-example"
 TINY = str(REPO / "configs" / "tiny.yaml")
-RUN_ALL = str(REPO / "pipelines" / "run_all.py")
 
 
 def _installed(folder, entry_points: str, package=EXAMPLE / "fusionseg_example", name="fusionseg_example"):
@@ -40,14 +37,8 @@ EXAMPLE_POINTS = """\
 
 
 def _run_all(out, site, *extra, timeout=600):
-    return subprocess.run(
-        [sys.executable, RUN_ALL, "--config", TINY, "--out", str(out), "--no-progress", *extra],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-        env={**__import__("os").environ, "PYTHONPATH": str(site)},
-    )
+    args = ("--config", TINY, "--out", out, "--no-progress", *extra)
+    return run_pipeline("run_all.py", *args, timeout=timeout, env={"PYTHONPATH": str(site)})
 
 
 def _plan(out, site, *extra) -> dict:

@@ -30,6 +30,7 @@ import pkgutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 from configs.schema import ConfigError, ToolError, use_method_registry
 
@@ -66,6 +67,7 @@ class MethodError(ToolError, ValueError):
 
 _REGISTRY: dict[str, MethodEntry] = {}
 _discovered = False
+_PACKAGE_DIR = __path__[0]  # a method registered from here is a built-in
 
 
 def _origin(target) -> str:
@@ -163,7 +165,9 @@ def _discover_built_in() -> None:
         importlib.import_module(f"{__name__}.{module.name}")
 
 
+@cache
 def _plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    """The installed plugins by name, read once a process (every lookup of a name asks)."""
     return {point.name: point for point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
 
 
@@ -183,9 +187,6 @@ def _load_plugin(point: importlib.metadata.EntryPoint) -> None:
         raise ConfigError(f"{where}: failed to import: {type(error).__name__}: {error}") from None
     if point.name not in _REGISTRY:
         raise ConfigError(f"{where}: importing it registered no method '{point.name}' (register_method)")
-
-
-_PACKAGE_DIR = __path__[0]
 
 
 def entry(name: str) -> MethodEntry:
@@ -231,15 +232,16 @@ def resolve_method(name: str) -> str:
 
 
 def available_methods() -> list[str]:
-    """Registered names (built-ins in registration order) and installed plugins' names."""
+    """Registered names and installed plugins' names, in name order (registration order hangs
+    on which module a process imported first)."""
     _discover_built_in()
-    return [*_REGISTRY, *(name for name in _plugins() if name not in _REGISTRY)]
+    return sorted({*_REGISTRY, *_plugins()})
 
 
 def trainable_methods() -> list[str]:
-    """The built-in methods with a training stage (``fusion:<name>``) and any registered since."""
+    """The methods with a training stage (``fusion:<name>``) registered so far, in name order."""
     _discover_built_in()
-    return [name for name, item in _REGISTRY.items() if item.trainable]
+    return sorted(name for name, item in _REGISTRY.items() if item.trainable)
 
 
 def is_trainable(name: str) -> bool:
