@@ -19,10 +19,17 @@ import pandas as pd
 
 from configs.schema import variant_config
 from msrs.layout import ALL, PAIRS, detect_layout, list_split
-from pipelines.engine import RunLayout, environment, fuse_stage, quality_stage, resolve_data_root
+from pipelines.engine import (
+    RunLayout,
+    environment,
+    fuse_stage,
+    method_options,
+    method_row,
+    quality_stage,
+    resolve_data_root,
+    run_alone,
+)
 from pipelines.engine.identity import Manifests
-from pipelines.engine.plan import run_alone
-from pipelines.engine.stages import method_options, row_name
 from runtime.device import setup_runtime
 from runtime.files import write_text_atomic
 from segmentation.report import table1
@@ -62,9 +69,10 @@ def main() -> int:
     quality, timing = {}, {}
     for name in args.methods or config.methods:
         checkpoint = args.checkpoint or layout.fusion_model(name) / "model.pt"
+        row = method_row(config, name)
         fused = run_alone(
             fuse_stage(
-                name,
+                row,
                 layout,
                 data_root,
                 manifests,
@@ -78,14 +86,13 @@ def main() -> int:
         )
         written = (fused.get("result") or {}).get(split, {})
         fuse_ms = written["seconds"] / written["written"] * 1000 if written.get("written") else None
-        stage = quality_stage(name, layout, data_root, convention, manifests, split, limit, upstream=())
+        stage = quality_stage(row, layout, data_root, convention, manifests, split, limit, upstream=())
         scored = run_alone(stage, False, env)
-        row = row_name(config, f"fused:{name}")
-        quality[row] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
-        timing[row] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
+        quality[row.label] = pd.read_csv(stage.folder / "per_image.csv", dtype={"name": str})
+        timing[row.label] = (fuse_ms, (scored.get("result") or {}).get("metrics_ms"))
         print(
-            f"{name}: {len(quality[row])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
-            f"metrics {timing[row][1] or float('nan'):.1f} ms/image"
+            f"{name}: {len(quality[row.label])} images, fuse {fuse_ms or float('nan'):.1f} ms/image, "
+            f"metrics {timing[row.label][1] or float('nan'):.1f} ms/image"
         )
     table = table1(quality)
     table["fuse_ms"] = [timing[name][0] for name in quality]

@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from fusion.methods import method_folder
 from msrs.layout import DataError
-from pipelines.engine.layout import method_slug
 from runtime.files import write_bytes_atomic
 
 
@@ -52,7 +52,7 @@ def main() -> int:
             read_rgb(args.data_root / "ir" / f"{name}.png"),
             read_rgb(args.data_root / "vi" / f"{name}.png"),
         ]
-        images += [read_rgb(args.fused / method_slug(m) / args.split / f"{name}.png") for m in args.methods]
+        images += [read_rgb(args.fused / method_folder(m) / args.split / f"{name}.png") for m in args.methods]
         for col, (title, image) in enumerate(zip(columns, images, strict=True)):
             axis = axes[row][col]
             axis.imshow(image)

@@ -19,9 +19,16 @@ from pathlib import Path
 import _common
 
 from configs.schema import variant_config
-from pipelines.engine import RunLayout, fuse_stage, resolve_data_root, run_alone
+from pipelines.engine import (
+    RunLayout,
+    environment,
+    fuse_stage,
+    method_options,
+    method_row,
+    resolve_data_root,
+    run_alone,
+)
 from pipelines.engine.identity import Manifests
-from pipelines.engine.stages import environment, method_options
 from runtime.device import setup_runtime
 
 
@@ -43,7 +50,7 @@ def main() -> int:
     data_root = resolve_data_root(config, args.data_root, layout)
     checkpoint = args.checkpoint or layout.fusion_model(args.method) / "model.pt"
     stage = fuse_stage(
-        args.method,
+        method_row(config, args.method),
         layout,
         data_root,
         Manifests(),

@@ -36,7 +36,7 @@ from pipelines.engine import (
     run_plan,
 )
 from pipelines.engine.parallel import run_parallel
-from pipelines.engine.plan import check_upstream, selected
+from pipelines.engine.runner import check_upstream, selected
 from pipelines.engine.slurm import check_slurm, describe, job_plan, submit, wait
 from runtime.device import setup_runtime
 
@@ -61,7 +61,7 @@ def _without_option(argv: list[str], *options: str) -> list[str]:
 
 def _child_command() -> list[str]:
     """This run_all command line for a child process that runs one stage here
-    (:func:`pipelines.engine.plan.stage_command` adds the stage)."""
+    (:func:`pipelines.engine.runner.stage_command` adds the stage)."""
     return [sys.executable, *_without_option(sys.argv, *CHILD_DROPS)]
 
 

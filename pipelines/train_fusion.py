@@ -27,9 +27,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from configs.schema import ConfigError, variant_config
 from fusion.methods import is_trainable, resolve_method, trainable_methods
 from fusion.methods.learned import recipe
-from pipelines.engine import RunLayout, environment, fusion_stage, resolve_data_root, run_alone
+from pipelines.engine import RunLayout, environment, fusion_stage, method_row, resolve_data_root, run_alone
 from pipelines.engine.identity import Manifests
-from pipelines.engine.stages import row_name
 from runtime.device import setup_runtime
 
 
@@ -96,7 +95,7 @@ def main() -> int:
         return 0
     result = done.get("result") or {}
     print(
-        f"{row_name(config, 'fused:' + args.method)}: "
+        f"{method_row(config, args.method).label}: "
         f"{result['parameters']:,} parameters, {result['epochs']} epochs in "
         f"{result['wall_seconds']:.0f} s, final loss {result['final_loss']:.4f} -> {stage.folder}"
     )

@@ -25,6 +25,7 @@ import pandas as pd
 from pipelines.engine import RunLayout, environment, resolve_data_root, run_alone, segmentation_stage
 from pipelines.engine.identity import Manifests
 from runtime.device import setup_runtime
+from segmentation.rows import SOURCES, Row
 from segmentation.summary import recipe_summary
 
 
@@ -69,17 +70,19 @@ def main() -> int:
     setup_runtime(config.runtime)
     layout = RunLayout.default(config.name, args.out)
     seed = config.seed if args.seed is None else args.seed
-    fused, name = None, args.input
-    if args.input not in ("infrared", "visible"):
+    fused, row = None, None
+    if args.input in SOURCES:
+        row = Row(args.input)
+    else:
         fused = Path(args.input)
-        name = f"fused:{fused.name}"
+        row = Row.fused(fused.name)
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
     stage = segmentation_stage(
         config,
         layout,
         data_root,
-        name,
+        row,
         seed,
         Manifests(),
         env,
@@ -96,7 +99,7 @@ def main() -> int:
     table = pd.Series(metrics["per_class_iou"], dtype=float).rename("IoU %").to_frame()
     print(table.to_string(float_format=lambda v: f"{v:6.1f}", na_rep="   n/a"))
     print(
-        f"{name} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "
+        f"{row.label} seed {seed}: mIoU {metrics['miou']:.1f}%, pixel accuracy "
         f"{metrics['pixel_accuracy']:.1f}%, {metrics['epochs']} epochs in "
         f"{metrics['wall_seconds']:.0f} s -> {stage.folder}"
     )

@@ -23,6 +23,7 @@ import pandas as pd
 from msrs.classes import CLASS_NAMES
 from msrs.layout import DataError, time_of_day
 from segmentation.evaluate import CONFUSION_FILE, load_confusion_per_image
+from segmentation.rows import INFRARED, PAPER_ORDER, Row, paper_name
 from segmentation.statistics import (
     Comparison,
     RowEvidence,
@@ -42,57 +43,12 @@ PAPER_FUSION_TABLES = {
     "table6": "table6_msrs_paper.csv",
 }
 PAPER_FUSION_METRICS = ("MI", "SF", "AG", "VIF", "Qabf", "SSIM")  # the columns the paper prints
-PAPER_ORDER = (
-    "Infrared",
-    "Visible",
-    "GTF",
-    "DIDFuse",
-    "AUIF",
-    "RFN-Nest",
-    "U2Fusion",
-    "DeFusion",
-    "UMF",
-    "TarDAL",
-    "DDFM",
-    "ITFuse",
-    "CMTFusion",
-    "SSPFusion",
-)
 # the paper's column names, in MSRS label order
 PAPER_COLUMNS = ("Background", "Car", "Person", "Bike", "Curve", "CarStop", "Guardrail", "ColorCone", "Bump")
 COLUMNS = [*CLASS_NAMES, "miou"]
 TIMES = ("day", "night")  # test images by the time of day of their scene (msrs.layout.time_of_day)
 REFERENCES = ("Infrared", "Visible")  # every row is compared with these and with the best row
 _DIFFERENCE_COLUMNS = (*REFERENCES, "best")
-
-
-EXTERNAL_SUFFIX = " (external)"
-
-
-def display_name(input_name: str) -> str:
-    """``infrared`` -> Infrared, ``fused:gtf`` -> GTF, ``fused:external:/x/DDFM`` ->
-    ``DDFM (external)``: images made elsewhere never share a row name with a built-in method."""
-    name = input_name.removeprefix("fused:")
-    if name.startswith("external:"):
-        name = Path(name.removeprefix("external:").rstrip("/")).name
-        paper = {n.lower(): n for n in PAPER_ORDER}
-        return paper.get(name.lower(), name) + EXTERNAL_SUFFIX
-    if name in ("infrared", "visible"):
-        return name.capitalize()
-    from fusion.methods import display_name as method_display
-
-    return method_display(name)
-
-
-def row_label(record: dict) -> str:
-    """The Table 2 row of a run or provenance record: the ``label`` its config gives (a
-    variant's), else :func:`display_name` of its ``input``."""
-    return record.get("label") or display_name(record["input"])
-
-
-def paper_name(label: str) -> str:
-    """The paper's row a display name stands for: ``DDFM (external)`` -> ``DDFM``."""
-    return label.removesuffix(EXTERNAL_SUFFIX)
 
 
 def _order_key(label: str, position: int) -> tuple:
@@ -105,17 +61,17 @@ def _order_key(label: str, position: int) -> tuple:
 
 
 def table2(runs: list[dict]) -> pd.DataFrame:
-    """``runs``: dicts with ``input`` (name), ``seed`` and ``metrics`` (a metrics.json payload:
-    ``per_class_iou`` class -> IoU %, ``miou`` %). Returns one row per input with the mean over
-    seeds, ``*_std`` columns (sample std, ddof=1) when any input has more than one seed,
-    ``seeds`` (how many runs each row averages) and ``colour`` (``grey`` or ``colour``: what the
-    network saw, metrics.json's ``colour``; empty for runs that predate it)."""
+    """``runs``: dicts with ``row`` (:class:`~segmentation.rows.Row`), ``seed`` and ``metrics``
+    (a metrics.json payload: ``per_class_iou`` class -> IoU %, ``miou`` %). Returns one line per
+    row with the mean over seeds, ``*_std`` columns (sample std, ddof=1) when any row has more
+    than one seed, ``seeds`` (how many runs each row averages) and ``colour`` (``grey`` or
+    ``colour``: what the network saw, metrics.json's ``colour``; empty for runs that predate it)."""
     if not runs:
         raise DataError("no finished segmentation runs to report")
     records = []
     for run in runs:
         iou = run["metrics"]["per_class_iou"]
-        row = {"input": row_label(run), "seed": run["seed"]}
+        row = {"input": run["row"].label, "seed": run["seed"]}
         row.update({name: float(iou[name]) if iou.get(name) is not None else np.nan for name in CLASS_NAMES})
         row["miou"] = float(run["metrics"]["miou"])
         row["colour"] = run["metrics"].get("colour", "")
@@ -293,7 +249,7 @@ def row_evidence(runs: list[dict]) -> tuple[list[RowEvidence], list[str]]:
     saved) or unreadable, or test images that differ from the other rows'."""
     by_row: dict[str, list[dict]] = {}
     for run in runs:
-        by_row.setdefault(row_label(run), []).append(run)
+        by_row.setdefault(run["row"].label, []).append(run)
     evidence, notes = [], []
     for label, row_runs in by_row.items():
         row_runs = sorted(row_runs, key=lambda run: run["seed"])
@@ -515,9 +471,9 @@ def table1(quality: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Fusion-quality means over the test split, one row per method (``quality``: method ->
     per-image metrics frame)."""
     rows = []
-    for method, frame in quality.items():
+    for label, frame in quality.items():
         numeric = frame.drop(columns="name", errors="ignore").select_dtypes("number")  # 00000.jpg
-        rows.append({"method": display_name(method), **numeric.mean().to_dict(), "images": len(frame)})
+        rows.append({"method": label, **numeric.mean().to_dict(), "images": len(frame)})
     return pd.DataFrame(rows)
 
 
@@ -566,7 +522,7 @@ def write_report(
     real_msrs: bool,
     notes: list[str] | None = None,
     data_root: Path | None = None,
-    fused_dirs: dict[str, Path] | None = None,
+    fused_dirs: dict[Row, Path] | None = None,
     examples: int = 3,
     data: str = "the built-in synthetic scenes",
     paper_fusion_table: str | None = None,
@@ -574,7 +530,7 @@ def write_report(
 ) -> dict[str, Path]:
     """Write table2.csv/md, table1.csv/md, the figures and (on real MSRS) the comparison with
     the paper into ``folder``; returns the written paths by name. With ``data_root`` (and the
-    test folders of the fused images, method -> folder) the qualitative figures are drawn too.
+    test folders of the fused images, row -> folder) the qualitative figures are drawn too.
     ``data`` says which data it is where the paper's numbers are not put beside these.
     ``paper_fusion_table`` (:data:`PAPER_FUSION_TABLES`) puts that table of the paper beside
     Table 1 (table1_vs_paper.csv and in table1.md); ``against`` (variant row -> its base's row)
@@ -698,7 +654,7 @@ def pick_examples(pairs: list, count: int, times: dict[str, str]) -> list:
 
 
 def qualitative_figures(
-    folder: str | Path, data_root: Path, runs: list[dict], fused_dirs: dict[str, Path], count: int = 3
+    folder: str | Path, data_root: Path, runs: list[dict], fused_dirs: dict[Row, Path], count: int = 3
 ) -> dict[str, Path]:
     """The paper's Figure 11 for this run, one figure per test image (``qualitative-<name>.png``):
     the ground truth, then every Table 2 row's input image beside the prediction of its
@@ -714,33 +670,31 @@ def qualitative_figures(
     pairs = list_split(data_root, "test", labels=True)
     times = time_of_day(data_root, [pair.name for pair in pairs])
     examples = pick_examples(pairs, count, times)
-    first = {}
+    first: dict[Row, dict] = {}
     for run in sorted(runs, key=lambda r: r["seed"]):
-        first.setdefault(run["input"], run)
+        first.setdefault(run["row"], run)
     order = list(table2(runs)["input"])
-    names = sorted(first, key=lambda name: order.index(row_label(first[name])))
-    images: dict[str, np.ndarray] = {}
-    for name in names:
-        fused = fused_dirs.get(name.removeprefix("fused:"))
-        if name.startswith("fused:") and fused is None:
+    images: dict[Row, np.ndarray] = {}
+    for row in sorted(first, key=lambda row: order.index(row.label)):
+        fused = fused_dirs.get(row)
+        if row.method and fused is None:
             continue  # a row whose fused images this report does not have
         files = [fused / f"{pair.name}.png" if fused else None for pair in examples]
-        images[name] = np.stack(
-            [input_image(name, pair, file) for pair, file in zip(examples, files, strict=True)]
+        images[row] = np.stack(
+            [input_image(row.name, pair, file) for pair, file in zip(examples, files, strict=True)]
         )
     predictions = {}
-    for name in images:
-        if (first[name]["folder"] / "model.pt").is_file():
-            model, image_scale = load_trained(first[name]["folder"] / "model.pt")
-            predictions[name] = predict(model, images[name], torch.device("cpu"), image_scale=image_scale)
+    for row in images:
+        if (first[row]["folder"] / "model.pt").is_file():
+            model, image_scale = load_trained(first[row]["folder"] / "model.pt")
+            predictions[row] = predict(model, images[row], torch.device("cpu"), image_scale=image_scale)
     written = {}
     for index, pair in enumerate(examples):
         panels = [("Ground truth", pair.read_label())]
-        for name, stack in images.items():
-            label = row_label(first[name])
-            panels.append((label, stack[index][..., 0] if name == "infrared" else stack[index]))
-            if name in predictions:
-                panels.append((f"{label} prediction", predictions[name][index]))
+        for row, stack in images.items():
+            panels.append((row.label, stack[index][..., 0] if row.kind == INFRARED else stack[index]))
+            if row in predictions:
+                panels.append((f"{row.label} prediction", predictions[row][index]))
         file = f"qualitative-{pair.name}.png"
         written[file] = figures.qualitative(
             f"Test image {pair.name} ({times.get(pair.name, 'time of day unknown')}): "

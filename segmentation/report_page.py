@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from runtime.files import write_text_atomic
-from segmentation.report import cells_from_markdown, display_name, load_paper_table2, row_label
+from segmentation.report import cells_from_markdown, load_paper_table2
+from segmentation.rows import Row
 
 FIGURE_TITLES = {
     "miou.png": "mIoU per input (bars start at zero)",
@@ -54,12 +55,11 @@ class RunFacts:
     figures: dict[str, Path] = field(default_factory=dict)  # title -> PNG outside the report
 
 
-def describe_input(input_name: str, label: str = "") -> str:
-    """``infrared`` -> "infrared images", ``fused:gtf`` -> "visible + infrared fused by GTF"
-    (by ``label`` when the config names the row)."""
-    if input_name in ("infrared", "visible"):
-        return f"{input_name} images"
-    return f"infrared + visible fused by {label or display_name(input_name)}"
+def describe_input(row: Row) -> str:
+    """Infrared -> "infrared images", GTF -> "infrared + visible fused by GTF"."""
+    if not row.method:
+        return f"{row.kind} images"
+    return f"infrared + visible fused by {row.label}"
 
 
 def describe_data(data_root: Path, synthetic: bool) -> str:
@@ -100,7 +100,7 @@ def collect_facts(
     real_msrs: bool,
     fusion_folder: Path | None = None,
 ) -> RunFacts:
-    """Facts of a run_all run: ``provenance`` holds one record per Table 2 row (``input``,
+    """Facts of a run_all run: ``provenance`` holds one record per Table 2 row (``input``, ``label``,
     ``seeds``, ``data``, ``fusion_model``, ``fused_images``, ``device``, ``precision``,
     ``wall_seconds``, as the report stage writes to provenance.json), ``stage_seconds`` one
     ``{stage, kind, seconds}`` per finished stage, ``data`` the sentence of
@@ -109,8 +109,8 @@ def collect_facts(
     inputs = pd.DataFrame(
         [
             {
-                "row": row_label(row),
-                "trained on": describe_input(row["input"], row.get("label", "")),
+                "row": row["label"],
+                "trained on": describe_input(Row.parse(row["input"], row["label"])),
                 "seeds": ", ".join(map(str, row["seeds"])),
                 "data": row.get("data") or "",
                 "fusion model": row.get("fusion_model") or "",

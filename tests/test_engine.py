@@ -9,13 +9,15 @@ import pytest
 
 from pipelines.engine.identity import Identity, file_digest
 from pipelines.engine.markers import read_done
-from pipelines.engine.plan import Stage, UpstreamError, plan_status, run_plan
+from pipelines.engine.runner import plan_status, run_plan
+from pipelines.engine.stage import Stage, UpstreamError
 from runtime.checkpoints import save_torch_atomic
+from segmentation.rows import Row
 
 ENV = {"device": "cpu", "precision": "fp32"}
 
 
-def _stage(tmp_path, key, calls, kind="fuse", config="a", upstream=(), input_name=None, fail=False):
+def _stage(tmp_path, key, calls, kind="fuse", config="a", upstream=(), row=None, fail=False):
     folder = tmp_path / key.replace(":", "_")
 
     def identify(outputs):
@@ -38,7 +40,7 @@ def _stage(tmp_path, key, calls, kind="fuse", config="a", upstream=(), input_nam
         lambda: _digest(folder / "out.txt"),
         key,
         upstream=tuple(upstream),
-        input_name=input_name,
+        row=row,
     )
 
 
@@ -56,7 +58,7 @@ def _plan(tmp_path, calls, **configs):
             "segmentation",
             configs.get("seg", "a"),
             upstream=("fuse:a",),
-            input_name="fused:a",
+            row=Row.fused("a"),
         ),
         _stage(
             tmp_path,
@@ -64,7 +66,7 @@ def _plan(tmp_path, calls, **configs):
             calls,
             "segmentation",
             configs.get("seg", "a"),
-            input_name="visible",
+            row=Row("visible"),
         ),
     ]
 
@@ -224,6 +226,7 @@ def test_report_warns_when_rows_were_trained_differently():
 
     row = {
         "input": "visible",
+        "label": "Visible",
         "seeds": [0],
         "data": "d",
         "fusion_model": None,
@@ -239,17 +242,29 @@ def test_report_warns_when_rows_were_trained_differently():
         "config": "c",
         "wall_seconds": 3.0,
     }
-    same = provenance_notes([row, {**row, "input": "infrared"}])
+    same = provenance_notes([row, {**row, "input": "infrared", "label": "Infrared"}])
     assert "## Provenance" in same and not any("Warning" in line for line in same)
     mixed = provenance_notes(
-        [row, {**row, "input": "infrared", "device": "cuda", "precision": "bfloat16", "threads": 1}]
+        [
+            row,
+            {
+                **row,
+                "input": "infrared",
+                "label": "Infrared",
+                "device": "cuda",
+                "precision": "bfloat16",
+                "threads": 1,
+            },
+        ]
     )
     warning = next(line for line in mixed if "Warning" in line)
     assert "device: cpu (Visible); cuda (Infrared)" in warning  # names the rows
     assert (
         "precision: fp32 (Visible); bfloat16 (Infrared)" in warning and "threads: 2 (Visible); 1" in warning
     )
-    libraries = provenance_notes([row, {**row, "input": "infrared", "libraries": "numpy 2.5, torch 2.14"}])
+    libraries = provenance_notes(
+        [row, {**row, "input": "infrared", "label": "Infrared", "libraries": "numpy 2.5, torch 2.14"}]
+    )
     assert any("libraries: numpy 2.4, torch 2.14 (Visible)" in line for line in libraries)
 
 

@@ -11,7 +11,8 @@ from fusion.colour import luminance
 from fusion.methods import build_method
 from fusion.methods.base import fuse_luminance
 from msrs.layout import list_pairs, read_ir, read_vi
-from pipelines.engine.stages import method_options
+from pipelines.engine import method_options
+from segmentation.rows import Row
 from tests.conftest import REPO
 
 
@@ -65,7 +66,11 @@ def test_table2_shows_each_rows_colour_mode():
 
     def run(name, colour):
         iou = dict.fromkeys(("background", "car"), 50.0)
-        return {"input": name, "seed": 0, "metrics": {"per_class_iou": iou, "miou": 50.0, "colour": colour}}
+        return {
+            "row": Row.parse(name),
+            "seed": 0,
+            "metrics": {"per_class_iou": iou, "miou": 50.0, "colour": colour},
+        }
 
     table = table2(
         [run("infrared", "grey"), run("visible", "colour"), run("fused:external:/x/DDFM", "colour")]

@@ -268,7 +268,7 @@ def test_workers_start_by_fork_whatever_python_defaults_to(synthetic_root):
 
 def test_slurm_fuse_jobs_of_rules_ask_for_no_gpu(synthetic_root, tmp_path):
     from pipelines.engine import RunLayout, build_plan, environment
-    from pipelines.engine.plan import plan_status
+    from pipelines.engine.runner import plan_status
     from pipelines.engine.slurm import describe, job_plan
 
     config = load_config(REPO / "configs" / "paper.yaml", ["segmentation.encoder_weights=null"])

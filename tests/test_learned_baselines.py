@@ -40,7 +40,7 @@ def test_paper_size_parameter_count_equals_table_5(name):
     parameters = count_parameters(method.build_model(section)) + method.unused_parameters(section)
     print(f"{method.title}: {parameters:,} parameters (Table 5: {method.paper_parameters:,})")
     assert abs(parameters / method.paper_parameters - 1) <= 0.01
-    assert parameters == method.paper_parameters  # exact today; the README explains any change
+    assert parameters == method.paper_parameters  # exact today; docs/baselines.md explains any change
 
 
 def test_itfuse_trains_the_18359_parameters_its_authors_forward_pass_uses():
@@ -262,9 +262,7 @@ def test_resumed_training_equals_an_uninterrupted_one(photo_pairs, tmp_path):
 
 
 def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, tmp_path):
-    from pipelines.engine import RunLayout
-    from pipelines.engine.plan import UpstreamError, plan_status, run_plan
-    from pipelines.engine.stages import build_plan, environment
+    from pipelines.engine import RunLayout, UpstreamError, build_plan, environment, plan_status, run_plan
 
     env = environment(TINY)
     stages = build_plan(TINY, RunLayout(tmp_path), synthetic_root, ["auif", "average"], env, progress=False)
@@ -353,9 +351,8 @@ def test_cmtfusion_frequency_loss_compares_the_authors_scaled_spectra():
 
 
 def test_cmtfusion_perceptual_network_is_part_of_its_training_identity(synthetic_root, tmp_path):
-    from pipelines.engine import RunLayout
+    from pipelines.engine import RunLayout, environment, fusion_stage
     from pipelines.engine.identity import Manifests
-    from pipelines.engine.stages import environment, fusion_stage
 
     def digest(choice: str) -> dict:
         config = load_config(REPO / "configs" / "tiny.yaml", [f"cmtfusion.perceptual={choice}"])

@@ -7,18 +7,18 @@ import pytest
 from msrs.classes import CLASS_NAMES
 from segmentation.report import (
     compare_with_paper,
-    display_name,
     load_paper_table2,
     table2,
     to_markdown,
     write_report,
 )
+from segmentation.rows import Row
 
 
 def _run(name, seed, base):
     iou = {c: base + i for i, c in enumerate(CLASS_NAMES)}
     return {
-        "input": name,
+        "row": Row.parse(name),
         "seed": seed,
         "metrics": {"per_class_iou": iou, "miou": float(np.mean(list(iou.values())))},
     }
@@ -61,10 +61,10 @@ def test_column_where_every_input_scores_zero_has_no_best():
 
 
 def test_external_names_map_to_paper_rows():
-    assert display_name("fused:external:/data/fused/ddfm/") == "DDFM (external)"
-    assert display_name("fused:external:/x/MyNewFusion") == "MyNewFusion (external)"
-    assert display_name("fused:external:/x/SSPFusion") != display_name("fused:sspfusion")
-    assert display_name("infrared") == "Infrared"
+    assert Row.parse("fused:external:/data/fused/ddfm/").label == "DDFM (external)"
+    assert Row.parse("fused:external:/x/MyNewFusion").label == "MyNewFusion (external)"
+    assert Row.parse("fused:external:/x/SSPFusion").label != Row.parse("fused:sspfusion").label
+    assert Row.parse("infrared").label == "Infrared"
 
 
 def test_compare_with_paper_difference():

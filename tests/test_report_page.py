@@ -14,6 +14,7 @@ from pipelines.engine.report import stage_seconds
 from segmentation import figures
 from segmentation.report import table2, write_report
 from segmentation.report_page import RunFacts, collect_facts, table2_notes, write_report_page
+from segmentation.rows import Row
 
 
 def _run(name, seed, base, folder):
@@ -21,7 +22,7 @@ def _run(name, seed, base, folder):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.pt").write_bytes(f"weights of {name} {seed}".encode())
     return {
-        "input": name,
+        "row": Row.parse(name),
         "seed": seed,
         "folder": folder,
         "metrics": {
@@ -53,11 +54,12 @@ def _report(tmp_path, real_msrs):
         _stage("segmentation:infrared:seed0", "segmentation", runs[0]["folder"], 3.0),
         _stage("segmentation:fused:sspfusion:seed0", "segmentation", runs[1]["folder"], 4.0),
     ]
-    quality = {"sspfusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
+    quality = {"SSPFusion": pd.DataFrame({"name": ["a", "b"], "EN": [6.0, 7.0]})}
     written = write_report(out / "report", runs, quality, real_msrs=real_msrs)
     provenance = [
         {
             "input": "infrared",
+            "label": "Infrared",
             "seeds": [0],
             "data": "d41d8c",
             "device": "cpu",
@@ -66,6 +68,7 @@ def _report(tmp_path, real_msrs):
         },
         {
             "input": "fused:sspfusion",
+            "label": "SSPFusion",
             "seeds": [0],
             "data": "d41d8c",
             "fusion_model": "f00d5eed",

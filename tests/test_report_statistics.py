@@ -8,6 +8,7 @@ import pytest
 
 from segmentation.evaluate import CONFUSION_FILE, confusion_per_image, save_confusion_per_image, scores
 from segmentation.report import row_evidence, seeds_note, table2, write_report
+from segmentation.rows import Row
 
 SHAPE = (40, 24, 32)  # test images, height, width
 
@@ -39,7 +40,7 @@ def _write_run(root, input_name, seed, accuracy, evidence=True, night_accuracy=N
     )
     metrics = scores(per_image.sum(0))
     (folder / "metrics.json").write_text(json.dumps(metrics))
-    return {"input": input_name, "seed": seed, "metrics": metrics, "folder": folder}
+    return {"row": Row.parse(input_name), "seed": seed, "metrics": metrics, "folder": folder}
 
 
 def test_report_ranks_rows_with_intervals(tmp_path):
@@ -96,7 +97,7 @@ def test_row_without_evidence_is_omitted_with_a_note(tmp_path):
 def test_no_evidence_at_all_still_reports(tmp_path):
     runs = [
         _write_run(tmp_path, "infrared", 0, 0.5, evidence=False),
-        {"input": "visible", "seed": 0, "metrics": _write_run(tmp_path, "visible", 0, 0.6)["metrics"]},
+        {"row": Row("visible"), "seed": 0, "metrics": _write_run(tmp_path, "visible", 0, 0.6)["metrics"]},
     ]
     written = write_report(tmp_path / "report", runs, {}, real_msrs=False)
     assert "No per-image evidence in any row" in written["table2.md"].read_text()
@@ -176,7 +177,7 @@ def test_every_row_tied_for_best_is_bold_and_named(tmp_path):
     for name in ("visible", "fused:average"):
         folder = tmp_path / name.replace(":", "_") / "seed0"
         shutil.copytree(base["folder"], folder)
-        runs.append({**base, "input": name, "folder": folder})
+        runs.append({**base, "row": Row.parse(name), "folder": folder})
     runs.append(_write_run(tmp_path, "fused:max", 0, 0.3))
     markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
     assert "Best mean mIoU (bold): Infrared, Visible and Average tie; Infrared is the row" in markdown
@@ -196,7 +197,7 @@ def test_a_report_warns_when_nothing_was_learned(tmp_path):
         names = [f"{i:05d}D" for i in range(SHAPE[0])]
         save_confusion_per_image(folder / CONFUSION_FILE, names, confusion_per_image(background, labels))
         metrics = scores(confusion_per_image(background, labels).sum(0).numpy())
-        runs.append({"input": name, "seed": 0, "metrics": metrics, "folder": folder})
+        runs.append({"row": Row.parse(name), "seed": 0, "metrics": metrics, "folder": folder})
     runs.append(_write_run(tmp_path, "fused:sspfusion", 0, 0.7))
     markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
     assert "Warning: Infrared, Visible predict(s) background only" in markdown
@@ -221,7 +222,9 @@ def test_a_report_warns_of_a_class_no_row_finds(tmp_path):
         predictions = np.where(labels == 3, 0, labels).astype(np.uint8)  # bike never found
         confusion = confusion_per_image(predictions, labels)
         save_confusion_per_image(folder / CONFUSION_FILE, names, confusion)
-        runs.append({"input": name, "seed": 0, "metrics": scores(confusion.sum(0).numpy()), "folder": folder})
+        runs.append(
+            {"row": Row.parse(name), "seed": 0, "metrics": scores(confusion.sum(0).numpy()), "folder": folder}
+        )
     markdown = write_report(tmp_path / "report", runs, {}, real_msrs=False)["table2.md"].read_text()
     assert f"Warning: no row finds bike (in {SHAPE[0]} test images)" in markdown
     assert "background only" not in markdown

@@ -16,8 +16,7 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from configs.schema import ConfigError, check_frozen_encoder_is_trained, load_config
 from msrs.classes import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES
 from msrs.layout import DataError
-from pipelines.engine import RunLayout
-from pipelines.engine.stages import build_plan, environment
+from pipelines.engine import RunLayout, build_plan, environment
 from segmentation.data import (
     PAD_FILL,
     AugmentedSplit,

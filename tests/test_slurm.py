@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from configs.schema import SlurmConfig, SlurmResources
-from pipelines.engine.plan import Stage, UpstreamError
 from pipelines.engine.slurm import describe, job_plan, sbatch_options
+from pipelines.engine.stage import Stage, UpstreamError
+from segmentation.rows import Row
 
 from .conftest import REPO, fake_slurm, run_pipeline
 
@@ -25,9 +26,9 @@ def _stage(key: str, kind: str, status: str = "new", upstream: tuple[str, ...] =
     def no(*_):
         raise AssertionError("a job plan runs nothing")
 
-    row = key.removeprefix("segmentation:").rsplit(":", 1)[0] if kind == "segmentation" else None
+    row = Row.parse(key.removeprefix("segmentation:").rsplit(":", 1)[0]) if kind == "segmentation" else None
     folder = Path("/nonexistent") / key
-    return Stage(key, kind, folder, no, no, no, upstream=upstream, cache=cache, input_name=row, status=status)
+    return Stage(key, kind, folder, no, no, no, upstream=upstream, cache=cache, row=row, status=status)
 
 
 def _plan():

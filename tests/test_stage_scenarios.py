@@ -28,6 +28,7 @@ from pipelines.engine import (
 )
 from pipelines.engine.identity import Manifests
 from pipelines.engine.markers import read_done
+from segmentation.rows import Row
 from segmentation.train import train_segmentation
 
 from .conftest import REPO
@@ -77,7 +78,7 @@ def _table(out) -> list[str]:
 def _provenance_is_current(out, config):
     """Every row of provenance.json names the identity its stage has now."""
     stages, _ = _plan(out, config)
-    current = {s.input_name: s.identity.digest for s in stages if s.kind == "segmentation"}
+    current = {s.row.name: s.identity.digest for s in stages if s.kind == "segmentation"}
     rows = json.loads((out / "report" / "provenance.json").read_text())
     assert {row["input"]: row["segmentation_identity"][0] for row in rows} == current
 
@@ -190,7 +191,7 @@ def test_standalone_run_into_run_alls_folder_is_never_mixed_in(run):
     other = _config("inputs=[visible]", "methods=[]", "segmentation.lr=0.05")
     env = environment(other)
     run_alone(
-        segmentation_stage(other, layout, run / "data", "visible", 0, Manifests(), env, progress=False),
+        segmentation_stage(other, layout, run / "data", Row("visible"), 0, Manifests(), env, progress=False),
         False,
         env,
         log=lambda line: None,
@@ -201,7 +202,9 @@ def test_standalone_run_into_run_alls_folder_is_never_mixed_in(run):
     # the same config by hand is the same stage: run_all takes it as it is
     env = environment(visible)
     run_alone(
-        segmentation_stage(visible, layout, run / "data", "visible", 0, Manifests(), env, progress=False),
+        segmentation_stage(
+            visible, layout, run / "data", Row("visible"), 0, Manifests(), env, progress=False
+        ),
         True,
         env,
         log=lambda line: None,
@@ -273,10 +276,10 @@ def test_a_report_on_another_machine_keeps_results_cached(run, monkeypatch):
     """A plan on a machine whose device would resolve another precision (a CPU login node
     reading GPU-made results, or the reverse) keeps every result: the identity holds the
     requested runtime settings, not what the machine makes of them."""
-    from pipelines.engine import stages as stage_module
+    from pipelines.engine import machine
 
-    monkeypatch.setattr(stage_module, "pick_device", lambda name: "cuda:0")
-    monkeypatch.setattr(stage_module, "precision_name", lambda config, device: "bfloat16")
+    monkeypatch.setattr(machine, "pick_device", lambda name: "cuda:0")
+    monkeypatch.setattr(machine, "precision_name", lambda config, device: "bfloat16")
     stages, env = _plan(run, _config())
     assert env["device"] == "cuda:0" and env["precision"] == "bfloat16"
     assert {s.status for s in stages if s.cache} == {"cached"}
@@ -308,10 +311,12 @@ def test_a_folder_this_tool_did_not_write_is_never_moved(run):
 
 
 def test_a_library_upgrade_or_other_switches_make_results_stale(run, monkeypatch):
+    from pipelines.engine import machine
     from pipelines.engine import stages as stage_module
 
-    versions = {**stage_module.library_versions(), "numpy": "9.9.9"}
-    monkeypatch.setattr(stage_module, "library_versions", lambda: versions)
+    versions = {**machine.library_versions(), "numpy": "9.9.9"}
+    monkeypatch.setattr(stage_module, "library_versions", lambda: versions)  # fuse and quality stages
+    monkeypatch.setattr(machine, "library_versions", lambda: versions)  # environment(): the training stages
     stages, _ = _plan(run, _config())
     reasons = {s.key: s.reason for s in stages}
     assert reasons["fuse:average"] == "changed: libraries"

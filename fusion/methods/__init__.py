@@ -31,11 +31,25 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 from configs.schema import ConfigError, ToolError, use_method_registry
 
 ENTRY_POINT_GROUP = "fusionseg.methods"
 EXTERNAL_PREFIX = "external:"
+
+
+def external_folder(name: str) -> str | None:
+    """The folder of an ``external:<folder>`` method name (images made elsewhere), else None:
+    the one place such a name is read."""
+    return name.removeprefix(EXTERNAL_PREFIX) if name.startswith(EXTERNAL_PREFIX) else None
+
+
+def method_folder(name: str) -> str:
+    """The folder name of a method's stages: itself, or ``external-DDFM`` for
+    ``external:/data/DDFM``."""
+    folder = external_folder(name)
+    return name if folder is None else "external-" + Path(folder.rstrip("/")).name
 
 
 @dataclass(frozen=True)
@@ -105,7 +119,7 @@ def register_method(
     ``config``: a dataclass whose fields are the settings of the config section ``section``
     (default: ``name``); ``loss(model, ir, vi, section) -> (loss, {term: value})``.
     """
-    if not name or EXTERNAL_PREFIX in name or ":" in name or name != name.strip():
+    if not name or ":" in name or name != name.strip():
         raise ConfigError(f"register_method: '{name}' is not a method name (no ':' or spaces)")
     if config is not None and not dataclasses.is_dataclass(config):
         raise ConfigError(f"register_method('{name}'): config= must be a dataclass, got {config!r}")
@@ -207,7 +221,7 @@ def resolve_method(name: str) -> str:
     """The registered name a config's method names: itself, or for ``module:attribute`` the
     name ``attribute`` of ``module`` registered (importing the module). ``external:`` folders are
     returned as they are."""
-    if name.startswith(EXTERNAL_PREFIX) or ":" not in name:
+    if external_folder(name) is not None or ":" not in name:
         return name
     module_name, attribute = name.split(":", 1)
     _discover_built_in()
@@ -245,7 +259,7 @@ def trainable_methods() -> list[str]:
 
 
 def is_trainable(name: str) -> bool:
-    return not name.startswith(EXTERNAL_PREFIX) and entry(name).trainable
+    return external_folder(name) is None and entry(name).trainable
 
 
 def display_name(name: str) -> str:
@@ -259,7 +273,7 @@ def display_name(name: str) -> str:
 def method_modules(name: str) -> list[str]:
     """The modules building method ``name`` runs first (its registered builder's, and a
     trainable method's recipe): the entries of its stages' code identity."""
-    if name.startswith(EXTERNAL_PREFIX):
+    if external_folder(name) is not None:
         return ["fusion.methods.external"]
     return list(entry(name).modules)
 
@@ -278,10 +292,10 @@ def section_types() -> dict[str, type]:
 def build_method(name: str, section=None, **options):
     """Build the method called ``name``: a rule with its ``section`` (the config's, or the
     defaults) as keyword arguments plus ``options``; a trainable one from ``checkpoint=``."""
-    if name.startswith(EXTERNAL_PREFIX):
+    folder = external_folder(name)
+    if folder is not None:
         from fusion.methods.external import ExternalMethod
 
-        folder = name.removeprefix(EXTERNAL_PREFIX)
         if not folder:
             raise ConfigError("external:<folder> needs a folder, e.g. external:/data/DDFM")
         return ExternalMethod(folder, **options)
@@ -316,7 +330,9 @@ __all__ = [
     "build_method",
     "display_name",
     "entry",
+    "external_folder",
     "is_trainable",
+    "method_folder",
     "method_modules",
     "register_method",
     "resolve_method",

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from fusion.colour import recolour
+from fusion.methods import EXTERNAL_PREFIX
 from msrs.layout import ALL, IMAGE_SUFFIXES, DataError, Pair, list_split, root_splits
 
 ACCEPTED_MODES = ("L", "RGB")
@@ -68,7 +69,7 @@ class ExternalMethod:
         if grey not in GREY_MODES:
             raise ValueError(f"external method: grey must be one of {GREY_MODES}, got {grey!r}")
         self.folder = Path(folder)
-        self.name = f"external:{folder}"
+        self.name = f"{EXTERNAL_PREFIX}{folder}"
         self.grey = grey
         self._cache: dict[str, dict[str, Path]] = {}
 
@@ -165,7 +166,7 @@ class ExternalMethod:
                         f"{path.relative_to(self.folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
                     )
                     count += 1
-        return f"external:{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}:grey-{self.grey}"
+        return f"{EXTERNAL_PREFIX}{self.folder.resolve()}:{count}:{digest.hexdigest()[:16]}:grey-{self.grey}"
 
     def fuse_pair(self, pair: Pair, split: str) -> np.ndarray:
         path = self.files(split).get(pair.name)

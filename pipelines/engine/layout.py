@@ -6,7 +6,7 @@
     <out>/fusion/sspfusion/              model.pt, checkpoint.pt, history.csv, preview.png
     <out>/fused/<method>/<split>/        fused images, MSRS names
     <out>/quality/<method>/              per_image.csv (fusion metrics of the test split)
-    <out>/segmentation/<input>/seed<k>/  model.pt, checkpoint.pt, metrics.json, predictions/
+    <out>/segmentation/<row>/seed<k>/    model.pt, checkpoint.pt, metrics.json, predictions/
     <out>/report/                        table2.*, table1.*, figures, provenance.json
     <out>/logs/                          one log per segmentation process of run_all --jobs
 
@@ -18,21 +18,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-EXTERNAL = "external:"
-
-
-def method_slug(method: str) -> str:
-    """Folder name of a method: ``external:/data/DDFM`` -> ``external-DDFM``."""
-    if method.startswith(EXTERNAL):
-        return "external-" + Path(method.removeprefix(EXTERNAL).rstrip("/")).name
-    return method
-
-
-def input_slug(input_name: str) -> str:
-    """Folder name of a table row: ``fused:gtf`` -> ``fused-gtf``, ``visible`` -> ``visible``."""
-    if input_name.startswith("fused:"):
-        return "fused-" + method_slug(input_name.removeprefix("fused:"))
-    return input_name
+from fusion.methods import method_folder
+from segmentation.rows import Row
 
 
 def check_out_folder(out: str | Path) -> None:
@@ -78,13 +65,13 @@ class RunLayout:
         return self.out / "fusion" / method
 
     def fused(self, method: str) -> Path:
-        return self.out / "fused" / method_slug(method)
+        return self.out / "fused" / method_folder(method)
 
     def quality(self, method: str) -> Path:
-        return self.out / "quality" / method_slug(method)
+        return self.out / "quality" / method_folder(method)
 
-    def segmentation(self, input_name: str, seed: int) -> Path:
-        return self.out / "segmentation" / input_slug(input_name) / f"seed{seed}"
+    def segmentation(self, row: Row, seed: int) -> Path:
+        return self.out / "segmentation" / row.folder / f"seed{seed}"
 
     @property
     def report(self) -> Path:
@@ -95,4 +82,4 @@ class RunLayout:
         return self.out / "logs"
 
 
-__all__ = ["RunLayout", "check_out_folder", "method_slug", "input_slug"]
+__all__ = ["RunLayout", "check_out_folder"]

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.engine.plan import Stage, check_upstream, run_plan, selected, stage_command
+from pipelines.engine.runner import check_upstream, run_plan, selected, stage_command
+from pipelines.engine.stage import Stage
 from runtime.device import available_cpus
 
 
@@ -56,7 +57,7 @@ def run_parallel(
 ) -> None:
     """Run the selected stages before segmentation here, in order; then each pending
     segmentation stage in its own process (``command`` through
-    :func:`~pipelines.engine.plan.stage_command`), ``jobs`` at a time. On CUDA each child sees
+    :func:`~pipelines.engine.runner.stage_command`), ``jobs`` at a time. On CUDA each child sees
     one GPU of the visible ones (:class:`GpuPool`); the CPUs this process may use are shared out
     among the children through ``runtime.threads`` (their torch threads and loader workers). A
     child's output goes to ``log_dir/<key>.log``. The report is left to the caller (it reads the

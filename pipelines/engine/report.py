@@ -20,11 +20,13 @@ from pathlib import Path
 import yaml
 
 from configs.schema import ExperimentConfig, to_dict
+from pipelines.engine.data_root import is_synthetic
 from pipelines.engine.identity import Identity
 from pipelines.engine.layout import RunLayout
 from pipelines.engine.markers import read_done
-from pipelines.engine.plan import Stage, UpstreamError
+from pipelines.engine.stage import Stage, UpstreamError
 from runtime.files import write_json_atomic
+from segmentation.rows import Row
 
 # what the report compares between rows: where they ran (device, resolved precision, CPU
 # threads), with what (library versions, the requested runtime switches, the encoder's starting
@@ -52,14 +54,13 @@ def check_current(stages: list[Stage]) -> None:
             )
 
 
-def _segmentation_runs(stages: list[Stage], labels: dict[str, str]) -> list[dict]:
+def _segmentation_runs(stages: list[Stage]) -> list[dict]:
     runs = []
     for stage in stages:
         if stage.kind == "segmentation":
             runs.append(
                 {
-                    "input": stage.input_name,
-                    "label": labels.get(stage.input_name, ""),
+                    "row": stage.row,
                     "seed": stage.seed,
                     "metrics": json.loads((stage.folder / "metrics.json").read_text()),
                     "folder": stage.folder,
@@ -88,10 +89,10 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
             "config": parts.get("config"),
         }
         row = rows.setdefault(
-            run["input"],
+            run["row"],
             {
-                "input": run["input"],
-                "label": run.get("label", ""),
+                "input": run["row"].name,
+                "label": run["row"].label,
                 "data": done.get("parts", {}).get("data"),
                 "fusion_model": None,
                 "fused_images": None,
@@ -116,8 +117,6 @@ def provenance(runs: list[dict], by_key: dict[str, Stage]) -> list[dict]:
 
 def provenance_notes(rows: list[dict]) -> list[str]:
     """The report's provenance section (Markdown lines), with a warning when rows differ."""
-    from segmentation.report import row_label
-
     lines = [
         "",
         "## Provenance",
@@ -128,7 +127,7 @@ def provenance_notes(rows: list[dict]) -> list[str]:
     ]
     for row in rows:
         lines.append(
-            f"| {row_label(row)} | {', '.join(map(str, row['seeds']))} | "
+            f"| {row['label']} | {', '.join(map(str, row['seeds']))} | "
             f"{row['data']} | {row['fusion_model'] or '-'} | "
             f"{row['fused_images'] or '-'} | {row['device']} | {row['precision']} | "
             f"{row['threads']} | {row['wall_seconds']:.0f} |"
@@ -141,13 +140,11 @@ def provenance_notes(rows: list[dict]) -> list[str]:
 def differences_warning(rows: list[dict]) -> list[str]:
     """A warning naming, for each :data:`COMPARED` field in which rows differ, which rows had
     which value (none when every row was made alike)."""
-    from segmentation.report import row_label
-
     details = []
     for field in COMPARED:
         groups: dict[str, list[str]] = {}
         for row in rows:
-            groups.setdefault(str(row[field]), []).append(row_label(row))
+            groups.setdefault(str(row[field]), []).append(row["label"])
         if len(groups) > 1:
             shown = "; ".join(f"{value} ({', '.join(names)})" for value, names in groups.items())
             details.append(f"{field}: {shown}")
@@ -181,37 +178,31 @@ def stage_seconds(stages: list[Stage]) -> list[dict]:
     return seconds
 
 
-def variant_rows(config: ExperimentConfig, inputs: list[str]) -> dict[str, str]:
-    """Table 2 label of each variant row among ``inputs`` -> the label of its base method's row,
-    where that row is in the plan too."""
-    from pipelines.engine.stages import row_name
-
+def variant_rows(config: ExperimentConfig, rows: list[Row]) -> dict[str, str]:
+    """Table 2 label of each variant row among ``rows`` -> the label of its base method's row,
+    where that row is among them too."""
+    by_method = {row.method: row for row in rows if row.method}
     pairs = {}
-    for name in dict.fromkeys(inputs):
-        variant = config.variants.get(name.removeprefix("fused:"))
-        if variant is not None and f"fused:{variant.base}" in inputs:
-            pairs[row_name(config, name)] = row_name(config, f"fused:{variant.base}")
+    for row in rows:
+        variant = config.variants.get(row.method)
+        if variant is not None and variant.base in by_method:
+            pairs[row.label] = by_method[variant.base].label
     return pairs
 
 
 def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config: ExperimentConfig) -> Stage:
     """The report of the plan ``stages`` of ``config``: reads every segmentation and quality
     stage, and writes the tables, figures and the report page (index.md, index.html, with the
-    resolved config). Rows are named by the config's variant labels where it gives them."""
-    from pipelines.engine.stages import row_labels
-
-    labels = row_labels(config)
+    resolved config)."""
     config_yaml = yaml.safe_dump(to_dict(config), sort_keys=False)
-    against = variant_rows(config, [s.input_name for s in stages if s.kind == "segmentation"])
-    from pipelines.engine.stages import is_synthetic
-
+    against = variant_rows(config, list(dict.fromkeys(s.row for s in stages if s.kind == "segmentation")))
     reads = tuple(s.key for s in stages if s.kind in ("segmentation", "quality"))
     by_key = {s.key: s for s in stages}
     folder = layout.report
 
     def run(resume, identity):
         check_current([by_key[key] for key in reads])
-        runs = _segmentation_runs(stages, labels)
+        runs = _segmentation_runs(stages)
         if not runs:
             return {"written": []}
         scratch = folder.with_name(f".{folder.name}.building-{os.getpid()}")
@@ -231,16 +222,12 @@ def report_stage(stages: list[Stage], layout: RunLayout, data_root: Path, config
         from segmentation.report_page import collect_facts, describe_data, table2_notes, write_report_page
 
         quality = {
-            labels.get(s.key.replace("quality:", "fused:", 1)) or s.key.removeprefix("quality:"): pd.read_csv(
-                s.folder / "per_image.csv", dtype={"name": str}
-            )
+            s.row.label: pd.read_csv(s.folder / "per_image.csv", dtype={"name": str})
             for s in stages
             if s.kind == "quality"
         }
         fused = {
-            s.key.removeprefix("fuse:"): s.folder / "test"
-            for s in stages
-            if s.kind == "fuse" and (s.folder / "test").is_dir()
+            s.row: s.folder / "test" for s in stages if s.kind == "fuse" and (s.folder / "test").is_dir()
         }
         rows = provenance(runs, by_key)
         write_json_atomic(folder / "provenance.json", rows)

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from configs.schema import ConfigError, SlurmConfig, SlurmResources
 from pipelines.engine.markers import move_aside
-from pipelines.engine.plan import Stage, check_upstream, selected, stage_command
+from pipelines.engine.runner import check_upstream, selected, stage_command
+from pipelines.engine.stage import Stage
 
 
 @dataclass
