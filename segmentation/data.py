@@ -12,7 +12,7 @@ whatever the number of worker processes or DDP ranks, and a resumed run sees exa
 batches an uninterrupted run would.
 
 On a GPU the loader's worker processes must keep up with the model step (about 300 images/s
-for one node, README "Table 2 on a cluster"). What makes them fast (pipelines/benchmark.py
+for one node, docs/gpus-and-clusters.md). What makes them fast (pipelines/benchmark.py
 loader measures each): a sample leaves its worker as the augmented uint8 crop and uint8 label,
 1.2 MB at 480x640 where float32 image and int64 label made 6.1 MB, and the training step
 normalises the image and widens the label on the device (:func:`normalise`, the same float32

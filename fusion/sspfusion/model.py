@@ -66,7 +66,7 @@ def structure_target(features: torch.Tensor, reading: str = "gradient") -> torch
 
     DECISION: ``"gradient"`` by default (configs/schema.py ``fusion.structure_target``): with the
     literal reading the feature drift it rewards blew the phase-1 features up on real MSRS (see
-    README, SSPFusion table). One map per feature channel (so S^k has C_k channels, which is what
+    docs/sspfusion.md). One map per feature channel (so S^k has C_k channels, which is what
     makes eqs. 7-8 elementwise products with F^k well defined); the polarity is the paper's: 1
     where the gradient is *at most* the threshold (1 = flat, 0 = structure); the polarity does not
     change M^k (J_p(a, b) = J_p(1 - a, 1 - b)). The map is a hard threshold, so it carries no
@@ -292,7 +292,7 @@ class Decoder(nn.Module):
     see a valid image and the output can never go dead. ``"sigmoid"`` was the first choice and is
     what made SSPFusion collapse to black images on real MSRS: the decoder's logits drifted to
     about -1500 during phase 1, where the sigmoid's gradient is exactly 0 in float32, so no loss
-    could bring the output back (README, SSPFusion table).
+    could bring the output back (docs/sspfusion.md).
     """
 
     def __init__(self, channels: Sequence[int], rcab: int, reduction: int, output: str = "clamp"):
@@ -387,7 +387,7 @@ class SSPFusion(nn.Module):
     filters, so the per-channel complementarity M^k (eqs. 5-6) and the exchange of eqs. 7-8
     compare unrelated quantities; with one shared encoder (as in RFN-Nest, Li et al. 2021, whose
     two-stage scheme the paper follows) they compare the same filter on both images. The default
-    is chosen by experiment (README, SSPFusion table; configs/paper.yaml).
+    is chosen by experiment (docs/sspfusion.md; configs/paper.yaml).
 
     Fusion of level k: G^k = LeakyReLU(conv3x3([Ŝ^k_ir, Ŝ^k_vi]))  (2 C_k -> C_k). DECISION: a
     learned 3x3 fusion of the two enhanced branches (the paper says only that the decoder
