@@ -70,12 +70,8 @@ def main() -> int:
     setup_runtime(config.runtime)
     layout = RunLayout.default(config.name, args.out)
     seed = config.seed if args.seed is None else args.seed
-    fused, row = None, None
-    if args.input in SOURCES:
-        row = Row(args.input)
-    else:
-        fused = Path(args.input)
-        row = Row.fused(fused.name)
+    fused = None if args.input in SOURCES else Path(args.input)
+    row = Row(args.input) if fused is None else Row.fused(fused.name)
     data_root = resolve_data_root(config, args.data_root, layout)
     env = environment(config)
     stage = segmentation_stage(

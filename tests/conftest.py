@@ -20,8 +20,10 @@ one-node one on this machine; ``.ci/run`` does that, then runs them)::
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +38,31 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = "real_data"
 SLURM = "slurm"
+
+
+EXAMPLE = REPO / "examples" / "fusionseg-example"
+
+
+def install_plugin(
+    folder, entry_points: str, package=EXAMPLE / "fusionseg_example", name="fusionseg_example"
+):
+    """A site folder holding a copy of the plugin package and the metadata an installer writes
+    (what ``pip install`` leaves, without touching this environment): returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if package is not None:
+        shutil.copytree(package, folder / name)
+    info = folder / f"{name}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
+    return folder
+
+
+EXAMPLE_POINTS = """\
+    [fusionseg.methods]
+    contrast = fusionseg_example.rules
+    tinynet = fusionseg_example.network
+"""
 
 
 def run_pipeline(

@@ -31,8 +31,7 @@ from configs.schema import ToolError, load_config
 from fusion.methods import _plugins
 from pipelines.engine import RunLayout, UpstreamError, resolve_data_root
 
-from .conftest import REPO, fake_slurm
-from .test_plugins import EXAMPLE_POINTS, _installed
+from .conftest import EXAMPLE_POINTS, REPO, fake_slurm, install_plugin
 
 GUIDES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPT = "python pipelines/"
@@ -98,7 +97,7 @@ def workdir(tmp_path_factory, synthetic_root, mfnet_root, photo_pairs) -> Path:
     for name in ("MyMethod", "DDFM"):
         for split in ("train", "test"):
             shutil.copytree(synthetic_root / split / "vi", work / "data" / "fused" / name / split)
-    _installed(base / "site", EXAMPLE_POINTS)
+    install_plugin(base / "site", EXAMPLE_POINTS)
     # the default config's scenes, generated once: a command without --out plans in DEFAULT_OUT
     resolve_data_root(load_config(REPO / "configs" / "quick.yaml"), None, RunLayout(work / DEFAULT_OUT))
     for path in GUIDES:
@@ -162,10 +161,10 @@ def run_documented(command: str, work: Path, scratch: Path, monkeypatch) -> str 
     if code not in (0, None):
         return f"exit {code}: {output.getvalue()[-2000:]}"
     if args == ["--help"]:
-        given = [token.split("=")[0] for token in shlex.split(command)[2:] if token.startswith("-")]
-        unknown = [option for option in given if option not in output.getvalue().split()]
-        positional = [token for token in shlex.split(command)[2:3] if not token.startswith("-")]
-        unknown += [word for word in positional if word not in output.getvalue()]
+        tokens, text = shlex.split(command)[2:], output.getvalue()
+        given = [token.split("=")[0] for token in tokens if token.startswith("-")]
+        unknown = [option for option in given if option not in text.split()]
+        unknown += [word for word in tokens[:1] if not word.startswith("-") and word not in text]
         if unknown:
             return f"{script}.py does not take {', '.join(unknown)}"
     return None

@@ -2,7 +2,6 @@
 entry points and by module path, its two methods as Table 2 rows, its code in its stages'
 identity, and each way a plugin can be wrong told in one line."""
 
-import shutil
 import textwrap
 
 import pandas as pd
@@ -10,30 +9,9 @@ import pytest
 
 from configs.schema import ConfigError, load_config
 
-from .conftest import REPO, run_pipeline
+from .conftest import EXAMPLE, EXAMPLE_POINTS, REPO, install_plugin, run_pipeline
 
-EXAMPLE = REPO / "examples" / "fusionseg-example"
 TINY = str(REPO / "configs" / "tiny.yaml")
-
-
-def _installed(folder, entry_points: str, package=EXAMPLE / "fusionseg_example", name="fusionseg_example"):
-    """A site folder holding a copy of the plugin package and the metadata an installer writes
-    (what ``pip install`` leaves, without touching this environment): returns the folder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    if package is not None:
-        shutil.copytree(package, folder / name)
-    info = folder / f"{name}-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent(entry_points))
-    return folder
-
-
-EXAMPLE_POINTS = """\
-    [fusionseg.methods]
-    contrast = fusionseg_example.rules
-    tinynet = fusionseg_example.network
-"""
 
 
 def _run_all(out, site, *extra, timeout=600):
@@ -51,7 +29,7 @@ def _plan(out, site, *extra) -> dict:
 def test_example_plugin_rows_and_its_code_in_their_identity(tmp_path):
     """Installed by entry points, both methods are rows of a tiny Table 2; an edit of the
     network reruns its rows' stages and no other; the package itself is not edited."""
-    site = _installed(tmp_path / "site", EXAMPLE_POINTS)
+    site = install_plugin(tmp_path / "site", EXAMPLE_POINTS)
     out = tmp_path / "run"
     methods = ("--methods", "contrast", "tinynet", "--set", "inputs=[]", "--set", "segmentation.epochs=2")
     first = _run_all(out, site, *methods)
@@ -98,7 +76,7 @@ def test_a_broken_plugin_is_told_in_one_line(tmp_path):
         "@register_method('average')\ndef build():\n    return None\n"
     )
     (package / "quiet.py").write_text("X = 1\n")
-    site = _installed(
+    site = install_plugin(
         tmp_path / "site",
         """\
         [fusionseg.methods]
@@ -144,7 +122,7 @@ def test_a_builder_that_does_not_take_its_section_is_named(tmp_path):
             """
         )
     )
-    site = _installed(
+    site = install_plugin(
         tmp_path / "site", "[fusionseg.methods]\nodd = odd_rule\n", package=package, name="odd_rule"
     )
     line = _fails(tmp_path, site, "--methods", "odd")
