@@ -1,6 +1,6 @@
 """Train a learned fusion method (SSPFusion by default, or a learned baseline) or print its size.
 
-    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|umf|itfuse|cmtfusion|<variant>]
+    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|umf|itfuse|cmtfusion|u2fusion|defusion|tardal|<variant>]
                                      [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
                                      [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
@@ -11,7 +11,7 @@ experiment folder (default runs/<config name>); the model goes to <out>/fusion/<
 the stage rules of run_all (pipelines/engine): a model of the same identity is kept, an
 unfinished run of the same identity resumes, anything else there is moved aside (--force:
 retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
-auif, rfnnest, umf, itfuse, cmtfusion); a variant (the config's ``variants``) is its base with its ``set``
+auif, rfnnest, umf, itfuse, cmtfusion, u2fusion, defusion, tardal); a variant (the config's ``variants``) is its base with its ``set``
 applied, trained into <out>/fusion/<variant>/. --summary prints the parameter count next to the
 SSPFusion paper's Table 5 and the FLOPs of fusing one 640x480 pair (torch.utils.flop_counter),
 and exits. Works under torchrun.

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from configs.schema import ConfigError, RuntimeConfig, load_config
+from fusion.methods import trainable_methods
 from tests.conftest import REPO
 
 TINY = REPO / "configs" / "tiny.yaml"
@@ -174,7 +175,7 @@ def test_the_segmentation_step_reads_nothing_back(synthetic_root):
     assert sums.images == len(dataset) and np.isfinite(sums.means(Dist())["loss"])
 
 
-@pytest.mark.parametrize("method", ["sspfusion", "didfuse", "auif", "rfnnest", "umf", "itfuse", "cmtfusion"])
+@pytest.mark.parametrize("method", trainable_methods())
 def test_a_fusion_step_reads_nothing_back(method, photo_pairs):
     from fusion.data import crops, make_loader, training_pairs
     from fusion.methods.learned import recipe

