@@ -9,13 +9,13 @@ from configs.schema import ConfigError, load_config
 from msrs.synthetic import is_synthetic, write_synthetic
 from pipelines.engine.layout import check_out_folder
 
-from .conftest import REPO, run_pipeline
+from .conftest import REPO, run_pipeline_here
 
 TINY = str(REPO / "configs" / "tiny.yaml")
 
 
 def _run_all(*args):
-    return run_pipeline("run_all.py", *args)
+    return run_pipeline_here("run_all.py", *args)
 
 
 def _one_line_error(result, *fragments):
@@ -188,7 +188,7 @@ def test_only_the_tools_own_errors_are_one_line_a_bug_keeps_its_traceback(capsys
     ],
 )
 def test_a_bad_value_is_blamed_on_the_option_that_gave_it(args, expected, tmp_path):
-    result = run_pipeline("run_all.py", "--config", TINY, "--out", tmp_path / "run", *args, "--dry-run")
+    result = run_pipeline_here("run_all.py", "--config", TINY, "--out", tmp_path / "run", *args, "--dry-run")
     assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
@@ -210,11 +210,11 @@ def test_a_config_file_error_names_the_file_line_and_extends(tmp_path):
 
 def test_a_dry_run_refuses_what_the_run_refuses(tmp_path):
     out = tmp_path / "new"
-    only = run_pipeline(
+    only = run_pipeline_here(
         "run_all.py", "--config", TINY, "--out", out, "--only", "input=fused:average", "--dry-run"
     )
     assert only.returncode == 2 and "reads fuse:average" in only.stderr, only.stderr
-    encoder = run_pipeline(
+    encoder = run_pipeline_here(
         "run_all.py", "--config", TINY, "--out", out, "--set", "segmentation.encoder=resnet999", "--dry-run"
     )
     assert encoder.returncode == 2 and "segmentation.encoder: unknown encoder 'resnet999'" in encoder.stderr

@@ -434,3 +434,30 @@ def test_defusion_counts_its_steps_in_the_model_so_a_resume_goes_on_from_them():
     model.eval()
     defusion_loss(model, ir, vi, TINY.defusion)
     assert int(model.steps) == 3  # evaluating is no step
+
+
+def test_defusion_never_fuses_with_a_fused_head_its_schedule_did_not_reach(photo_pairs, tmp_path):
+    from fusion.methods import MethodError
+
+    config = load_config(REPO / "configs" / "tiny.yaml", ["runtime.threads=1", "defusion.schedule_scale=1.0"])
+    with pytest.raises(
+        MethodError, match=r"trained \d+ steps but its loss trains the fused image only from step 17000"
+    ):
+        train("defusion", config, photo_pairs, tmp_path / "short", progress=False)
+    assert not (tmp_path / "short" / "model.pt").exists()
+    assert (tmp_path / "short" / "checkpoint.pt").is_file()
+
+
+def test_defusion_guard_watches_the_common_image_until_the_fused_term_enters():
+    from fusion.methods.defusion.recipe import watched_images
+
+    section = TINY.defusion
+    model = recipe("defusion").build_model(section).eval()
+    ir, vi = smooth_pair(1, 32, 32)
+    with torch.no_grad():
+        grey = ir.expand(-1, 3, -1, -1)
+        common = watched_images(model, torch.cat([ir, vi]), section)
+        assert torch.allclose(common[:1], model(grey, grey)[0].mean(1, keepdim=True))
+        assert common.shape == (2, 1, 32, 32)  # one image per probe image
+        model.steps.fill_(10**6)
+        assert watched_images(model, torch.cat([ir, vi]), section).shape == (1, 1, 32, 32)  # one per pair

@@ -9,7 +9,7 @@ import pytest
 
 from configs.schema import ConfigError, load_config
 
-from .conftest import EXAMPLE, EXAMPLE_POINTS, REPO, install_plugin, run_pipeline
+from .conftest import EXAMPLE, EXAMPLE_POINTS, REPO, install_plugin, run_pipeline, run_pipeline_here
 
 TINY = str(REPO / "configs" / "tiny.yaml")
 
@@ -59,7 +59,8 @@ def test_module_path_names_a_method_and_its_section_is_checked(tmp_path, monkeyp
 
 
 def _fails(tmp_path, site, *extra) -> str:
-    result = _run_all(tmp_path / "run", site, "--dry-run", *extra)
+    args = ("--config", TINY, "--out", tmp_path / "run", "--no-progress", "--dry-run", *extra)
+    result = run_pipeline_here("run_all.py", *args, paths=(site,))
     assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

@@ -123,8 +123,10 @@ UNUSED_PARAMETERS = 16 * 3 * 9 + 3  # the common decoder's projection
 
 
 class DeFusion(nn.Module):
-    def __init__(self):
+    def __init__(self, fused_start: float = 17000):
+        """``fused_start``: the optimiser step from which its loss trains the fused image."""
         super().__init__()
+        self.fused_start = fused_start
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), resnest_layer(16, 8, 6))
         self.pool = nn.MaxPool2d(3, 2, padding=1)
         self.encoder = nn.ModuleList(
@@ -149,7 +151,9 @@ class DeFusion(nn.Module):
 
     @classmethod
     def from_config(cls, config) -> DeFusion:
-        return cls()
+        from fusion.methods.defusion.losses import THRESHOLDS
+
+        return cls(THRESHOLDS["fused"] * config.schedule_scale)
 
     def encode(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(features at full size, [at 1/2, 1/4, 1/8])."""
