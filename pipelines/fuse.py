@@ -5,7 +5,8 @@
 
 NAME is a registered method (see fusion/methods/__init__.py) or external:<folder>. --out is the
 experiment folder (default runs/<config name>); a learned method (sspfusion, didfuse, auif,
-rfnnest, umf, itfuse, cmtfusion, u2fusion, defusion, tardal) reads its model from --checkpoint (default <out>/fusion/<method>/model.pt). A
+rfnnest, umf, itfuse, cmtfusion, u2fusion, defusion, tardal) reads its model from --checkpoint
+(default <out>/fusion/<method>/model.pt). A
 fusion-only ir/ vi/ folder (RoadScene) is one split called "all". The stage rules of run_all
 apply (pipelines/engine): a folder fused by the same method, parameters, model and sources is
 kept, anything else there is moved aside (--force: fuse again anyway). Grey images of an

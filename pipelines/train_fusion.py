@@ -1,8 +1,7 @@
 """Train a learned fusion method (SSPFusion by default, or a learned baseline) or print its size.
 
-    python pipelines/train_fusion.py [--method sspfusion|didfuse|auif|rfnnest|umf|itfuse|cmtfusion|u2fusion|defusion|tardal|<variant>]
-                                     [--config configs/quick.yaml] [--data-root DIR] [--out DIR]
-                                     [--force] [--no-progress] [--set fusion.fusion_epochs=20]
+    python pipelines/train_fusion.py [--method NAME] [--config configs/quick.yaml] [--data-root DIR]
+                                     [--out DIR] [--force] [--no-progress] [--set fusion.fusion_epochs=20]
     python pipelines/train_fusion.py --method didfuse --config configs/paper.yaml --summary
 
 --data-root is an MSRS root (its train split is used), an MFNet root (its train and val lists)
@@ -10,11 +9,12 @@ or any folder with ir/ and vi/ (RoadScene layout); a test pair is never trained 
 experiment folder (default runs/<config name>); the model goes to <out>/fusion/<method>/, under
 the stage rules of run_all (pipelines/engine): a model of the same identity is kept, an
 unfinished run of the same identity resumes, anything else there is moved aside (--force:
-retrain anyway). The method's recipe and sizes come from its config section (fusion, didfuse,
-auif, rfnnest, umf, itfuse, cmtfusion, u2fusion, defusion, tardal); a variant (the config's ``variants``) is its base with its ``set``
-applied, trained into <out>/fusion/<variant>/. --summary prints the parameter count next to the
-SSPFusion paper's Table 5 and the FLOPs of fusing one 640x480 pair (torch.utils.flop_counter),
-and exits. Works under torchrun.
+retrain anyway). NAME is sspfusion (default), a learned baseline (didfuse, auif, rfnnest, umf,
+itfuse, cmtfusion, u2fusion, defusion, tardal), a plugin's network or a variant; its recipe and
+sizes come from its config section (``fusion`` for SSPFusion, else its name); a variant (the
+config's ``variants``) is its base with its ``set`` applied, trained into <out>/fusion/<variant>/.
+--summary prints the parameter count next to the SSPFusion paper's Table 5 and the FLOPs of
+fusing one 640x480 pair (torch.utils.flop_counter), and exits. Works under torchrun.
 """
 
 import argparse

@@ -217,20 +217,7 @@ def test_unknown_key_in_a_baseline_section_is_an_error():
         load_config(None, ["didfuse.fusion_rule=max"])
 
 
-# ITFuse's images stay input-blind for its first hundreds of steps (fusion/methods/itfuse/recipe.py):
-# a test-sized training ends flat, and the guard must say so rather than write that model
-BLIND_AT_TEST_SIZE = {"itfuse"}
-
-
-def test_a_test_sized_itfuse_ends_flat_and_the_guard_stops_it(photo_pairs, tmp_path):
-    from fusion.guard import FusionCollapseError
-
-    with pytest.raises(FusionCollapseError, match=r"ITFuse collapsed in epoch 12 .*flat"):
-        train("itfuse", TINY, photo_pairs, tmp_path, progress=False)
-    assert not (tmp_path / "model.pt").exists()
-
-
-@pytest.mark.parametrize("name", [name for name in LEARNED if name not in BLIND_AT_TEST_SIZE])
+@pytest.mark.parametrize("name", LEARNED)
 def test_train_then_fuse_a_photo_pair_with_visible_colour(name, photo_pairs, tmp_path):
     out = tmp_path / name
     summary = train(name, TINY, photo_pairs, out, progress=False)

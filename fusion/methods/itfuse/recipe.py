@@ -6,13 +6,6 @@ reaches the optimiser), lr 3e-4 kept, batch 64, 20 epochs.
 DECISION (ours): the script's data loader is not published; crops are 120 x 120 (the model's
 ``img_size`` default in the authors' code) of the experiment's training pairs (SSPFusion's), so
 every row of Table 2 saw the same data.
-
-DECISION (ours): the collapse guard lets a flat image go on for the first 400 optimiser steps.
-In eval mode the network's images start input-blind (a faint fixed pattern): its one shared
-16 -> 16 unit, used 16 times a pass, keeps one set of BatchNorm running statistics for all
-those uses, which take a while to settle. On MFNet (configs/mfnet-cpu.yaml: lr 2e-3, 64 px
-crops, 14 steps an epoch) its images first followed the sources after 9-12 epochs (126-168
-steps), so the guard's usual 5 epochs stopped a training that went on to fuse.
 """
 
 from __future__ import annotations
@@ -33,5 +26,4 @@ RECIPE = Recipe(
     ITFuse.from_config,
     phases,
     unused_parameters=lambda section: registered_but_unused(section.channels),
-    guard_warmup_steps=400,
 )
