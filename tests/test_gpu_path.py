@@ -406,5 +406,7 @@ def test_the_gpu_checks_parts_run_on_the_cpu(synthetic_root, tmp_path):
     run = gpu_check.segmentation_run(config, synthetic_root, tmp_path / "seg", 2)
     assert run["stopped"] == {"stopped_after_epoch": 1} and np.isfinite(run["metrics"]["miou"])
     rates = gpu_check._rates(config, synthetic_root, torch.device("cpu"), steps=1, size=(48, 64))
-    projection = gpu_check._projection(load_config(REPO / "configs" / "paper.yaml"), rates)
-    assert projection["table2_rows"] == 15 and projection["table2_gpu_hours"] > 0
+    paper = load_config(REPO / "configs" / "paper.yaml")
+    projection = gpu_check._projection(paper, rates)
+    rows = len(paper.inputs) + len(paper.methods)  # 2 single-modality rows and 16 methods
+    assert rows == 18 and projection["table2_rows"] == rows and projection["table2_gpu_hours"] > 0
