@@ -16,7 +16,7 @@ The fused term enters at step 17,000 with β = (min(step - 10,000, 14,000) / 14,
 
 DECISION (ours): ``schedule_scale`` multiplies every step threshold above, so a schedule shorter
 than the authors' (the CPU configs) runs the same stages in proportion; 1 is theirs.
-DECISION (ours, as the issue of offline data asks): the authors train on 50,000 COCO photographs
+DECISION (ours: COCO cannot be had offline): the authors train on 50,000 COCO photographs
 (random resized crops, colour jitter); here on the experiment's training frames, each infrared
 frame and each visible luminance frame a single grey image (fed as three equal channels), in
 random crops without jitter.
