@@ -83,20 +83,23 @@ def run_pipeline(
     )
 
 
-def run_pipeline_here(script: str, *args: str, paths: tuple = ()) -> subprocess.CompletedProcess:
-    """:func:`run_pipeline` in this process, for commands refused before anything runs: the
-    script's ``main`` through ``_common.run_main`` (so its exit code and one-line error are what
-    a user sees) with ``sys.argv``, the working folder, the import path and the method registry
-    restored afterwards; ``paths`` (a plugin's site folder) come first on the import path while
-    it runs, and what was imported from them is forgotten. Spares each call the interpreter's
+def run_pipeline_here(
+    script: str, *args: str, paths: tuple = (), cwd: Path = REPO
+) -> subprocess.CompletedProcess:
+    """:func:`run_pipeline` in this process, for commands that train nothing (refusals, dry runs,
+    ``--help``): the script's ``main`` through ``_common.run_main`` (so its exit code and one-line
+    error are what a user sees), run in ``cwd``, with ``sys.argv``, the working folder, the import
+    path and the method registry restored afterwards; ``paths`` (a plugin's site folder, a folder
+    of the user's modules) come first on the import path while it runs, and what was imported
+    from them is forgotten. Spares each call the interpreter's
     and torch's start-up (~6 s here)."""
     from fusion.methods import _REGISTRY, _plugins, available_methods
 
     available_methods()  # the built-ins registered before the registry is saved
-    argv, cwd, path, registry = sys.argv, os.getcwd(), list(sys.path), dict(_REGISTRY)
+    argv, home, path, registry = sys.argv, os.getcwd(), list(sys.path), dict(_REGISTRY)
     stdout, stderr = io.StringIO(), io.StringIO()
     try:
-        os.chdir(REPO)
+        os.chdir(cwd)
         sys.path[:0] = [*map(str, paths), str(REPO / "pipelines")]
         importlib.invalidate_caches()
         sys.argv = [str(REPO / "pipelines" / script), *map(str, args)]
@@ -111,7 +114,7 @@ def run_pipeline_here(script: str, *args: str, paths: tuple = ()) -> subprocess.
                 code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
     finally:
         sys.argv, sys.path[:] = argv, path
-        os.chdir(cwd)
+        os.chdir(home)
         for name, module in list(sys.modules.items()):
             where = getattr(module, "__file__", None) or ""
             if any(where.startswith(str(folder)) for folder in paths):

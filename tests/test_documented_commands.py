@@ -16,22 +16,17 @@ every option the command gives must be one the script takes.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import io
 import re
 import shlex
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-from configs.schema import ToolError, load_config
-from fusion.methods import _plugins
-from pipelines.engine import RunLayout, UpstreamError, resolve_data_root
+from configs.schema import load_config
+from pipelines.engine import RunLayout, resolve_data_root
 
-from .conftest import EXAMPLE_POINTS, REPO, fake_slurm, install_plugin
+from .conftest import EXAMPLE_POINTS, REPO, fake_slurm, install_plugin, run_pipeline_here
 
 GUIDES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SCRIPT = "python pipelines/"
@@ -132,36 +127,19 @@ def prepare(command: str, work: Path, scratch: Path) -> tuple[str, list[str]]:
 
 
 def run_documented(command: str, work: Path, scratch: Path, monkeypatch) -> str | None:
-    """Run one documented command; None when it runs, else what went wrong."""
+    """Run one documented command in ``work``; None when it runs, else what went wrong."""
     script, args = prepare(command, work, scratch)
-    monkeypatch.chdir(work)
-    monkeypatch.syspath_prepend(str(work))
-    monkeypatch.syspath_prepend(str(work.parent / "site"))
-    monkeypatch.syspath_prepend(str(REPO / "pipelines"))
-    monkeypatch.setattr(sys, "argv", [f"pipelines/{script}.py", *args])
     if "--launcher" in args:
         for key, value in fake_slurm(scratch.parent / "slurm-bin").items():
             monkeypatch.setenv(key, value)
-    module = importlib.import_module(script)
-    output = io.StringIO()
-    _plugins.cache_clear()  # the example plugin is installed while the command runs
-    try:
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
-            code = module.main()
-    except SystemExit as stop:
-        code = stop.code
-    except UpstreamError as error:
-        if "--only" in args and "build it first" in str(error):
+    # the example plugin is installed (site/) and the guide's own modules are in work/
+    result = run_pipeline_here(f"{script}.py", *args, paths=(work, work.parent / "site"), cwd=work)
+    if result.returncode != 0:
+        if "--only" in args and "build it first" in result.stderr:
             return None  # the selection is understood; the guide's run folder would hold its upstream
-        return f"error: {error}"
-    except ToolError as error:
-        return f"error: {error}"
-    finally:
-        _plugins.cache_clear()
-    if code not in (0, None):
-        return f"exit {code}: {output.getvalue()[-2000:]}"
+        return f"exit {result.returncode}: {(result.stdout + result.stderr)[-2000:]}"
     if args == ["--help"]:
-        tokens, text = shlex.split(command)[2:], output.getvalue()
+        tokens, text = shlex.split(command)[2:], result.stdout
         given = [token.split("=")[0] for token in tokens if token.startswith("-")]
         unknown = [option for option in given if option not in text.split()]
         unknown += [word for word in tokens[:1] if not word.startswith("-") and word not in text]
