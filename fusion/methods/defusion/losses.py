@@ -3,8 +3,9 @@
 
 Two views of one image x: x m_1 + n_1 (1 - m_1) and x m_2 + n_2 (1 - m_2), with n the absolute
 value of Gaussian noise clipped to [0, 1] and m_1, m_2 random block masks (13 x 13 and 26-27 x 26-27
-Bernoulli grids of one rate drawn from [0.1, 0.99), multiplied; a pixel neither mask keeps goes
-to one of them by a third grid; the two swapped at random). With c = m_1 m_2 the part both views
+Bernoulli grids of one rate drawn from [0.1, 0.99), multiplied, the fine size drawn once per image
+for both; a pixel neither mask keeps goes to one of them by a third grid, of 13 cells, of that fine
+size or of a second drawn one; the two swapped at random). With c = m_1 m_2 the part both views
 keep and u_k = |m_k - c| each view's own part, the network's common image C, unique images U_1,
 U_2 and fused image F are trained by
 
@@ -47,11 +48,16 @@ def mixing_masks(count: int, size: tuple[int, int], device) -> tuple[torch.Tenso
     """(m_1, m_2), each (count, 1, H, W) of 0 and 1, drawn on ``device`` (nothing read back)."""
     rates = 0.1 + torch.rand(count, device=device) / 1.12
     coin = lambda: torch.rand(count, 1, 1, 1, device=device) < 0.5  # noqa: E731
-    fine = lambda: torch.where(coin(), _grids(26, rates, size), _grids(27, rates, size))  # noqa: E731
-    grid1 = _grids(13, rates, size) * fine()
-    grid2 = _grids(13, rates, size) * fine()
+    fine = lambda cells26: torch.where(cells26, _grids(26, rates, size), _grids(27, rates, size))  # noqa: E731
+    # one fine grid size per image for both views and a second for the third grid (the
+    # authors' grid_num2 and grid_num3); each grid is its own draw
+    views26, third26 = coin(), coin()
+    grid1 = _grids(13, rates, size) * fine(views26)
+    grid2 = _grids(13, rates, size) * fine(views26)
     pick = torch.rand(count, 1, 1, 1, device=device)
-    grid3 = torch.where(pick < 0.33, _grids(13, rates, size), torch.where(pick < 0.66, fine(), fine()))
+    grid3 = torch.where(
+        pick < 0.33, _grids(13, rates, size), torch.where(pick < 0.66, fine(views26), fine(third26))
+    )
     neither = ((grid1 == 0) & (grid2 == 0)).float()
     grid1, grid2 = grid1 + grid3 * neither, grid2 + (1 - grid3) * neither
     swap = coin()
