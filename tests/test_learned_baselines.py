@@ -409,6 +409,20 @@ def test_defusion_views_and_schedule_are_the_authors():
     assert values(170, 0.01) == pytest.approx(values(17000))  # schedule_scale shrinks every threshold
 
 
+def test_defusion_views_share_one_fine_grid_size_per_image(monkeypatch):
+    """The authors draw the 26/27-cell size once per image (grid_num2) for both views: with each
+    grid replaced by its cell count, both masks are 13 x that size, image by image."""
+    from fusion.methods.defusion import losses
+
+    monkeypatch.setattr(
+        losses, "_grids", lambda cells, rates, size: torch.full((len(rates), 1, *size), float(cells))
+    )
+    torch.manual_seed(0)
+    m1, m2 = losses.mixing_masks(64, (4, 4), "cpu")
+    assert torch.equal(m1, m2)
+    assert set(m1.unique().tolist()) == {13.0 * 26, 13.0 * 27}  # both sizes are drawn
+
+
 def test_defusion_counts_its_steps_in_the_model_so_a_resume_goes_on_from_them():
     from fusion.methods.defusion.losses import defusion_loss
 
